@@ -1,0 +1,7 @@
+"""User-facing errors: the CLI prints them as one line and exits non-zero, no traceback."""
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad option, missing file, unreachable server)."""
+
+    exit_code = 2

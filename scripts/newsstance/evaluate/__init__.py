@@ -1,0 +1,1 @@
+"""newsstance.evaluate stage."""

@@ -1,0 +1,1 @@
+"""newsstance.normalize stage."""

@@ -1,0 +1,1 @@
+"""newsstance.release stage."""

@@ -1,0 +1,1 @@
+"""newsstance.studio stage."""
