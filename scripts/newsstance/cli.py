@@ -87,8 +87,11 @@ def _register_stages() -> None:
     from newsstance.release.cli import register as register_release
     from newsstance.run import register as register_run
     from newsstance.studio.cli import register as register_studio
+    from newsstance.studio.cli_gold import register as register_gold
 
-    for register in (register_run, register_normalize, register_studio, register_release, register_evaluate):
+    for register in (
+        register_run, register_normalize, register_studio, register_gold, register_release, register_evaluate
+    ):
         register(app)
 
 

@@ -1,0 +1,9 @@
+"""Commands `newsstance agree` and `newsstance adjudicate`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's commands to the root app."""
