@@ -12,11 +12,11 @@ run: $(STAMP)
 	$(BIN)/newsstance run
 
 test: $(STAMP)
-	$(BIN)/ruff check scripts tests benchmarks
+	$(BIN)/ruff check scripts tests benchmarks examples
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
-	$(BIN)/ruff check scripts tests benchmarks
+	$(BIN)/ruff check scripts tests benchmarks examples
 
 setup: $(STAMP)
 

