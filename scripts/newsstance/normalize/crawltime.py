@@ -1,0 +1,102 @@
+"""When was a raw file crawled? `--crawl-time`, else a sidecar `<file>.meta.json`
+(`{"crawled_at": ..., "url"?: ..., "source"?: ..., "language"?: ...}`), else a
+`crawl_manifest.jsonl` in the file's folder or a parent up to the corpus root (lines
+`{"path": <relative to that folder>, "crawled_at": ...}`), else - decided per record - a
+news-please record's `date_download`, else the file's mtime.
+
+Sidecars and manifests describe inputs; they are never inputs themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from newsstance.normalize.dates import parse_timestamp
+from newsstance.normalize.model import CrawlContext
+
+SIDECAR_SUFFIX = ".meta.json"
+MANIFEST_NAME = "crawl_manifest.jsonl"
+
+
+def is_metadata_file(name: str) -> bool:
+    return name.endswith(SIDECAR_SUFFIX) or name == MANIFEST_NAME
+
+
+class CrawlPlanner:
+    """Resolves file-level crawl contexts; each crawl manifest is read once."""
+
+    def __init__(self, corpus_root: Path, cli_time: datetime | None):
+        self.corpus_root = corpus_root
+        self.cli_time = cli_time
+        self._manifests: dict[Path, dict[str, str]] = {}
+        self.warnings: list[str] = []
+
+    def _manifest(self, folder: Path) -> dict[str, str]:
+        if folder not in self._manifests:
+            entries: dict[str, str] = {}
+            path = folder / MANIFEST_NAME
+            if path.is_file():
+                with path.open("rb") as handle:
+                    for number, line in enumerate(handle, start=1):
+                        if not line.strip():
+                            continue
+                        try:
+                            entry = orjson.loads(line)
+                            entries[str(entry["path"]).removeprefix("./")] = str(entry["crawled_at"])
+                        except (orjson.JSONDecodeError, KeyError, TypeError):
+                            self.warnings.append(f"{path}:{number}: not a {{path, crawled_at}} line; ignored")
+            self._manifests[folder] = entries
+        return self._manifests[folder]
+
+    def _sidecar(self, path: Path) -> dict[str, Any] | None:
+        sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+        if not sidecar.is_file():
+            return None
+        try:
+            data = orjson.loads(sidecar.read_bytes())
+        except (orjson.JSONDecodeError, OSError) as exc:
+            self.warnings.append(f"{sidecar}: unreadable sidecar ({exc}); ignored")
+            return None
+        if not isinstance(data, dict):
+            self.warnings.append(f"{sidecar}: sidecar is not a JSON object; ignored")
+            return None
+        return data
+
+    def _from_manifests(self, path: Path) -> datetime | None:
+        folder = path.parent
+        while True:
+            value = self._manifest(folder).get(path.relative_to(folder).as_posix())
+            if value is not None:
+                moment = parse_timestamp(value)
+                if moment is None:
+                    self.warnings.append(f"{folder / MANIFEST_NAME}: unreadable crawled_at {value!r} for {path.name}")
+                return moment
+            if folder == self.corpus_root or folder == folder.parent or self.corpus_root not in folder.parents:
+                return None
+            folder = folder.parent
+
+    def context(self, path: Path, stat: os.stat_result) -> CrawlContext:
+        mtime = datetime.fromtimestamp(int(stat.st_mtime), tz=UTC)
+        sidecar = self._sidecar(path) or {}
+
+        def text(key: str) -> str | None:
+            value = sidecar.get(key)
+            return value.strip() if isinstance(value, str) and value.strip() else None
+
+        extras = {"url": text("url"), "outlet": text("source"), "language": text("language")}
+        if self.cli_time is not None:
+            return CrawlContext(self.cli_time, "cli", mtime, **extras)
+        if "crawled_at" in sidecar:
+            moment = parse_timestamp(text("crawled_at"))
+            if moment is not None:
+                return CrawlContext(moment, "sidecar", mtime, **extras)
+            self.warnings.append(f"{path.name}{SIDECAR_SUFFIX}: unreadable crawled_at {sidecar['crawled_at']!r}")
+        moment = self._from_manifests(path)
+        if moment is not None:
+            return CrawlContext(moment, "manifest", mtime, **extras)
+        return CrawlContext(None, None, mtime, **extras)

@@ -1,0 +1,182 @@
+"""Raw bytes -> clean Unicode text, recording every repair.
+
+Strategy: UTF-8 (BOM stripped) first, then cp1252, then charset-normalizer. Order matters:
+charset-normalizer tends to call cp1252 text "cp1250" and would turn smart quotes into the
+wrong letters, while a strict cp1252 decode of non-UTF-8 Western text is almost always
+right (bytes 0x80-0x9F are printable there; in latin-1 they would be C1 controls).
+A decoding is accepted only when the result looks like text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from newsstance.normalize.model import Reason
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG image"), (b"GIF87a", "GIF image"), (b"GIF89a", "GIF image"),
+    (b"\xff\xd8\xff", "JPEG image"), (b"%PDF-", "PDF document"), (b"PK\x03\x04", "ZIP archive"),
+    (b"\x1f\x8b", "gzip archive"), (b"BZh", "bzip2 archive"), (b"7z\xbc\xaf\x27\x1c", "7z archive"),
+    (b"\x7fELF", "ELF executable"), (b"RIFF", "RIFF media"),
+    (b"OggS", "Ogg media"), (b"ID3", "MP3 audio"), (b"\xd0\xcf\x11\xe0", "OLE document"),
+)
+_UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_UTF8_BOM = b"\xef\xbb\xbf"
+_SNIFF_BYTES = 8192
+MAX_CHAOS = 0.1
+
+# UTF-8 read as cp1252: a lead char (U+00C2-U+00F4) followed by 1-3 chars standing for bytes 0x80-0xBF.
+_CONT = re.escape(bytes(range(0x80, 0xC0)).decode("cp1252", errors="ignore") + "\x81\x8d\x8f\x90\x9d")
+_MOJIBAKE = re.compile(f"[\u00c2-\u00df][{_CONT}]|[\u00e0-\u00ef][{_CONT}]{{2}}|[\u00f0-\u00f4][{_CONT}]{{3}}")
+_UNDEFINED_CP1252 = {chr(b): bytes([b]) for b in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_LINE_SEPARATORS = re.compile("[\u2028\u2029]")
+
+
+class DecodeError(Exception):
+    """The bytes are not usable text; carries a quarantine reason."""
+
+    def __init__(self, reason: Reason, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    text: str
+    encoding: str
+    repairs: tuple[str, ...]
+
+
+def sniff_binary(data: bytes) -> str | None:
+    """What binary thing this is, or None for text-like bytes."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    head = data[:_SNIFF_BYTES]
+    if any(head.startswith(bom) for bom, _ in _UTF16_BOMS):
+        return None
+    if b"\x00" in head:
+        return "NUL bytes"
+    return None
+
+
+def looks_like_text(text: str) -> bool:
+    """Mostly letters and ordinary punctuation, no control characters."""
+    sample = text[:20000]
+    if _CONTROL.search(sample.replace("\t", " ").replace("\n", " ").replace("\r", " ").replace("\f", " ")):
+        return False
+    visible = [ch for ch in sample if not ch.isspace()]
+    if not visible:
+        return True
+    letters = sum(1 for ch in visible if ch.isalpha())
+    symbols = sum(1 for ch in visible if unicodedata.category(ch) in ("So", "Sk", "Co", "Cn"))
+    return letters / len(visible) >= 0.5 and symbols / len(visible) < 0.1
+
+
+def _decode_raw(data: bytes) -> tuple[str, str, list[str]]:
+    for bom, encoding in _UTF16_BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(encoding), encoding, ["bom"]
+            except UnicodeDecodeError as exc:
+                raise DecodeError(Reason.UNDECODABLE, f"invalid {encoding} at byte {exc.start}") from None
+    repairs: list[str] = []
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM):]
+        repairs.append("bom")
+    try:
+        return data.decode("utf-8"), "utf-8", repairs
+    except UnicodeDecodeError as exc:
+        utf8_error = f"not UTF-8 (byte 0x{data[exc.start]:02x} at {exc.start})"
+    try:
+        text = data.decode("cp1252")
+        if looks_like_text(text):
+            return text, "cp1252", [*repairs, "cp1252"]
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    # Any byte soup "decodes" in some 8-bit code page: trust the detector only when the result
+    # is nearly free of odd character mixes (chaos) and reads as some language (coherence).
+    if best is not None and best.chaos <= MAX_CHAOS and best.coherence > 0:
+        text = str(best)
+        if looks_like_text(text):
+            return text, best.encoding, [*repairs, best.encoding]
+    raise DecodeError(Reason.UNDECODABLE, f"{utf8_error}; no cp1252 or detected encoding gives readable text")
+
+
+def fix_mojibake(text: str) -> tuple[str, bool]:
+    """Undo UTF-8-read-as-cp1252 runs ("â€™" -> "’") where each run round-trips."""
+
+    def repair(match: re.Match[str]) -> str:
+        chunk = match.group(0)
+        # cp1252 leaves 0x81 0x8D 0x8F 0x90 0x9D undefined; decoders pass them through as U+0081 etc.
+        raw = b"".join(_UNDEFINED_CP1252.get(ch) or ch.encode("cp1252") for ch in chunk)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return chunk
+
+    fixed = _MOJIBAKE.sub(repair, text)
+    return fixed, fixed != text
+
+
+def decode_bytes(data: bytes) -> Decoded:
+    """Decode and clean: BOM, encoding, CRLF, mojibake, control chars, NFC (each recorded in `repairs`)."""
+    binary = sniff_binary(data)
+    if binary:
+        raise DecodeError(Reason.BINARY, f"looks like {binary}, not text")
+    text, encoding, repairs = _decode_raw(data)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        repairs.append("crlf")
+    ascii_only = text.isascii()  # fast path: most English pages need no Unicode repair
+    if not ascii_only and _LINE_SEPARATORS.search(text):
+        text = _LINE_SEPARATORS.sub("\n", text)
+        repairs.append("line_separators")
+    if not ascii_only and encoding == "utf-8" and _MOJIBAKE.search(text):
+        text, changed = fix_mojibake(text)
+        if changed:
+            repairs.append("mojibake")
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(lambda m: " " if m.group(0) in "\x0b\x0c" else "", text)
+        repairs.append("control_chars")
+    if not ascii_only and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+        repairs.append("nfc")
+    return Decoded(text, encoding, tuple(repairs))
+
+
+def clean_inline(value: str) -> str:
+    """One line or title: NFC, whitespace runs collapsed, trimmed (for strings from JSON/HTML)."""
+    if not unicodedata.is_normalized("NFC", value):
+        value = unicodedata.normalize("NFC", value)
+    return " ".join(value.split())
+
+
+_SPACES = re.compile(r"[ \t]+")
+
+
+def clean_paragraph(value: str) -> str:
+    """A paragraph: spaces and tabs collapsed (other whitespace such as NBSP kept), trimmed."""
+    if "  " in value or "\t" in value:
+        value = _SPACES.sub(" ", value)
+    return value.strip()
+
+
+def join_paragraphs(paragraphs: list[str]) -> str:
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Paragraphs of text that uses one line per paragraph (news-please maintext, trafilatura output)."""
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text)
+    return [p for p in (clean_paragraph(line) for line in text.split("\n")) if p]

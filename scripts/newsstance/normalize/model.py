@@ -1,0 +1,184 @@
+"""The items that flow through the normalize pipeline.
+
+A run starts from `FileTask`s (one raw file each). Steps turn them into `RawPage` (bytes),
+`TextPage` (decoded text), `Draft` (one extracted article) and finally `Article` (a
+schema-valid record). Anything unusable becomes a `Quarantine` item, which every later
+step passes through untouched, so each file ends as articles and/or quarantine entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+PARSER_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.0.0"
+
+
+class Reason(StrEnum):
+    """Quarantine reason codes (stable: other tools count by them)."""
+
+    EMPTY = "empty"
+    BINARY = "binary"
+    UNDECODABLE = "undecodable"
+    TOO_LARGE = "too_large"
+    MALFORMED_JSON = "malformed_json"
+    SCHEMA_INVALID = "schema_invalid"
+    NO_ARTICLE = "no_article"
+    READ_ERROR = "read_error"
+
+
+class Format(StrEnum):
+    AGGREGATOR = "aggregator"
+    HTML = "html"
+    NEWSPLEASE_JSON = "newsplease-json"
+    NEWSPLEASE_JSONL = "newsplease-jsonl"
+    PLAINTEXT = "plaintext"
+
+
+def iso_utc(moment: datetime) -> str:
+    """`2025-03-12T10:15:30Z`: UTC, whole seconds (naive datetimes are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlContext:
+    """When (and per what evidence) a file was crawled, plus sidecar metadata for its article.
+
+    `crawled_at` is None when no file-level source exists: the record's own
+    `date_download` is used if present, else `mtime`.
+    """
+
+    crawled_at: datetime | None
+    source: str | None  # cli | sidecar | manifest
+    mtime: datetime
+    url: str | None = None
+    outlet: str | None = None
+    language: str | None = None
+
+    def key(self) -> str:
+        """What the parse result depends on (part of the cache key)."""
+        when = iso_utc(self.crawled_at) if self.crawled_at else f"mtime={iso_utc(self.mtime)}"
+        return f"{self.source}|{when}|{self.url}|{self.outlet}|{self.language}"
+
+    def resolve(self, record_time: datetime | None = None) -> tuple[datetime, str]:
+        """The crawl time for one record and its `crawl_time_source`."""
+        if self.crawled_at is not None and self.source:
+            return self.crawled_at, self.source
+        if record_time is not None:
+            return record_time, "record"
+        return self.mtime, "mtime"
+
+
+@dataclass(frozen=True, slots=True)
+class FileTask:
+    """One raw file to normalise; `cached` is the previous run's index entry for it, if any."""
+
+    path: str  # absolute
+    rel: str  # posix, relative to the corpus root
+    size: int
+    crawl: CrawlContext
+    cached: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Quarantine:
+    """Bad input, with a reason code and a human-readable detail."""
+
+    rel: str
+    sha256: str | None
+    reason: Reason
+    detail: str
+    errors: list[dict[str, str]] | None = None
+    line: int | None = None
+    record_index: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"path": self.rel, "sha256": self.sha256, "reason": str(self.reason),
+                                 "detail": self.detail}
+        if self.errors is not None:
+            entry["errors"] = self.errors
+        if self.line is not None:
+            entry["line"] = self.line
+        if self.record_index is not None:
+            entry["record_index"] = self.record_index
+        return entry
+
+
+@dataclass(slots=True)
+class RawPage:
+    task: FileTask
+    data: bytes
+    sha256: str
+
+
+@dataclass(slots=True)
+class TextPage:
+    task: FileTask
+    sha256: str
+    text: str
+    encoding: str
+    repairs: tuple[str, ...]
+    size: int
+
+
+@dataclass(slots=True)
+class Cached:
+    """A file unchanged since the last run: its previous results are reused, not reparsed."""
+
+    task: FileTask
+    sha256: str
+    entry: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Draft:
+    """One extracted article before ids, dates and validation.
+
+    Fields read from JSON keep their raw type (a title may be a number) so that the schema,
+    not the reader, reports what is wrong with them.
+    """
+
+    page: TextPage
+    format: Format
+    title: Any
+    text: Any
+    role: str = "standalone"
+    source: Any = None
+    url: Any = None
+    authors: Any = field(default_factory=list)
+    language: Any = None
+    published_raw: str | None = None
+    record_time: datetime | None = None  # news-please date_download
+    position: int = 0  # order of the article inside its file
+    main_position: int | None = None  # position of the page's main article, for related ones
+    line_start: int | None = None
+    line_end: int | None = None
+    byte_start: int | None = None
+    byte_end: int | None = None
+    record_index: int | None = None
+    # filled by later steps
+    crawled_at: datetime | None = None
+    crawl_source: str | None = None
+    published_at: str | None = None
+    precision: str | None = None
+    truncated: bool = False
+    identity: str = ""
+    id: str = ""
+    related_to: str | None = None
+
+
+@dataclass(slots=True)
+class Article:
+    """A schema-valid record plus what the dedup stage needs to know about it."""
+
+    rel: str
+    record: dict[str, Any]
+    identity: str
+    signature: np.ndarray | None = None

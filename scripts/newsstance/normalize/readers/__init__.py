@@ -1,0 +1,1 @@
+"""Readers: one per raw format, each turning decoded text into articles (or a quarantine reason)."""
