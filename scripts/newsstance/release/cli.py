@@ -32,6 +32,8 @@ def build(
     results: Annotated[Path | None, typer.Option("--results", help="Benchmark results for the card (default: newest "
                                                  "benchmarks/results/leaderboard-X.Y.Z.json).")] = None,
     pretty_name: Annotated[str, typer.Option("--pretty-name", help="Dataset name on the card.")] = "newsstance",
+    with_benchmarks: Annotated[bool, typer.Option("--with-benchmarks", help="Run the baselines on this release's "
+                                                  "test split and put their leaderboard in its card.")] = False,
 ) -> None:
     """Build a versioned Hugging Face release (parquet, card, manifest, diff) into OUT/<version>."""
     from newsstance.release.build import build_release
@@ -43,7 +45,7 @@ def build(
     result = build_release(
         version=version, out=out, articles=articles, gold=gold, splits=splits, ratios=ratios, license_id=license_id,
         silver_model=silver_model, silver_predictions=silver_predictions, agreement=agreement, results=results,
-        pretty_name=pretty_name,
+        pretty_name=pretty_name, with_benchmarks=with_benchmarks,
     )
     rows = ", ".join(f"{config} {sum(splits_.values())}" for config, splits_ in result.rows.items())
     state = "built" if result.built else "unchanged, kept"
