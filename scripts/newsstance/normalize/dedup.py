@@ -7,7 +7,7 @@ Two halves, so the expensive part runs where the text is:
   including common Unicode punctuation, separates tokens and is otherwise ignored).
   Texts shorter than 5 words make one shingle of what they have. The implementation
   is vectorised numpy (tabulation-hashed tokens, a linear 5-gram combination,
-  multiplicative permutations): ~130 us for a 300-word article, 4-5x faster than
+  multiplicative permutations): ~100 us for a 300-word article, 4-5x faster than
   datasketch's `update_batch` with Python shingling (`benchmarks/README.md`). Every
   constant comes from a fixed splitmix64 seed, so signatures are identical across
   processes, runs and numpy versions (`SIGNATURE_VERSION` names them).
