@@ -93,6 +93,32 @@ def test_bad_predictions_are_refused_before_sending(bad: dict) -> None:
         build_tasks([article()], [[bad]], "spacy:x@1", load_scheme())
 
 
+def choice(rid: str, control: str, value: str, start: int | None = None, end: int | None = None) -> dict:
+    item = {"id": rid, "from_name": control, "to_name": "text", "type": "choices", "value": {"choices": [value]}}
+    if start is not None:
+        item["value"].update(start=start, end=end, text=TEXT[start:end])
+    return item
+
+
+def test_review_style_predictions_with_stances_are_checked() -> None:
+    """Review tasks carry per-region and document stances; they are validated like spans."""
+    start = TEXT.index("Portvale")
+    span = region(start, start + 8, "GPE", id="r1")
+    task = build_tasks([article()], None, None, load_scheme())[0]
+    good = [span, choice("r1", "mention_stance", "favor", start, start + 8), choice("d", "stance_carbon_levy",
+                                                                                    "not_about")]
+    task["predictions"] = [{"model_version": "reviewer", "result": good}]
+    assert task_problems(task, load_scheme()) == []
+    for bad, why in (
+        (choice("zz", "mention_stance", "favor", start, start + 8), "no span with that region id"),
+        (choice("r1", "mention_stance", "favor", start, start + 3), "offsets differ"),
+        (choice("r1", "mention_stance", "not_about", start, start + 8), "not one of"),
+        (choice("d", "stance_carbon_levy", "maybe"), "not one of"),
+    ):
+        task["predictions"] = [{"model_version": "reviewer", "result": [span, bad]}]
+        assert any(why in problem for problem in task_problems(task, load_scheme())), why
+
+
 def test_task_whose_hash_lies_is_refused() -> None:
     lying = dict(article(), text_sha256=text_sha256("other"))
     with pytest.raises(UserError):

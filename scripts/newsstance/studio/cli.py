@@ -1,4 +1,4 @@
-"""Commands of the studio stage: `newsstance studio up|down|status|push|pull|import`."""
+"""Commands of the studio stage: `newsstance studio up|down|status|push|pull|import|review`."""
 
 from __future__ import annotations
 
@@ -141,6 +141,31 @@ def import_cmd(
     if export.is_dir():
         raise UserError(f"{export} is a folder; pass the export file")
     _print_pull(import_export(export, out=out, conflicts=conflicts, articles_glob=articles, full=full))
+
+
+@studio_app.command("review")
+def review_cmd(
+    project: Annotated[str | None, typer.Option("--project", help="Review project title "
+                                                "(default: '<annotation project> review').")] = None,
+    source_project: Annotated[str, typer.Option("--from-project", help="The annotation project the "
+                                                "conflicts come from.")] = "newsstance",
+    conflicts: Annotated[Path | None, typer.Option("--conflicts", help="Default annotations/conflicts.jsonl.")]
+    = None,
+    annotations: Annotated[Path | None, typer.Option("--annotations", help="Default annotations/annotations.jsonl.")]
+    = None,
+    articles: ArticlesOpt = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Push unresolved conflicts as review tasks showing every competing annotation."""
+    from newsstance.studio.client import connection
+    from newsstance.studio.review import push_review
+
+    conn = connection(url, api_key, data_dir)
+    result = push_review(conn, project=project or f"{source_project} review", conflicts_path=conflicts,
+                         annotations_path=annotations, articles_glob=articles)
+    typer.echo(result.summary())
 
 
 def register(app: typer.Typer) -> None:

@@ -31,7 +31,7 @@ from newsstance.errors import UserError
 from newsstance.ids import text_sha256
 from newsstance.paths import project_root, state_dir
 from newsstance.records import read_jsonl, write_json
-from newsstance.scheme import ENTITIES_NAME, TEXT_NAME, Scheme, load_scheme
+from newsstance.scheme import ENTITIES_NAME, MENTION_STANCE_NAME, TEXT_NAME, Scheme, load_scheme
 from newsstance.studio.client import Connection
 from newsstance.studio.preannotate import Preannotator, Result
 from newsstance.studio.project import DEFAULT_OVERLAP, DEFAULT_PROJECT, ensure_project
@@ -120,12 +120,35 @@ def result_problems(result: Result, text: str, entity_names: frozenset[str]) -> 
     return problems
 
 
+def choice_problems(result: Result, regions: dict[str, Result], scheme: Scheme) -> list[str]:
+    """A per-region mention stance (same id as its span) or a document stance answer."""
+    choices = (result.get("value") or {}).get("choices")
+    if result.get("to_name") != TEXT_NAME or result.get("type") != "choices":
+        return [f"{result.get('from_name')!r} result must be 'choices' on {TEXT_NAME!r}"]
+    if result.get("from_name") == MENTION_STANCE_NAME:
+        allowed = scheme.stance_names
+        region = regions.get(result.get("id"))
+        value = result.get("value") or {}
+        if region is None:
+            return [f"mention stance {result.get('id')!r} has no span with that region id"]
+        if (value.get("start"), value.get("end")) != (region["value"].get("start"), region["value"].get("end")):
+            return [f"mention stance {result.get('id')!r} offsets differ from its span"]
+    else:
+        allowed = scheme.document_stance_names
+    if not isinstance(choices, list) or len(choices) != 1 or choices[0] not in allowed:
+        return [f"{result.get('from_name')}: choices {choices!r} are not one of {allowed}"]
+    return []
+
+
 def task_problems(task: dict[str, Any], scheme: Scheme, entity_names: frozenset[str] | None = None) -> list[str]:
     data = task.get("data") or {}
     text = data.get("text")
     if not isinstance(text, str) or not text:
         return ["task has no text"]
     entity_names = entity_names or frozenset(scheme.entity_names)
+    choice_controls = {target.control_name for target in scheme.stance_targets}
+    if scheme.mention_stance:
+        choice_controls.add(MENTION_STANCE_NAME)
     problems = [f"data.{key} missing" for key in TASK_FIELDS if key not in data]
     if text_sha256(text) != data.get("text_sha256"):
         problems.append("data.text_sha256 does not match data.text")
@@ -133,11 +156,16 @@ def task_problems(task: dict[str, Any], scheme: Scheme, entity_names: frozenset[
         if not prediction.get("model_version"):
             problems.append("prediction without model_version")
         results = prediction.get("result") or []
-        ids = [r.get("id") for r in results]
+        spans = [r for r in results if r.get("from_name") not in choice_controls]
+        ids = [r.get("id") for r in spans]
         if len(ids) != len(set(ids)):
             problems.append("duplicate region ids in a prediction")
-        for result in results:
+        for result in spans:
             problems += result_problems(result, text, entity_names)
+        regions = {r["id"]: r for r in spans if isinstance(r.get("id"), str)}
+        for result in results:
+            if result.get("from_name") in choice_controls:
+                problems += choice_problems(result, regions, scheme)
     return problems
 
 

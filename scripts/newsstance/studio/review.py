@@ -1,0 +1,92 @@
+"""Push adjudication conflicts back to Label Studio as review tasks.
+
+A reviewer sees every competing annotation of an article as a prediction next to the
+text and submits the decision as a ground-truth annotation in a separate review project
+(`<title> review`); pulling that project and re-running `adjudicate` settles the conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from newsstance.errors import UserError
+from newsstance.paths import project_root
+from newsstance.records import read_jsonl
+from newsstance.scheme import load_scheme
+from newsstance.studio.adjudicate import review_tasks
+from newsstance.studio.client import Connection
+from newsstance.studio.project import ensure_project
+from newsstance.studio.push import article_paths, server_tasks, task_problems
+
+
+@dataclass
+class ReviewResult:
+    project_id: int
+    project: str
+    pushed: int = 0
+    already_present: int = 0
+    changed: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        line = (f"review project {self.project!r} (id {self.project_id}): {self.pushed} review task(s) pushed, "
+                f"{self.already_present} already there")
+        if self.changed:
+            line += f"; {len(self.changed)} article(s) changed text since their review task: {', '.join(self.changed)}"
+        return line
+
+
+def _read_optional(path: Path) -> list[dict[str, Any]]:
+    return list(read_jsonl(path)) if path.is_file() else []
+
+
+def build_review_tasks(conflicts_path: Path, annotations_path: Path, articles_glob: str | None) -> list[dict]:
+    """Review tasks for every conflicted article, with the task fields push validates."""
+    if not annotations_path.is_file():
+        raise UserError(f"annotations not found: {annotations_path} (run `newsstance studio pull`)")
+    articles = {a["id"]: a for path in article_paths(articles_glob) for a in read_jsonl(path)}
+    scheme = load_scheme()
+    tasks = review_tasks(_read_optional(conflicts_path), read_jsonl(annotations_path), articles, scheme)
+    for task in tasks:
+        article = articles[task["data"]["article_id"]]
+        task["data"].setdefault("source", article.get("source"))
+        task["data"].setdefault("url", article.get("url"))
+        problems = task_problems(task, scheme)
+        if problems:
+            raise UserError(f"review task for {task['data']['article_id']} is invalid: {'; '.join(problems[:3])}")
+    return tasks
+
+
+def push_review(
+    conn: Connection,
+    *,
+    project: str,
+    conflicts_path: Path | None = None,
+    annotations_path: Path | None = None,
+    articles_glob: str | None = None,
+) -> ReviewResult:
+    """Create/update the review project and add a task per conflicted article not already there."""
+    root = project_root()
+    conflicts_path = conflicts_path or root / "annotations" / "conflicts.jsonl"
+    annotations_path = annotations_path or root / "annotations" / "annotations.jsonl"
+    tasks = build_review_tasks(conflicts_path, annotations_path, articles_glob)
+    client = conn.client()
+    sync = ensure_project(client, conn, project, load_scheme(), overlap=1)
+    project_id = int(sync.project["id"])
+    result = ReviewResult(project_id, project)
+    present = server_tasks(client, conn, project_id) if not sync.created else {}
+    new = []
+    for task in tasks:
+        known = present.get(task["data"]["article_id"])
+        if known is None:
+            new.append(task)
+        elif known["text_sha256"] != task["data"]["text_sha256"]:
+            result.changed.append(task["data"]["article_id"])
+        else:
+            result.already_present += 1
+    if new:
+        with conn.errors(f"importing review tasks into {project!r}"):
+            client.projects.import_tasks(id=project_id, request=new, return_task_ids=True)
+    result.pushed = len(new)
+    return result
