@@ -205,7 +205,7 @@ def build_release(
     """Build `out/<version>/` (parquet per config/split, README card, manifest, diff) or fail leaving `out` as it was.
 
     Paths default to the project layout: `corpus/normalized/articles*.jsonl`, `annotations/gold.jsonl`,
-    `corpus/splits.jsonl`, `annotations/agreement.json`, the newest `benchmarks/results/leaderboard-X.Y.Z.json`,
+    `corpus/splits.jsonl`, `annotations/agreement.json`,
     `dataset_card.md`, `dist`.
     `version=None` picks the next version from the diff (first release 1.0.0; features changed: major; data
     changed: minor; else patch) and, when nothing changed at all, returns the latest release with `built=False`.
@@ -219,7 +219,7 @@ def build_release(
     gold_path = Path(gold) if gold is not None else root / "annotations" / "gold.jsonl"
     splits_path = Path(splits) if splits is not None else root / "corpus" / "splits.jsonl"
     agreement_path = Path(agreement) if agreement is not None else root / "annotations" / "agreement.json"
-    results_path = Path(results) if results is not None else _newest_results(root)
+    results_path = Path(results) if results is not None else None
     template_path = Path(template) if template is not None else card_mod.template_path()
     ratios = parse_ratios(ratios)
     card_mod.check_license(license_id)
@@ -415,18 +415,6 @@ def _run_benchmarks(staging: Path, version: str, root: Path, progress: bool) -> 
     results = run_leaderboard(dataset=staging, split="test", progress=progress)
     write_json(root / "benchmarks" / "results" / f"leaderboard-{version}.json", results)
     return results
-
-
-def _newest_results(root: Path) -> Path | None:
-    """The newest `benchmarks/results/leaderboard-X.Y.Z.json` written by `newsstance leaderboard`, if any."""
-    found = {}
-    for path in (root / "benchmarks" / "results").glob("leaderboard-*.json"):
-        name = path.stem.removeprefix("leaderboard-")
-        try:
-            found[ver.parse_version(name)] = path
-        except UserError:
-            continue
-    return found[max(found)] if found else None
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -29,8 +29,9 @@ def build(
                                                             "a predictions JSONL file.")] = None,
     agreement: Annotated[Path | None, typer.Option("--agreement", help="Agreement figures (default "
                                                    "annotations/agreement.json when present).")] = None,
-    results: Annotated[Path | None, typer.Option("--results", help="Benchmark results for the card (default: newest "
-                                                 "benchmarks/results/leaderboard-X.Y.Z.json).")] = None,
+    results: Annotated[Path | None, typer.Option("--results", help="Benchmark results for the card, e.g. "
+                                                 "benchmarks/results/leaderboard-X.Y.Z.json from `newsstance "
+                                                 "leaderboard` (or use --with-benchmarks).")] = None,
     pretty_name: Annotated[str, typer.Option("--pretty-name", help="Dataset name on the card.")] = "newsstance",
     with_benchmarks: Annotated[bool, typer.Option("--with-benchmarks", help="Run the baselines on this release's "
                                                   "test split and put their leaderboard in its card.")] = False,
