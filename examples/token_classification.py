@@ -26,7 +26,8 @@ from pathlib import Path
 
 from datasets import load_dataset
 
-from newsstance.evaluate.baselines import load_spacy, spacy_spans
+from newsstance.ner import SpacyNER
+from newsstance.scheme import load_scheme
 
 IGNORE_INDEX = -100  # label of positions a loss should skip (special tokens, non-first pieces)
 
@@ -142,13 +143,12 @@ def main() -> None:
         print(f"  {piece_text:>10} {word_id!s:>5} {label:>5}")
 
     # 3. "Model" output per word -> character spans -> predictions file.
-    nlp = load_spacy(args.model)
+    ner = SpacyNER(load_scheme(), args.model)
     split = dataset[args.split]
     stances = majority_stances(dataset["train"])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with args.output.open("w", encoding="utf-8") as handle:
-        docs = nlp.pipe(split["text"], batch_size=32)
-        for example, spans in zip(split, spacy_spans(docs), strict=True):
+        for example, spans in zip(split, ner.spans(split["text"]), strict=True):
             starts, ends = word_offsets(example)
             tags = spans_to_word_tags([(s.start, s.end, s.label) for s in spans], starts, ends, label2id)
             record = {"id": example["id"], "entities": word_tags_to_spans(tags, starts, ends, id2label),

