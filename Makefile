@@ -13,6 +13,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check scripts tests benchmarks examples
+	$(BIN)/newsstance studio install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)

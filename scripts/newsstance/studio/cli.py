@@ -42,6 +42,14 @@ def up(
         typer.echo(f"log in as {creds.username}; password and API token are in {server.credentials_path}")
 
 
+@studio_app.command("install")
+def install() -> None:
+    """Install Label Studio into its own virtualenv now (`up` does it on first use)."""
+    from newsstance.studio.server import ensure_label_studio
+
+    typer.echo(f"label-studio ready: {ensure_label_studio()}")
+
+
 @studio_app.command("down")
 def down(data_dir: DataDirOpt = None) -> None:
     """Stop the managed server started by `up` (only that process)."""

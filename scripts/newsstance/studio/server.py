@@ -85,26 +85,47 @@ def label_studio_bin() -> Path:
     return default_venv_dir() / "bin" / "label-studio"
 
 
+COMPLETE_STAMP = ".newsstance-complete"
+
+
 def ensure_label_studio(bin_path: Path | None = None) -> Path:
-    """Return the `label-studio` executable, creating its venv (pip install, progress shown) if missing."""
+    """Return the `label-studio` executable, creating its venv (pip install, progress shown) if missing.
+
+    Safe when several processes (e.g. test workers) ask at once: one installs under a file lock, the
+    others wait; a venv left half-built by an interrupted install is rebuilt (no completion stamp).
+    """
     path = bin_path or label_studio_bin()
-    if path.is_file():
-        return path
     if bin_path is not None or os.environ.get(BIN_ENV):
-        raise UserError(f"label-studio not found at {path}")
+        if not path.is_file():
+            raise UserError(f"label-studio not found at {path}")
+        return path
     venv = default_venv_dir()
-    _log(f"creating the Label Studio virtualenv in {venv} (label-studio=={LABEL_STUDIO_VERSION}, a few minutes)")
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, stdout=sys.stderr)
-        subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "on",
-             f"label-studio=={LABEL_STUDIO_VERSION}"],
-            check=True, stdout=sys.stderr,
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise UserError(f"could not install label-studio into {venv}: {exc}") from None
-    if not path.is_file():
-        raise UserError(f"pip finished but {path} is missing")
+    stamp = venv / COMPLETE_STAMP
+    if stamp.is_file() and path.is_file():
+        return path
+    with _locked(venv.with_name(venv.name + ".lock")):
+        if stamp.is_file() and path.is_file():
+            return path
+        if path.is_file():  # an install from before stamps existed, or finished but unstamped: keep it if sound
+            check = subprocess.run([str(venv / "bin" / "python"), "-c", "import label_studio"],
+                                   capture_output=True, check=False)
+            if check.returncode == 0:
+                stamp.write_text(LABEL_STUDIO_VERSION + "\n")
+                return path
+        shutil.rmtree(venv, ignore_errors=True)
+        _log(f"creating the Label Studio virtualenv in {venv} (label-studio=={LABEL_STUDIO_VERSION}, a few minutes)")
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, stdout=sys.stderr)
+            subprocess.run(
+                [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "on",
+                 f"label-studio=={LABEL_STUDIO_VERSION}"],
+                check=True, stdout=sys.stderr,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise UserError(f"could not install label-studio into {venv}: {exc}") from None
+        if not path.is_file():
+            raise UserError(f"pip finished but {path} is missing")
+        stamp.write_text(LABEL_STUDIO_VERSION + "\n")
     return path
 
 
