@@ -409,10 +409,19 @@ def _build(
 
 def _run_benchmarks(staging: Path, version: str, root: Path, progress: bool) -> dict[str, Any]:
     """Score the baselines on the staged release's test split; keep the results next to the others."""
+    import datasets
+    from datasets.utils.logging import is_progress_bar_enabled
+
     from newsstance.evaluate.leaderboard import run_leaderboard
 
     _say(progress, "running the baselines on the test split for the card's leaderboard")
-    results = run_leaderboard(dataset=staging, split="test", progress=progress)
+    bars_were_on = is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # loading the staged release is an internal step
+    try:
+        results = run_leaderboard(dataset=staging, split="test", progress=progress)
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
     write_json(root / "benchmarks" / "results" / f"leaderboard-{version}.json", results)
     return results
 
