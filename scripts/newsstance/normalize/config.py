@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from newsstance.errors import UserError
+from newsstance.records import read_yaml_mapping
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_SHARD_SIZE = 50_000
@@ -168,14 +168,7 @@ def load_config(path: Path | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Nor
         raise UserError(f"--max-bytes must be positive, got {max_bytes}")
     if path is None:
         return NormalizeConfig(max_bytes=max_bytes)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise UserError(f"config not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path, "config", empty_ok=True)
     unknown = set(data) - {"chrome", "default_language"}
     if unknown:
         raise UserError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
