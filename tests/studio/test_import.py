@@ -235,6 +235,21 @@ def test_irreconcilable_span_goes_to_conflicts(workdir: dict[str, Path]) -> None
     assert x1["detail"]["mention_stance"] == [["favor"]]  # the lost stance is reported with its span
 
 
+def test_browser_collapsed_double_space_keeps_offsets_and_real_text(workdir: dict[str, Path]) -> None:
+    """Seen in the browser test: Label Studio's `value.text` collapses a run of spaces while the
+    offsets stay right; the record must keep the offsets and the article's own text."""
+    text = "Neighbours will march to the Old  Mill Trust on Sunday."
+    start, end = cp_span(text, "Old  Mill Trust")
+    export = [task(301, "e" * 16, text, [annotation(3001, [
+        label("m1", start, end, "Old Mill Trust", "ORG"), mention("m1", start, end, "Old Mill Trust", "against"),
+    ])])]
+    run_import(workdir, export)
+    [entity] = by_id(workdir["out"])[3001]["entities"]
+    assert (entity["start"], entity["end"], entity["text"], entity["stance"]) == (start, end, "Old  Mill Trust",
+                                                                                  "against")
+    assert not workdir["conflicts"].exists() or list(read_jsonl(workdir["conflicts"])) == []
+
+
 @pytest.mark.parametrize("payload", [
     b'[{"id": 1, "text": "min export", "entities": []}]',
     b'{"not": "a list"}',
