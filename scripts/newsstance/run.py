@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
         from newsstance.studio.preannotate import DEFAULT_MODEL
 
         root = project_root()
+        gold_path = _gold_path(root, gold)  # check options before doing any work
         _step("1/4 normalise")
         summary = run_normalize(inputs or None, root / "corpus" / "normalized", workers=workers, progress=True)
         for line in summary.render():
@@ -85,7 +86,6 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo("skipped (--no-push)")
         annotations = root / "annotations" / "annotations.jsonl"
-        gold_path = _gold_path(root, gold)
         if annotations.is_file():
             from newsstance.scheme import load_scheme
             from newsstance.studio.agree import run_agree

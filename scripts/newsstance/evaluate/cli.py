@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from newsstance.errors import UserError
+
 DatasetOption = Annotated[
     str | None,
     typer.Option("--dataset", help="Release folder or Hub repo id (default: the newest version under dist/)."),
@@ -35,6 +37,9 @@ def evaluate(
     from newsstance.evaluate.dataset import load_release
     from newsstance.evaluate.report import evaluate_predictions, render, write_results
 
+    for path in (predictions, compare):
+        if path is not None and not path.is_file():
+            raise UserError(f"predictions file not found: {path}")
     release = load_release(dataset, config=config, split=split, revision=revision)
     results = evaluate_predictions(predictions, release, allow_missing=allow_missing, resamples=resamples,
                                    seed=seed, compare=compare)

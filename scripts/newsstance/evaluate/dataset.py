@@ -231,16 +231,23 @@ def _manifest_version(folder: Path) -> str | None:
 def _load_dataset_dict(source: str, config: str, revision: str | None, cache_dir: str | None) -> Any:
     """`datasets.load_dataset`; a local folder gets `cache_dir` (private), a Hub repo the normal cache."""
     import datasets
+    from datasets.utils.logging import is_progress_bar_enabled
 
     kwargs: dict[str, Any] = {"revision": revision} if revision else {}
     if cache_dir:
         kwargs["cache_dir"] = cache_dir
+    bars_were_on = is_progress_bar_enabled()
+    if cache_dir:  # a private throw-away cache: "generating" a local release is an internal step
+        datasets.disable_progress_bars()
     try:
         return datasets.load_dataset(source, config, **kwargs)
     except (FileNotFoundError, ValueError, OSError, datasets.exceptions.DatasetNotFoundError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "" if cache_dir else " (no such local folder; tried it as a Hub repo id)"
         raise UserError(f"cannot load dataset {source!r}, config {config!r}{where}: {first_line}") from None
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
 
 
 def load_release(
