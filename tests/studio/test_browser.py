@@ -11,7 +11,7 @@ curly quotes, blank lines between paragraphs and a run of two spaces.
 
 Run alone with `pytest -m browser`. Skips when Debian's chromium or the playwright package is
 missing. Screenshots go to the test's temp dir; set NEWSSTANCE_SCREENSHOT_DIR (e.g.
-`docs/screenshots`) to also keep them there.
+`annotations/screenshots`) to also keep them there.
 """
 
 from __future__ import annotations
