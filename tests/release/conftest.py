@@ -213,6 +213,22 @@ def corpus(tmp_path: Path) -> Callable[..., CorpusFiles]:
     return write
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def isolated_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project root holding only the scheme, the schemas and the card template, so defaults such as
+    `annotations/agreement.json` or `corpus/splits.jsonl` of the developer's checkout never leak in."""
+    root = tmp_path / "project"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "scheme.yaml").write_bytes((REPO_ROOT / "annotations" / "scheme.yaml").read_bytes())
+    (root / "schema").symlink_to(REPO_ROOT / "schema", target_is_directory=True)
+    (root / "dataset_card.md").write_bytes((REPO_ROOT / "dataset_card.md").read_bytes())
+    monkeypatch.setenv("NEWSSTANCE_ROOT", str(root))
+    return root
+
+
 @pytest.fixture(autouse=True)
 def offline_fresh_hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No network and an empty datasets cache per test, so no test can pass on rows cached by another."""
