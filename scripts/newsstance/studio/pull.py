@@ -18,9 +18,17 @@ written without the offending span (or stance); an annotation whose task text do
 its article (kinds `task`, `text_hash`) gets no record at all. Lines of other stages (no
 `"stage": "pull"`) are kept untouched when the file is rewritten.
 
+Exports of other versions and tools are read leniently where the meaning is clear (a UTF-8 BOM,
+`{"tasks": [...]}` as the tasks API returns it, `completed_by` as a user object, digit-string ids,
+missing timestamps/`lead_time`/`was_cancelled`, result items with extra keys or without
+`value.text`); everything else about an annotation becomes a conflict, never a crash. An
+annotation id seen twice in one export keeps its first occurrence and reports the others.
+Drafts and predictions are not annotations and are ignored.
+
 Incremental: a state file remembers each annotation's `updated_at`; a later pull converts only
 new or updated annotations, keeps the others' records as they are, and removes (and reports)
-annotations deleted in Label Studio. Output stays one record per annotation.
+annotations deleted in Label Studio (an annotation without timestamps is compared by a hash of
+its content instead). Output stays one record per annotation.
 """
 
 from __future__ import annotations
@@ -144,12 +152,54 @@ def utc_iso(value: Any) -> str | None:
 
 
 def annotator_name(completed_by: Any, users: dict[int, str]) -> str:
-    """The annotator's email when known, else their Label Studio user id."""
+    """The annotator's email when known, else their Label Studio user id.
+
+    Older exports and other tools write `completed_by` as a user object instead of an id."""
     if isinstance(completed_by, dict):
-        return str(completed_by.get("email") or completed_by.get("id") or "unknown")
+        if completed_by.get("email"):
+            return str(completed_by["email"])
+        completed_by = completed_by.get("id")
     if isinstance(completed_by, int) and completed_by in users:
         return users[completed_by]
     return str(completed_by) if completed_by not in (None, "") else "unknown"
+
+
+def int_id(value: Any) -> int | None:
+    """A Label Studio id as int (digit strings too, as some tools write them); anything else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def flag(value: Any) -> bool:
+    """A boolean field read strictly: the string "false" is not true."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    return value is True or (isinstance(value, int | float) and value == 1)
+
+
+def fingerprint(value: Any) -> str:
+    """Stable content hash: the change stamp of annotations that carry no timestamps."""
+    return "sha256:" + hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _names(value: Any) -> list[Any]:
+    """A labels/choices list as written; a bare string counts as a one-element list."""
+    if isinstance(value, str):
+        return [value]
+    return value if isinstance(value, list) else []
+
+
+def project_of(task: dict[str, Any], annotation: dict[str, Any]) -> int | None:
+    """The project id of a task (or of its annotation when the task does not say)."""
+    project = int_id(task.get("project"))
+    return project if project is not None else int_id(annotation.get("project"))
 
 
 # --- conversion ----------------------------------------------------------------------------------
@@ -179,7 +229,7 @@ class Converter:
 
     def task_problem(self, task: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
         """(kind, reason, detail) when no annotation of this task can become a record."""
-        data = task.get("data") or {}
+        data = _dict(task.get("data"))
         text, article_id, digest = data.get("text"), data.get("article_id"), data.get("text_sha256")
         if not isinstance(text, str) or not text:
             return "task", "task has no text", {}
@@ -198,9 +248,9 @@ class Converter:
         return None
 
     def convert(self, task: dict[str, Any], annotation: dict[str, Any]) -> Conversion:
-        data = task.get("data") or {}
+        data = _dict(task.get("data"))
         base = {"annotation_id": annotation.get("id"), "article_id": data.get("article_id"),
-                "task_id": task.get("id"), "project_id": task.get("project", annotation.get("project"))}
+                "task_id": int_id(task.get("id")), "project_id": project_of(task, annotation)}
 
         def conflict(kind: str, reason: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
             return {"kind": kind, **base, "reason": reason, "detail": detail or {}, "stage": STAGE}
@@ -218,14 +268,19 @@ class Converter:
         stances: dict[str, str] = {}
         answered: dict[str, int] = {}
         results = annotation.get("result") or []
+        if not isinstance(results, list):
+            results = [results]
         for result in results:
+            if not isinstance(result, dict):
+                conflicts.append(conflict("record", "result item is not a JSON object", {"result": result}))
+                continue
             from_name, kind = result.get("from_name"), result.get("type")
-            value = result.get("value") or {}
+            value = _dict(result.get("value"))
             if from_name == ENTITIES_NAME and kind == "labels":
                 entity = self._entity(result, text, conflict, conflicts, fixes)
                 if entity is None:
                     continue
-                if entity["region_id"] in regions:
+                if entity["region_id"] is not None and entity["region_id"] in regions:
                     conflicts.append(conflict("region", "two spans share one region id; neither gets a stance",
                                               {"region_id": entity["region_id"]}))
                     regions[entity["region_id"]]["ambiguous"] = True
@@ -233,12 +288,16 @@ class Converter:
                 regions.setdefault(entity["region_id"], entity)
                 entities.append(entity)
             elif from_name == MENTION_STANCE_NAME and kind == "choices":
+                if result.get("id") is None:
+                    conflicts.append(conflict("region", "per-region stance without a region id",
+                                              {"region_id": None, "value": value}))
+                    continue
                 mention_stances.setdefault(str(result.get("id")), []).append(result)
-            elif from_name in self.targets and kind == "choices":
+            elif isinstance(from_name, str) and from_name in self.targets and kind == "choices":
                 target = self.targets[from_name]
-                choices = value.get("choices") or []
+                choices = _names(value.get("choices"))
                 answered[target] = answered.get(target, 0) + 1
-                if len(choices) != 1 or choices[0] not in self.document_stance_names:
+                if len(choices) != 1 or not isinstance(choices[0], str) or choices[0] not in self.document_stance_names:
                     conflicts.append(conflict("label", f"{from_name}: {choices!r} is not one of "
                                                        f"{self.scheme.document_stance_names}", {"choices": choices}))
                 elif answered[target] > 1:
@@ -246,6 +305,9 @@ class Converter:
                                               {"choices": [stances.pop(target, None), choices[0]]}))
                 else:
                     stances[target] = choices[0]
+            elif kind == "relation":
+                conflicts.append(conflict("control", f"relation {result.get('from_id')!r} -> {result.get('to_id')!r}"
+                                                     " is not part of the scheme", {"result": result}))
             else:
                 conflicts.append(conflict("control", f"result of unknown control {from_name!r} (type {kind!r})",
                                           {"result": result}))
@@ -255,7 +317,7 @@ class Converter:
         for region_id, choice_results in mention_stances.items():
             entity = regions.get(region_id)
             if entity is None:
-                choices = [(r.get("value") or {}).get("choices") for r in choice_results]
+                choices = [_dict(r.get("value")).get("choices") for r in choice_results]
                 if region_id in dropped_regions:  # the span's own conflict carries its stance
                     dropped_regions[region_id]["detail"]["mention_stance"] = choices
                 else:
@@ -265,8 +327,8 @@ class Converter:
             if len(choice_results) > 1 or entity.get("ambiguous"):
                 conflicts.append(conflict("region", "several stances for one region", {"region_id": region_id}))
                 continue
-            choices = (choice_results[0].get("value") or {}).get("choices") or []
-            if len(choices) != 1 or choices[0] not in self.stance_names:
+            choices = _names(_dict(choice_results[0].get("value")).get("choices"))
+            if len(choices) != 1 or not isinstance(choices[0], str) or choices[0] not in self.stance_names:
                 conflicts.append(conflict("label", f"mention stance {choices!r} is not one of "
                                                    f"{self.scheme.stance_names}", {"region_id": region_id}))
                 continue
@@ -275,24 +337,28 @@ class Converter:
         for entity in entities:
             entity.pop("ambiguous", None)
         entities.sort(key=lambda e: (e["start"], e["end"], e["label"], e["region_id"] or ""))
-        try:
-            created_at, updated_at = utc_iso(annotation.get("created_at")), utc_iso(annotation.get("updated_at"))
-        except ValueError as exc:
-            created_at = updated_at = None
-            conflicts.append(conflict("record", f"unreadable timestamp: {exc}"))
+        stamps: dict[str, str | None] = {}
+        for name in ("created_at", "updated_at"):
+            try:
+                stamps[name] = utc_iso(annotation.get(name))
+            except (ValueError, OverflowError) as exc:
+                stamps[name] = None
+                conflicts.append(conflict("record", f"unreadable {name} {annotation.get(name)!r}: {exc}",
+                                          {name: annotation.get(name)}))
+        created_at, updated_at = stamps["created_at"], stamps["updated_at"]
         lead_time = annotation.get("lead_time")
         record = {
             "annotation_id": annotation.get("id"),
-            "task_id": task.get("id"),
+            "task_id": base["task_id"],
             "project_id": base["project_id"],
             "article_id": data["article_id"],
             "text_sha256": data["text_sha256"],
             "annotator": annotator_name(annotation.get("completed_by"), self.users),
             "created_at": created_at,
             "updated_at": updated_at,
-            "lead_time": float(lead_time) if isinstance(lead_time, int | float) and lead_time >= 0 else None,
-            "cancelled": bool(annotation.get("was_cancelled", False)),
-            "ground_truth": bool(annotation.get("ground_truth", False)),
+            "lead_time": float(lead_time) if type(lead_time) in (int, float) and lead_time >= 0 else None,
+            "cancelled": flag(annotation.get("was_cancelled", False)),
+            "ground_truth": flag(annotation.get("ground_truth", False)),
             "entities": entities,
             "stances": stances,
             "scheme_version": self.scheme.scheme_version,
@@ -306,16 +372,17 @@ class Converter:
 
     def _entity(self, result: dict[str, Any], text: str, conflict: Any, conflicts: list[dict[str, Any]],
                 fixes: dict[str, int]) -> dict[str, Any] | None:
-        value = result.get("value") or {}
+        value = _dict(result.get("value"))
         region_id = None if result.get("id") is None else str(result.get("id"))
-        labels = value.get("labels") or []
-        if len(labels) != 1 or labels[0] not in self.entity_names:
+        labels = _names(value.get("labels"))
+        if len(labels) != 1 or not isinstance(labels[0], str) or labels[0] not in self.entity_names:
             conflicts.append(conflict("label", f"span labels {labels!r} are not one of {self.scheme.entity_names}",
                                       {"region_id": region_id, "start": value.get("start"), "end": value.get("end"),
                                        "text": value.get("text"), "labels": labels}))
             return None
+        span_text = value.get("text") if isinstance(value.get("text"), str) and value.get("text") else None
         try:
-            start, end, span, fix = reconcile_span(text, value.get("start"), value.get("end"), value.get("text"))
+            start, end, span, fix = reconcile_span(text, value.get("start"), value.get("end"), span_text)
         except SpanProblem as problem:
             conflicts.append(conflict("span", problem.reason,
                                       {"region_id": region_id, "label": labels[0], **problem.detail}))
@@ -362,9 +429,10 @@ def read_users(export_path: Path) -> dict[int, str]:
     """id -> email saved next to an export by `pull` (so `import` names annotators the same way)."""
     try:
         data = orjson.loads(users_sidecar(export_path).read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
+    except (OSError, orjson.JSONDecodeError):
         return {}
-    return {int(k): str(v) for k, v in (data.get("users") or {}).items()}
+    users = {int_id(k): v for k, v in _dict(_dict(data).get("users")).items() if v}
+    return {user_id: str(email) for user_id, email in users.items() if user_id is not None}
 
 
 def corpus_hashes(articles_glob: str | None) -> dict[str, str] | None:
@@ -379,14 +447,19 @@ def corpus_hashes(articles_glob: str | None) -> dict[str, str] | None:
 
 
 def parse_export(raw: bytes, where: str) -> list[dict[str, Any]]:
+    """The task list of a full JSON export; also `{"tasks": [...]}` (the tasks API) and a UTF-8 BOM."""
     try:
-        tasks = orjson.loads(raw)
+        tasks = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
     except orjson.JSONDecodeError as exc:
         raise UserError(f"{where}: not valid JSON ({exc})") from None
+    if isinstance(tasks, dict) and isinstance(tasks.get("tasks"), list):
+        tasks = tasks["tasks"]
     if not isinstance(tasks, list) or any(not isinstance(t, dict) or "data" not in t for t in tasks):
         raise UserError(f"{where}: not a Label Studio JSON export (a list of tasks with `data`)")
     if any("annotations" not in t for t in tasks):
         raise UserError(f"{where}: tasks lack `annotations` - export as JSON (not JSON_MIN, CSV or CONLL)")
+    if any(t["annotations"] is not None and not isinstance(t["annotations"], list) for t in tasks):
+        raise UserError(f"{where}: a task's `annotations` is not a list - not a Label Studio JSON export")
     return tasks
 
 
@@ -436,35 +509,43 @@ def ingest_export(
     started = time.perf_counter()
     tasks = parse_export(raw, str(export_path))
     pairs = [(task, ann) for task in tasks for ann in task.get("annotations") or []]
-    scope = {task.get("project") for task in tasks} | ({project_id} if project_id is not None else set())
+    scope = {int_id(task.get("project")) for task in tasks} | ({project_id} if project_id is not None else set())
+    scope |= {project_of(task, ann) for task, ann in pairs if isinstance(ann, dict)}
     scope = scope or {None}
+    id_counts: dict[int, int] = {}
+    for _, annotation in pairs:
+        annotation_id = int_id(annotation.get("id")) if isinstance(annotation, dict) else None
+        if annotation_id is not None:
+            id_counts[annotation_id] = id_counts.get(annotation_id, 0) + 1
+    duplicated = {aid for aid, count in id_counts.items() if count > 1}
 
     try:
-        state = orjson.loads(state_path.read_bytes()).get("annotations") or {}
-    except (FileNotFoundError, orjson.JSONDecodeError):
+        state = _dict(_dict(orjson.loads(state_path.read_bytes())).get("annotations"))
+    except (OSError, orjson.JSONDecodeError):
         state = {}
     records = {rec["annotation_id"]: rec for rec in _read_existing(out)}
     all_conflicts = _read_existing(conflicts_path)
     ours = [c for c in all_conflicts if c.get("stage") == STAGE]
-    conflicted_ids = {c.get("annotation_id") for c in ours}
+    conflicted_ids = {int_id(c.get("annotation_id")) for c in ours} - {None}
 
     converter = Converter(scheme, users, article_hashes)
     result = PullResult(export_path, out, conflicts_path, sorted(scope, key=lambda p: (p is None, p or 0)))
     reconverted: set[int] = set()
     new_conflicts: list[dict[str, Any]] = []
     seen: set[int] = set()
+    first_task: dict[int, Any] = {}
     for task, annotation in tqdm(pairs, desc="convert", unit="annotation", disable=not progress or len(pairs) < 2000):
-        annotation_id = annotation.get("id")
-        if not isinstance(annotation_id, int):
-            new_conflicts.append({"kind": "record", "annotation_id": annotation_id, "article_id": None,
-                                  "task_id": task.get("id"), "project_id": task.get("project"),
-                                  "reason": "annotation without an integer id", "detail": {}, "stage": STAGE})
+        problem = _unusable_annotation(task, annotation, first_task)
+        if problem is not None:
+            new_conflicts.append(problem)
             continue
+        annotation["id"] = annotation_id = int(annotation["id"])
         seen.add(annotation_id)
-        stamp = annotation.get("updated_at") or annotation.get("created_at")
-        known = state.get(str(annotation_id)) or {}
+        first_task[annotation_id] = task.get("id")
+        stamp = annotation.get("updated_at") or annotation.get("created_at") or fingerprint(annotation)
+        known = _dict(state.get(str(annotation_id)))
         present = annotation_id in records or annotation_id in conflicted_ids
-        if not full and known.get("updated_at") == stamp and present:
+        if not full and known.get("updated_at") == stamp and present and annotation_id not in duplicated:
             result.unchanged += 1
             continue
         if known or annotation_id in records:
@@ -479,17 +560,28 @@ def ingest_export(
         new_conflicts += conversion.conflicts
         for fix, count in conversion.fixes.items():
             result.fixes[fix] = result.fixes.get(fix, 0) + count
-        state[str(annotation_id)] = {"updated_at": stamp, "project_id": task.get("project", annotation.get("project"))}
+        state[str(annotation_id)] = {"updated_at": stamp, "project_id": project_of(task, annotation)}
 
     gone = {aid for aid, rec in records.items() if rec.get("project_id") in scope and aid not in seen}
-    gone |= {int(aid) for aid, info in state.items() if info.get("project_id") in scope and int(aid) not in seen}
+    gone |= {int(aid) for aid, info in state.items()
+             if int_id(aid) is not None and _dict(info).get("project_id") in scope and int(aid) not in seen}
     for annotation_id in gone:
         records.pop(annotation_id, None)
         state.pop(str(annotation_id), None)
     result.deleted = sorted(gone)
 
     replaced = reconverted | gone
-    kept = [c for c in all_conflicts if not (c.get("stage") == STAGE and c.get("annotation_id") in replaced)]
+
+    def regenerated(conflict: dict[str, Any]) -> bool:
+        """Pull conflicts this run writes again: of re-converted annotations, or id-less ones of this scope."""
+        if conflict.get("stage") != STAGE:
+            return False
+        annotation_id = conflict.get("annotation_id")
+        if isinstance(annotation_id, int) and not isinstance(annotation_id, bool):
+            return annotation_id in replaced
+        return conflict.get("project_id") in scope
+
+    kept = [c for c in all_conflicts if not regenerated(c)]
     ordered = sorted(records.values(), key=lambda r: (r.get("project_id") is None, r.get("project_id") or 0,
                                                        r["annotation_id"]))
     result.records = write_jsonl(out, ordered)
@@ -498,6 +590,24 @@ def ingest_export(
     result.conflicts = len(new_conflicts)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _unusable_annotation(task: dict[str, Any], annotation: Any, first_task: dict[int, Any]) -> dict[str, Any] | None:
+    """A `record` conflict for an annotation that cannot even be keyed: no object, no id, or an id seen before."""
+    annotation_id = int_id(annotation.get("id")) if isinstance(annotation, dict) else None
+    if not isinstance(annotation, dict):
+        reason = "annotation is not a JSON object"
+    elif annotation_id is None:
+        reason = "annotation without an integer id"
+    elif annotation_id in first_task:
+        reason = (f"annotation id {annotation_id} appears again (task {task.get('id')!r}; kept the one in task "
+                  f"{first_task[annotation_id]!r}) - exports of different servers merged?")
+    else:
+        return None
+    data = _dict(task.get("data"))
+    return {"kind": "record", "annotation_id": annotation_id, "article_id": data.get("article_id"),
+            "task_id": int_id(task.get("id")), "project_id": project_of(task, _dict(annotation)), "reason": reason,
+            "detail": {} if annotation_id is not None else {"id": _dict(annotation).get("id")}, "stage": STAGE}
 
 
 def _resolve_paths(out: Path | None, conflicts: Path | None, exports_dir: Path | None,
@@ -556,6 +666,8 @@ def import_export(
         raw = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"export not found: {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read export {path}: {exc.strerror or exc}") from None
     users = read_users(path)
     if path.resolve().parent != exports_dir.resolve():
         saved = save_raw_export(raw, exports_dir, path.stem)
