@@ -9,6 +9,7 @@ A decoding is accepted only when the result looks like text.
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -33,6 +34,12 @@ _MOJIBAKE = re.compile(f"[\u00c2-\u00df][{_CONT}]|[\u00e0-\u00ef][{_CONT}]{{2}}|
 _UNDEFINED_CP1252 = {chr(b): bytes([b]) for b in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _LINE_SEPARATORS = re.compile("[\u2028\u2029]")
+# A charset the page declares itself: <meta charset=...>, http-equiv Content-Type, or an XML declaration.
+_DECLARED_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})"""
+                               rb"""|<\?xml[^>]{0,100}?encoding\s*=\s*["']([A-Za-z0-9_.:-]{2,40})""", re.IGNORECASE)
+# Browsers (WHATWG Encoding) read these labels as windows-1252; so do we.
+_CP1252_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "cp819",
+                            "ibm819", "iso_8859-1", "windows-1252", "cp1252", "x-cp1252"})
 
 
 class DecodeError(Exception):
@@ -77,6 +84,21 @@ def looks_like_text(text: str) -> bool:
     return letters / len(visible) >= 0.5 and symbols / len(visible) < 0.1
 
 
+def declared_charset(data: bytes) -> str | None:
+    """The Python codec name of the charset the document declares in its head (None when absent or unknown):
+    a page in windows-1251 or ISO-8859-2 also "decodes" as cp1252, into the wrong letters."""
+    match = _DECLARED_CHARSET.search(data[:_SNIFF_BYTES])
+    if not match:
+        return None
+    label = (match.group(1) or match.group(2)).decode("ascii").strip().lower()
+    if label in _CP1252_LABELS:
+        return "cp1252"
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
 def _decode_raw(data: bytes) -> tuple[str, str, list[str]]:
     for bom, encoding in _UTF16_BOMS:
         if data.startswith(bom):
@@ -92,6 +114,14 @@ def _decode_raw(data: bytes) -> tuple[str, str, list[str]]:
         return data.decode("utf-8"), "utf-8", repairs
     except UnicodeDecodeError as exc:
         utf8_error = f"not UTF-8 (byte 0x{data[exc.start]:02x} at {exc.start})"
+    declared = declared_charset(data)
+    if declared and declared not in ("utf-8", "cp1252"):
+        try:
+            text = data.decode(declared)
+            if looks_like_text(text):
+                return text, declared, [*repairs, declared]
+        except UnicodeDecodeError:
+            pass
     try:
         text = data.decode("cp1252")
         if looks_like_text(text):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-PARSER_VERSION = "1.0.0"
+PARSER_VERSION = "1.1.0"
 SCHEMA_VERSION = "1.0.0"
 
 

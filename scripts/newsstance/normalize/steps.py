@@ -18,6 +18,7 @@ import os
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from newsstance import ids
 from newsstance.normalize import dates
-from newsstance.normalize.config import NormalizeConfig
+from newsstance.normalize.config import PHRASE_MATCH_MAX_WORDS, ChromeConfig, NormalizeConfig
 from newsstance.normalize.decode import DecodeError, clean_inline, decode_bytes, join_paragraphs, split_paragraphs
 from newsstance.normalize.model import (
     PARSER_VERSION,
@@ -239,9 +240,13 @@ class ExtractArticles(PipelineStep):
         if article is None:
             yield self._no_article(page, "no main text found in the HTML")
             return
+        paragraphs = strip_html_chrome(article.paragraphs, self.config.chrome)
+        if not paragraphs:
+            yield self._no_article(page, "the HTML main text is only share/related/promo lines")
+            return
         crawl = page.task.crawl
         yield Draft(
-            page=page, format=Format.HTML, title=article.title, text=join_paragraphs(article.paragraphs),
+            page=page, format=Format.HTML, title=article.title, text=join_paragraphs(paragraphs),
             source=article.source or crawl.outlet, url=article.url or crawl.url, authors=article.authors,
             language=article.language or crawl.language or self.config.default_language,
             published_raw=article.published_raw, byte_start=0, byte_end=page.size,
@@ -284,6 +289,8 @@ class ExtractArticles(PipelineStep):
             return clean_inline(value) if isinstance(value, str) else value
 
         maintext = record.get("maintext")
+        if isinstance(maintext, str) and _MARKUP.search(maintext):
+            maintext = html_to_lines(maintext)  # some exporters keep the article's HTML in maintext
         text = join_paragraphs(split_paragraphs(maintext)) if isinstance(maintext, str) else maintext
         authors = record.get("authors")
         if isinstance(authors, list):
@@ -295,13 +302,74 @@ class ExtractArticles(PipelineStep):
         source = text_or_raw(record.get("source_domain")) or None
         url = text_or_raw(record.get("url")) or None
         return Draft(
-            page=page, format=fmt, title=text_or_raw(record.get("title")) or "", text=text if text is not None else "",
+            page=page, format=fmt, title=_newsplease_title(record), text=text if text is not None else "",
             source=source if source is not None else crawl.outlet, url=url if url is not None else crawl.url,
             authors=authors, language=text_or_raw(language),
-            published_raw=clean_inline(published) if isinstance(published, str) else None,
+            published_raw=_newsplease_date(published),
             record_time=dates.parse_timestamp(record.get("date_download")), position=position,
             line_start=item.line, line_end=item.line, record_index=item.record_index,
         )
+
+
+_MARKUP = re.compile(r"</?(?:p|br|div|span|a|b|i|em|strong|h[1-6]|li|ul|ol|blockquote|figure)\b[^>]*>", re.IGNORECASE)
+_BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|div|h[1-6]|li|blockquote|figure)\s*>", re.IGNORECASE)
+
+
+def html_to_lines(markup: str) -> str:
+    """Text of an HTML fragment, one line per block element (tags dropped, entities decoded)."""
+    from lxml import html
+
+    root = html.fragment_fromstring(_BLOCK_END.sub(lambda m: m.group(0) + "\n", markup), create_parent="div")
+    for junk in root.xpath("//script | //style"):
+        junk.drop_tree()
+    return root.text_content()
+
+
+def strip_html_chrome(paragraphs: list[str], chrome: ChromeConfig) -> list[str]:
+    """Chrome that the extractor kept: inline phrases ("Advertisement") anywhere, and trailing
+    end-of-article lines such as "Read more: <headline>" or "Related"."""
+    kept = [p for p in paragraphs if not (len(p.split()) <= PHRASE_MATCH_MAX_WORDS and chrome.is_phrase(p)
+                                          and not chrome.is_end(p))]
+    while kept and _is_trailing_chrome(kept[-1], chrome):
+        kept.pop()
+    return kept
+
+
+def _is_trailing_chrome(paragraph: str, chrome: ChromeConfig) -> bool:
+    if len(paragraph.split()) > PHRASE_MATCH_MAX_WORDS:
+        return False
+    lead = paragraph.split(":", 1)[0] if ":" in paragraph else paragraph
+    return chrome.is_phrase(paragraph) or chrome.is_end(lead)
+
+
+EPOCH_MILLIS_ABOVE = 10**11  # larger epoch numbers are milliseconds (10**11 s is the year 5138)
+
+
+def _newsplease_date(value: Any) -> str | None:
+    """The publication date string; a Unix epoch number (seconds or milliseconds, as some exporters
+    write it) becomes its ISO form rather than being dropped."""
+    if isinstance(value, str):
+        return clean_inline(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        seconds = value / 1000 if value > EPOCH_MILLIS_ABOVE else value
+        try:
+            return iso_utc(datetime.fromtimestamp(seconds, tz=UTC))
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _newsplease_title(record: dict[str, Any]) -> Any:
+    """`title`, else news-please's other title fields (`title_rss`, `title_page`): a record whose
+    extractor missed the headline still has it there. Non-string values pass through for the schema."""
+    title = record.get("title")
+    if isinstance(title, str) and title.strip():
+        return clean_inline(title)
+    for key in ("title_rss", "title_page"):
+        fallback = record.get(key)
+        if isinstance(fallback, str) and fallback.strip():
+            return clean_inline(fallback)
+    return title if title is not None else ""
 
 
 _LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})((?:[-_][A-Za-z0-9]{2,8})*)")

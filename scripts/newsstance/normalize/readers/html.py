@@ -23,6 +23,7 @@ _META_DATE_XPATH = (
 )
 _LD_DATE = re.compile(r'"datePublished"\s*:\s*"([^"]{4,40})"')
 _YEAR_GUESS = re.compile(r"\d{4}-01-01T00:00:00")
+_MIDNIGHT_GUESS = re.compile(r"\d{4}-\d{2}-\d{2}T00:00:00")
 _NAME_PARTICLES = frozenset({"de", "da", "del", "der", "den", "di", "du", "la", "le", "van", "von", "bin", "al", "el",
                              "ibn", "y", "and"})
 MIN_PROSE_WORDS = 6
@@ -61,16 +62,24 @@ def _page_date(tree: Any, html: str) -> str | None:
     match = _LD_DATE.search(html)
     if match:
         return clean_inline(match.group(1))
-    for text in tree.xpath("//time//text()"):
+    for element in tree.xpath("//time"):
+        # The machine-readable attribute carries the time of day and offset that the visible text often omits.
+        stamp = clean_inline(element.get("datetime") or "")
+        if stamp and is_time_expression(stamp):
+            return stamp
+        text = clean_inline(element.text_content())
         if is_time_expression(text):  # e.g. <time>3 days ago</time> in a byline
-            return clean_inline(text)
+            return text
     return None
 
 
 def _trafilatura_date(value: str | None) -> str | None:
-    """trafilatura's date, unless it is a bare year guess (often from a copyright line): YYYY-01-01T00:00:00."""
+    """trafilatura's date, unless it is a bare year guess (often from a copyright line): YYYY-01-01T00:00:00.
+    A date found in text comes back as midnight without offset, which is a day, not a minute."""
     if not value or _YEAR_GUESS.fullmatch(value):
         return None
+    if _MIDNIGHT_GUESS.fullmatch(value):
+        return value[:10]  # a day without a time of day: keep it day precision rather than claim 00:00
     return value
 
 

@@ -45,10 +45,23 @@ def _item(value: Any, index: int, line: int | None) -> JsonItem:
     return JsonItem(value, index, line)
 
 
+def _wrapped_records(data: dict[str, Any]) -> list[Any] | None:
+    """The record list of an export that wraps it in an object ({"articles": [...], "count": 2}): the one
+    list-valued key whose elements include news-please objects."""
+    if looks_like_newsplease(data):
+        return None
+    lists = [value for value in data.values()
+             if isinstance(value, list) and any(isinstance(v, dict) and looks_like_newsplease(v) for v in value)]
+    return lists[0] if len(lists) == 1 else None
+
+
 def read_json(text: str) -> tuple[list[JsonItem], bool]:
     """Items of a whole-file JSON document and whether it is an array (raises orjson.JSONDecodeError
-    when malformed). A single object's item has no record index."""
+    when malformed). A single object's item has no record index; an object wrapping one list of
+    records counts as that array."""
     data = orjson.loads(text)
+    if isinstance(data, dict):
+        data = _wrapped_records(data) or data
     if not isinstance(data, list):
         item = _item(data, 0, None)
         item.record_index = None
@@ -71,6 +84,22 @@ def read_jsonl(text: str) -> Iterator[JsonItem]:
         index += 1
 
 
+def _is_pretty_printed_json(stripped: str) -> bool:
+    """A .jsonl file that holds one indented JSON document (an array or object spread over lines):
+    its first line is not JSON on its own, but the whole text is."""
+    first = stripped.split("\n", 1)[0]
+    try:
+        orjson.loads(first)
+        return False
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        orjson.loads(stripped)
+        return True
+    except orjson.JSONDecodeError:
+        return False
+
+
 def sniff_json_kind(text: str, suffix: str) -> str | None:
     """'json' or 'jsonl' for JSON-looking text (None otherwise). A parseable whole document is
     JSON unless the extension says JSON Lines; otherwise a first line holding an object means JSONL."""
@@ -78,7 +107,7 @@ def sniff_json_kind(text: str, suffix: str) -> str | None:
     if not stripped or stripped[0] not in "{[":
         return None
     if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
+        return "json" if _is_pretty_printed_json(stripped) else "jsonl"
     try:
         orjson.loads(text)
         return "json"

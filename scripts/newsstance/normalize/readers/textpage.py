@@ -14,8 +14,9 @@ An aggregator page looks like
     Title of the related article
     body, often cut or spliced
 
-Related blocks are found by structure (a time line next to a "- Outlet" line), so any
-site using that layout works; chrome is removed by the configurable phrase lists plus a
+Related blocks are found by structure (a time line next to a "- Outlet" line; also a one-line
+"5 hours ago · Outlet" header, or an "Outlet" line over a time line that opens a block), so any
+site using such a layout works; chrome is removed by the configurable phrase lists plus a
 structural rule (short lines without sentence punctuation at the end of an article).
 """
 
@@ -30,11 +31,18 @@ from newsstance.normalize.decode import clean_inline, clean_paragraph
 from newsstance.normalize.model import Format
 
 _DASH_OUTLET = re.compile(r"^[-–—•]\s+(\S.{0,79})$")
+# A one-line block header: "5 hours ago · Outlet" or "Outlet · 5 hours ago" (also with "|" or "•").
+_INLINE_HEADER = re.compile(r"^(\S.{0,79}?)\s+[·•|–—]\s+(\S.{0,79})$")
+# Lines above which a one-line "who · when" line is the page's own byline, not a related-block header.
+BYLINE_ZONE = 2
+OUTLET_MAX_WORDS = 6
 # A pure byline: "By" and one to three names (capitalised words) joined by commas, "and" or "&".
 # A line with a role ("By Ana Lind, president of ...") is part of the text.
 _NAME = r"[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){0,3}"
 _BYLINE = re.compile(rf"^[Bb]y\s+({_NAME}(?:\s*(?:,|\band\b|&)\s*{_NAME}){{0,2}})$")
+_BARE_NAMES = re.compile(rf"^{_NAME}(?:\s*(?:,|\band\b|&)\s*{_NAME}){{0,2}}$")
 _AUTHOR_SPLIT = re.compile(r"\s*(?:,|\band\b|&)\s*")
+_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+(?=\S)")
 _SENTENCE_END = re.compile(r"[.!?][\"'”’»)\]]*$")
 TITLE_MAX_CHARS = 300
 WRAP_MAX_LINE = 100
@@ -71,16 +79,73 @@ class _Header:
     time: str
 
 
+def _title(line: str) -> str:
+    """A title line, without a Markdown heading marker ("# Title")."""
+    return _MARKDOWN_HEADING.sub("", clean_inline(line), count=1)
+
+
 def _same_outlet(line: str, outlet: str) -> bool:
     return clean_inline(line).casefold() == outlet.casefold()
 
 
+def _inline_header(line: str) -> tuple[str, str] | None:
+    """(outlet, time) of a one-line header such as "5 hours ago · Outlet" or "Outlet | Mar 14, 2026"."""
+    match = _INLINE_HEADER.match(line)
+    if not match:
+        return None
+    left, right = clean_inline(match.group(1)), clean_inline(match.group(2))
+    if is_time_expression(left) and not is_time_expression(right):
+        return right, left
+    if is_time_expression(right) and not is_time_expression(left):
+        return left, right
+    return None
+
+
+def _nonblank_before(lines: list[str], index: int) -> int:
+    """How many non-blank lines precede `index` (counting stops past the byline zone)."""
+    count = 0
+    for line in lines[:index]:
+        if line:
+            count += 1
+            if count > BYLINE_ZONE:
+                break
+    return count
+
+
+def _is_two_line_header(lines: list[str], index: int) -> bool:
+    """An "Outlet" line, then a time line, then a title, opening a block (after a blank line or a heading such
+    as "Related:"), outside the byline zone under the page title, and not the "- Outlet" layout."""
+    line = lines[index]
+    if (index + 2 >= len(lines) or not lines[index + 2] or len(line.split()) > OUTLET_MAX_WORDS
+            or _SENTENCE_END.search(line) or _BYLINE.match(line) or _DASH_OUTLET.match(lines[index + 2])
+            or _same_outlet(lines[index + 2], clean_inline(line))):
+        return False
+    if index > 0 and lines[index - 1] and _SENTENCE_END.search(lines[index - 1]):
+        return False
+    if 0 < _nonblank_before(lines, index) <= BYLINE_ZONE:
+        return False
+    return (is_time_expression(lines[index + 1]) and not is_time_expression(line)
+            and not is_time_expression(lines[index + 2]))
+
+
 def find_headers(lines: list[str]) -> list[_Header]:
-    """Related-block headers: a "- Outlet" line with a time line just above or below it."""
+    """Related-block headers: a "- Outlet" line with a time line just above or below it, a one-line
+    "Outlet · time" line, or an "Outlet" line over a time line at the start of a block."""
     headers: list[_Header] = []
     last_end = -1
     for index, line in enumerate(lines):
-        if index <= last_end or not line or line[0] not in "-–—•":
+        if index <= last_end or not line:
+            continue
+        inline = _inline_header(line) if not 0 < _nonblank_before(lines, index) <= BYLINE_ZONE else None
+        if inline is not None and not _BYLINE.match(inline[0]):
+            outlet, time_line = inline
+            headers.append(_Header(index, index, outlet, time_line))
+            last_end = index
+            continue
+        if line[0] not in "-–—•":
+            if _is_two_line_header(lines, index):
+                headers.append(_Header(index, index + 1, clean_inline(line), clean_inline(lines[index + 1])))
+                last_end = index + 1
             continue
         match = _DASH_OUTLET.match(line)
         if not match:
@@ -171,14 +236,24 @@ def _paragraphs(numbered: list[tuple[int, str]], blank_separated: bool) -> list[
 def _take_meta_lines(numbered: list[tuple[int, str]], article: TextArticle) -> list[tuple[int, str]]:
     """Byline, time and "- Outlet" lines right under a main title become metadata."""
     taken = 0
-    for _, line in numbered[:3]:
+    for position, (_, line) in enumerate(numbered[:3]):
         text = clean_inline(line)
+        following = clean_inline(numbered[position + 1][1]) if position + 1 < len(numbered) else ""
         if article.published_raw is None and is_time_expression(text):
             article.published_raw = text
+        elif article.published_raw is None and (inline := _inline_header(text)):
+            who, article.published_raw = inline  # "By Ana Lind · 5 hours ago" or "Outlet | March 14, 2026"
+            if byline := _BYLINE.match(who):
+                article.authors = article.authors or [a for a in _AUTHOR_SPLIT.split(byline.group(1)) if a]
+            elif article.source is None:
+                article.source = who
         elif not article.authors and (byline := _BYLINE.match(text)):
             article.authors = [a for a in _AUTHOR_SPLIT.split(byline.group(1)) if a]
         elif article.source is None and (dash := _DASH_OUTLET.match(text)):
             article.source = clean_inline(dash.group(1))
+        elif (not article.authors and article.published_raw is None and _BARE_NAMES.match(text)
+              and is_time_expression(following)):
+            article.authors = [a for a in _AUTHOR_SPLIT.split(text) if a]  # "Ana Lind" over "5 hours ago"
         else:
             break
         taken += 1
@@ -202,7 +277,7 @@ def parse_text_page(text: str, chrome: ChromeConfig) -> TextPageResult:
     main: TextArticle | None = None
     if region:
         title_number, title_line = region[0]
-        main = TextArticle(title=clean_inline(title_line), paragraphs=[], role="standalone",
+        main = TextArticle(title=_title(title_line), paragraphs=[], role="standalone",
                            line_start=title_number, line_end=title_number)
         has_chrome = bool(headers) or any(chrome.is_end(line) for _, line in region[1:])
         body = cleaner.body(_take_meta_lines(region[1:], main), structural=has_chrome)
@@ -216,8 +291,8 @@ def parse_text_page(text: str, chrome: ChromeConfig) -> TextPageResult:
                               blank_separated, role="standalone")
 
     if main is not None and (not main.paragraphs or len(main.title) > TITLE_MAX_CHARS):
-        result.notes.append("a title line without a body" if not main.paragraphs else
-                            "the first line is too long to be a title")
+        result.notes.append("the first line is too long to be a title" if len(main.title) > TITLE_MAX_CHARS else
+                            "a title line without a body")
         main = None
     if main is not None:
         result.articles.append(main)
@@ -248,7 +323,7 @@ def _block_article(lines: list[str], header: _Header, end: int, cleaner: _Cleane
         return None
     title_number, title_line = numbered[0]
     body = cleaner.body(numbered[1:], structural=True)
-    article = TextArticle(title=clean_inline(title_line), paragraphs=_paragraphs(body, blank_separated), role=role,
+    article = TextArticle(title=_title(title_line), paragraphs=_paragraphs(body, blank_separated), role=role,
                           source=header.outlet, published_raw=header.time, line_start=header.start + 1,
                           line_end=body[-1][0] if body else title_number)
     return article
