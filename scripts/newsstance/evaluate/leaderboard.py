@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from newsstance import __version__
-from newsstance.evaluate.baselines import BASELINES, DEFAULT_SPACY_MODEL, baseline_predictions
+from newsstance.evaluate.baselines import BASELINES, baseline_predictions
 from newsstance.evaluate.dataset import Release, load_release
 from newsstance.evaluate.report import evaluate_predictions, flatten
+from newsstance.ner import DEFAULT_MODEL
 from newsstance.records import write_json, write_jsonl
 from newsstance.scheme import Scheme, load_scheme
 
@@ -42,7 +43,7 @@ def run_leaderboard(
     config: str = "default",
     revision: str | None = None,
     baselines: Sequence[str] = BASELINES,
-    spacy_model: str = DEFAULT_SPACY_MODEL,
+    spacy_model: str = DEFAULT_MODEL,
     predictions_dir: Path | None = None,
     resamples: int = 1000,
     seed: int = 0,

@@ -115,7 +115,7 @@ def write_split(table: pa.Table, folder: Path, config: str, split: str,
 
 
 def verify_with_fresh_cache(release_dir: Path, tables: Mapping[str, Mapping[str, pa.Table]],
-                            features: Mapping[str, Features], progress: bool = True) -> None:
+                            features: Mapping[str, Features]) -> None:
     """Load every config with `datasets.load_dataset` and an empty cache; rows must equal what was built."""
     import datasets
     from datasets.utils.logging import is_progress_bar_enabled
@@ -362,7 +362,7 @@ def _build(
             (staging / "README.md").write_text(readme, encoding="utf-8")
         if verify:
             _say(progress, "loading the release with datasets and a fresh cache")
-            verify_with_fresh_cache(staging, tables, features, progress)
+            verify_with_fresh_cache(staging, tables, features)
         write_json(staging / ver.DIFF, diff)
         file_names = [f for fs in data_files.values() for files in fs.values() for f in files]
         manifest = {

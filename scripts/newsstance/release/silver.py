@@ -16,11 +16,9 @@ from newsstance.records import Record, read_jsonl
 from newsstance.release.rows import Silver
 from newsstance.scheme import Scheme, record_validator
 
-DEFAULT_SILVER_MODEL = DEFAULT_MODEL
-
 
 def silver_from_spacy(
-    articles: Iterable[Record], scheme: Scheme, model: str = DEFAULT_SILVER_MODEL,
+    articles: Iterable[Record], scheme: Scheme, model: str = DEFAULT_MODEL,
     label_map_path: Path | None = None, progress: object = None,
 ) -> Silver:
     """Run the project's spaCy NER (the one used for pre-annotation) over every article text."""
