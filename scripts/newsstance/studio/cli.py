@@ -21,6 +21,9 @@ KeyOpt = Annotated[str | None, typer.Option("--api-key", help="Personal access t
 ProjectOpt = Annotated[str, typer.Option("--project", help="Label Studio project title.")]
 ArticlesOpt = Annotated[str | None, typer.Option("--articles", help="Glob of article JSONL files "
                                                  "(default corpus/normalized/articles*.jsonl).")]
+RecordsOutOpt = Annotated[Path | None, typer.Option("--out", help="Records (default annotations/annotations.jsonl).")]
+ConflictsOpt = Annotated[Path | None, typer.Option("--conflicts", help="Default: conflicts.jsonl next to --out.")]
+FullOpt = Annotated[bool, typer.Option("--full", help="Reconvert every annotation, not only changed ones.")]
 
 
 @studio_app.command("up")
@@ -113,13 +116,10 @@ def _print_pull(result: object) -> None:
 @studio_app.command("pull")
 def pull_cmd(
     project: ProjectOpt = "newsstance",
-    out: Annotated[Path | None, typer.Option("--out", help="Records (default annotations/annotations.jsonl).")]
-    = None,
-    conflicts: Annotated[Path | None, typer.Option("--conflicts", help="Default: conflicts.jsonl next to --out.")]
-    = None,
+    out: RecordsOutOpt = None,
+    conflicts: ConflictsOpt = None,
     articles: ArticlesOpt = None,
-    full: Annotated[bool, typer.Option("--full", help="Reconvert every annotation, not only changed ones.")]
-    = False,
+    full: FullOpt = False,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     data_dir: DataDirOpt = None,
@@ -135,13 +135,10 @@ def pull_cmd(
 @studio_app.command("import")
 def import_cmd(
     export: Annotated[Path, typer.Argument(help="A Label Studio JSON export (Export > JSON).")],
-    out: Annotated[Path | None, typer.Option("--out", help="Records (default annotations/annotations.jsonl).")]
-    = None,
-    conflicts: Annotated[Path | None, typer.Option("--conflicts", help="Default: conflicts.jsonl next to --out.")]
-    = None,
+    out: RecordsOutOpt = None,
+    conflicts: ConflictsOpt = None,
     articles: ArticlesOpt = None,
-    full: Annotated[bool, typer.Option("--full", help="Reconvert every annotation, not only changed ones.")]
-    = False,
+    full: FullOpt = False,
 ) -> None:
     """Offline: convert an export file exactly as `pull` would."""
     from newsstance.studio.pull import import_export
