@@ -18,6 +18,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check scripts tests benchmarks examples
+	$(BIN)/ruff format --check scripts tests benchmarks examples
+	$(BIN)/mypy
 
 setup: $(STAMP)
 

@@ -36,17 +36,25 @@ SYLLABLES = ["ka", "lo", "ven", "mar", "tis", "dor", "ul", "bre", "na", "quo", "
 
 
 def features(scheme: Scheme) -> Features:
-    return Features({
-        **{name: Value("string") for name in ("id", "title", "text", "source", "url", "published_at", "language")},
-        "entities": List({"start": Value("int32"), "end": Value("int32"),
-                          "label": ClassLabel(names=scheme.entity_names), "text": Value("string"),
-                          "stance": ClassLabel(names=scheme.stance_names)}),
-        "tokens": List(Value("string")),
-        "token_starts": List(Value("int32")),
-        "token_ends": List(Value("int32")),
-        "ner_tags": List(ClassLabel(names=scheme.bio_tags)),
-        "stances": {t: ClassLabel(names=scheme.document_stance_names) for t in scheme.target_ids},
-    })
+    return Features(
+        {
+            **{name: Value("string") for name in ("id", "title", "text", "source", "url", "published_at", "language")},
+            "entities": List(
+                {
+                    "start": Value("int32"),
+                    "end": Value("int32"),
+                    "label": ClassLabel(names=scheme.entity_names),
+                    "text": Value("string"),
+                    "stance": ClassLabel(names=scheme.stance_names),
+                }
+            ),
+            "tokens": List(Value("string")),
+            "token_starts": List(Value("int32")),
+            "token_ends": List(Value("int32")),
+            "ner_tags": List(ClassLabel(names=scheme.bio_tags)),
+            "stances": {t: ClassLabel(names=scheme.document_stance_names) for t in scheme.target_ids},
+        }
+    )
 
 
 def synthetic_row(number: int, n_entities: int, rng: random.Random, scheme: Scheme) -> dict:
@@ -70,15 +78,31 @@ def synthetic_row(number: int, n_entities: int, rng: random.Random, scheme: Sche
         start = position
         for index in range(rng.randint(1, 3)):
             word(1 + 2 * label if index == 0 else 2 + 2 * label)
-        entities.append({"start": start, "end": ends[-1], "label": label, "text": "",
-                         "stance": rng.randrange(-1, len(scheme.stance_names))})
+        entities.append(
+            {
+                "start": start,
+                "end": ends[-1],
+                "label": label,
+                "text": "",
+                "stance": rng.randrange(-1, len(scheme.stance_names)),
+            }
+        )
     text = " ".join(tokens)
     for entity in entities:
-        entity["text"] = text[entity["start"]:entity["end"]]
+        entity["text"] = text[entity["start"] : entity["end"]]
     return {
-        "id": f"{number:016x}", "title": f"Synthetic {number}", "text": text, "source": "Bench Ledger",
-        "url": f"https://bench.example/{number}", "published_at": "2031-01-01T00:00:00Z", "language": "en",
-        "entities": entities, "tokens": tokens, "token_starts": starts, "token_ends": ends, "ner_tags": tags,
+        "id": f"{number:016x}",
+        "title": f"Synthetic {number}",
+        "text": text,
+        "source": "Bench Ledger",
+        "url": f"https://bench.example/{number}",
+        "published_at": "2031-01-01T00:00:00Z",
+        "language": "en",
+        "entities": entities,
+        "tokens": tokens,
+        "token_starts": starts,
+        "token_ends": ends,
+        "ner_tags": tags,
         "stances": {t: rng.randrange(len(scheme.document_stance_names)) for t in scheme.target_ids},
     }
 
@@ -93,8 +117,9 @@ def noisy_prediction(row: dict, rng: random.Random, scheme: Scheme) -> dict:
         end = entity["end"] if roll < 0.9 else entity["end"] - 1
         stance = scheme.stance_names[rng.randrange(len(scheme.stance_names))]
         entities.append({"start": entity["start"], "end": end, "label": scheme.entity_names[label], "stance": stance})
-    stances = {t: scheme.document_stance_names[rng.randrange(len(scheme.document_stance_names))]
-               for t in scheme.target_ids}
+    stances = {
+        t: scheme.document_stance_names[rng.randrange(len(scheme.document_stance_names))] for t in scheme.target_ids
+    }
     return {"id": row["id"], "entities": entities, "stances": stances}
 
 
@@ -104,8 +129,10 @@ def write_fixture(folder: Path, n_articles: int, n_entities: int, scheme: Scheme
     release = folder / "dist" / "0.0.1"
     (release / "data").mkdir(parents=True)
     Dataset.from_list(rows, features=features(scheme)).to_parquet(str(release / "data" / "test-00000-of-00001.parquet"))
-    (release / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: test\n"
-                                       "    path: data/test-*.parquet\n---\n", encoding="utf-8")
+    (release / "README.md").write_text(
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: test\n    path: data/test-*.parquet\n---\n",
+        encoding="utf-8",
+    )
     predictions = folder / "predictions.jsonl"
     write_jsonl(predictions, (noisy_prediction(row, rng, scheme) for row in rows))
     return release, predictions
@@ -136,17 +163,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="newsstance-evalbench-") as tmp:
         folder = Path(tmp)
         env = {**os.environ, "HF_DATASETS_CACHE": str(folder / "hf"), "HF_DATASETS_OFFLINE": "1"}
-        seconds, _, _ = run_child([sys.executable, __file__, "--write-fixture", str(folder), "--articles",
-                                str(args.articles), "--entities", str(args.entities)], env)
+        seconds, _, _ = run_child(
+            [
+                sys.executable,
+                __file__,
+                "--write-fixture",
+                str(folder),
+                "--articles",
+                str(args.articles),
+                "--entities",
+                str(args.entities),
+            ],
+            env,
+        )
         release, predictions = folder / "dist" / "0.0.1", folder / "predictions.jsonl"
-        print(f"fixture: {args.articles} articles x {args.entities} entities written in {seconds:.1f} s "
-              f"({predictions.stat().st_size / 2**20:.1f} MiB predictions)")
+        print(
+            f"fixture: {args.articles} articles x {args.entities} entities written in {seconds:.1f} s "
+            f"({predictions.stat().st_size / 2**20:.1f} MiB predictions)"
+        )
 
-        command = [str(Path(sys.executable).parent / "newsstance"), "evaluate", str(predictions), "--dataset",
-                   str(release), "--resamples", str(args.resamples), "--output", str(folder / "results.json")]
+        command = [
+            str(Path(sys.executable).parent / "newsstance"),
+            "evaluate",
+            str(predictions),
+            "--dataset",
+            str(release),
+            "--resamples",
+            str(args.resamples),
+            "--output",
+            str(folder / "results.json"),
+        ]
         elapsed, cpu, peak = run_child(command, env)
-        print(f"newsstance evaluate (child process, {args.resamples} resamples, fresh cache): {elapsed:.1f} s wall, "
-              f"{cpu:.1f} s CPU, peak RSS {peak:.0f} MiB")
+        print(
+            f"newsstance evaluate (child process, {args.resamples} resamples, fresh cache): {elapsed:.1f} s wall, "
+            f"{cpu:.1f} s CPU, peak RSS {peak:.0f} MiB"
+        )
 
         phases = {}
         cpu_began = time.process_time()
@@ -167,8 +218,10 @@ def main() -> None:
         for name, seconds in phases.items():
             print(f"  {name}: {seconds:.2f} s")
         strict = metrics(scheme, counts.sum(axis=0, keepdims=True))["entities/strict/micro/f1"][0]
-        print(f"  count matrix {counts.shape[0]} x {counts.shape[1]}; strict F1 of the noisy predictions "
-              f"{strict:.3f}; bootstrap sd {np.std(figures['entities/strict/micro/f1']):.4f}")
+        print(
+            f"  count matrix {counts.shape[0]} x {counts.shape[1]}; strict F1 of the noisy predictions "
+            f"{strict:.3f}; bootstrap sd {np.std(figures['entities/strict/micro/f1']):.4f}"
+        )
         print(f"  load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores)")
 
 

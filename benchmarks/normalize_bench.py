@@ -99,8 +99,14 @@ def bench_minhash(docs: int) -> dict:
 def _item(ident: str, text: str, identity: str | None = None):
     from newsstance.normalize.dedup import DedupItem, signature
 
-    return DedupItem(ident, identity or f"url:https://bench.example/{ident}",
-                     hashlib.sha256(text.encode()).hexdigest(), len(text), False, signature(text))
+    return DedupItem(
+        ident,
+        identity or f"url:https://bench.example/{ident}",
+        hashlib.sha256(text.encode()).hexdigest(),
+        len(text),
+        False,
+        signature(text),
+    )
 
 
 def bench_dedup(pairs: int, distractors: int, thresholds: list[float]) -> dict:
@@ -113,9 +119,11 @@ def bench_dedup(pairs: int, distractors: int, thresholds: list[float]) -> dict:
     items += [_item(f"d{index:06d}", text) for index, text in enumerate(article_texts(distractors, seed=99))]
     near = [p for p in planted if p["kind"] == "near"]
     negatives = [p for p in planted if p["kind"] != "near"]
-    say(f"dedup: {len(planted)} planted pairs ({len(near)} near-duplicates, J spread 0.5-1.0; "
+    say(
+        f"dedup: {len(planted)} planted pairs ({len(near)} near-duplicates, J spread 0.5-1.0; "
         f"{len(negatives)} look-alikes: same topic / shared boilerplate, max J "
-        f"{max(p['jaccard'] for p in negatives):.2f}) + {distractors} distractor articles")
+        f"{max(p['jaccard'] for p in negatives):.2f}) + {distractors} distractor articles"
+    )
     figures = {}
     for threshold in thresholds:
         seconds = timed(lambda t=threshold: dedup.cluster(items, threshold=t))
@@ -136,9 +144,11 @@ def bench_dedup(pairs: int, distractors: int, thresholds: list[float]) -> dict:
         cross = sum(1 for ident, r in results.items() if r.duplicate_of and r.duplicate_of[:7] != ident[:7])
         bands, rows = dedup.lsh_bands(threshold, dedup.NUM_PERM)
         default = " (default)" if threshold == dedup.THRESHOLD else ""
-        say(f"  threshold {threshold:.2f}{default} LSH {bands}x{rows}: recall@J>=0.8 {recall:.1%} "
+        say(
+            f"  threshold {threshold:.2f}{default} LSH {bands}x{rows}: recall@J>=0.8 {recall:.1%} "
             f"({len(high)} pairs), merged in 0.5<=J<0.8 {gray_rate:.0%}, false merges {false_lookalike + cross}, "
-            f"cluster {seconds:.2f}s for {len(items)} items")
+            f"cluster {seconds:.2f}s for {len(items)} items"
+        )
         figures[threshold] = {"recall": recall, "false_merges": false_lookalike + cross, "gray_rate": gray_rate}
     return figures
 
@@ -174,8 +184,9 @@ def cluster_items(records: int, seed: int = 0):
             truncated = rng.random() < 0.12
             text_id = f"{story:032x}{int(truncated) * (1 + int(rng.integers(0, 8))):032x}"
             story_sig = pool_sigs[story] if not truncated else rng.integers(0, 2**32, NUM_PERM, dtype=np.uint32)
-            yield DedupItem(f"{emitted:016x}", f"title:outlet|story {story}", text_id, 1500 - 500 * truncated,
-                            truncated, story_sig)
+            yield DedupItem(
+                f"{emitted:016x}", f"title:outlet|story {story}", text_id, 1500 - 500 * truncated, truncated, story_sig
+            )
             emitted += 1
 
 
@@ -191,14 +202,20 @@ def bench_cluster(records: int) -> dict:
         "print(json.dumps({'seconds': s, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
         "'base_rss_mb': base / 1024, 'stats': vars(r.stats)}))"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(records), str(Path(__file__).parent)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(records), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     stats = figures["stats"]
-    say(f"cluster: {records:,} items ({stats['clusters']:,} clusters; exact {stats['exact']:,}, identity "
+    say(
+        f"cluster: {records:,} items ({stats['clusters']:,} clusters; exact {stats['exact']:,}, identity "
         f"{stats['identity']:,}, near {stats['near']:,}) in {figures['seconds']:.1f} CPU s = "
         f"{rate(records, figures['seconds'])}; peak RSS {figures['peak_rss_mb']:.0f} MB, of which the items "
-        f"themselves {figures['base_rss_mb']:.0f} MB (the pipeline streams them instead)")
+        f"themselves {figures['base_rss_mb']:.0f} MB (the pipeline streams them instead)"
+    )
     return figures
 
 
@@ -221,19 +238,39 @@ def sample_records(count: int, normalized: Path | None) -> list[dict]:
     records = []
     for index in range(count):
         text = texts[index % len(texts)]
-        records.append({
-            "id": f"{index:016x}", "title": f"Fictional title {index}", "text": text,
-            "text_sha256": hashlib.sha256(text.encode()).hexdigest(), "source": "The Varn Ledger",
-            "url": f"https://varnledger.example/2025/03/story-{index}", "authors": ["Ilka Dümmerson"],
-            "published_at": "2025-03-14T10:42:00Z", "published_at_raw": "an hour ago",
-            "published_at_precision": "hour", "crawled_at": "2025-03-14T12:00:00Z", "language": "en",
-            "role": "related" if index % 4 else "main", "related_to": None if index % 4 == 0 else f"{index:016x}",
-            "duplicate_of": None, "truncated": False,
-            "provenance": {"path": f"pages/{index}.txt", "sha256": "0" * 64, "format": "aggregator",
-                           "line_start": 2, "line_end": 9, "parser_version": "bench", "encoding": "utf-8",
-                           "repairs": [], "crawl_time_source": "cli", "near_duplicate_jaccard": None},
-            "schema_version": "1.0.0",
-        })
+        records.append(
+            {
+                "id": f"{index:016x}",
+                "title": f"Fictional title {index}",
+                "text": text,
+                "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "source": "The Varn Ledger",
+                "url": f"https://varnledger.example/2025/03/story-{index}",
+                "authors": ["Ilka Dümmerson"],
+                "published_at": "2025-03-14T10:42:00Z",
+                "published_at_raw": "an hour ago",
+                "published_at_precision": "hour",
+                "crawled_at": "2025-03-14T12:00:00Z",
+                "language": "en",
+                "role": "related" if index % 4 else "main",
+                "related_to": None if index % 4 == 0 else f"{index:016x}",
+                "duplicate_of": None,
+                "truncated": False,
+                "provenance": {
+                    "path": f"pages/{index}.txt",
+                    "sha256": "0" * 64,
+                    "format": "aggregator",
+                    "line_start": 2,
+                    "line_end": 9,
+                    "parser_version": "bench",
+                    "encoding": "utf-8",
+                    "repairs": [],
+                    "crawl_time_source": "cli",
+                    "near_duplicate_jaccard": None,
+                },
+                "schema_version": "1.0.0",
+            }
+        )
     return records
 
 
@@ -375,8 +412,17 @@ def run_normalize(corpus: Path, out_dir: Path, workers: int, log: Path) -> tuple
 
     CPU time counts the command and its (reaped) worker processes: on a busy machine it shows
     what the run itself costs, where wall time also shows the neighbours."""
-    command = [*newsstance_command(), "normalize", str(corpus / "pages"), "--out", str(out_dir),
-               "--crawl-time", CRAWL_TIME, "--workers", str(workers)]
+    command = [
+        *newsstance_command(),
+        "normalize",
+        str(corpus / "pages"),
+        "--out",
+        str(out_dir),
+        "--crawl-time",
+        CRAWL_TIME,
+        "--workers",
+        str(workers),
+    ]
     with log.open("w") as err:
         cpu_before = _children_cpu()
         start = time.perf_counter()
@@ -409,20 +455,34 @@ def bench_e2e(sizes: list[int], workers: int, seed: int, keep: bool) -> tuple[di
         rerun_seconds, _, _, _ = run_normalize(corpus, out_dir, workers, OUT / f"normalize-{pages}-rerun.log")
         articles = counts["articles"]
         recall = planted["near_high_merged"] / planted["near_high"] if planted["near_high"] else float("nan")
-        say(f"  {articles:,} articles ({counts['main']:,} main, {counts.get('standalone', 0):,} standalone, "
+        say(
+            f"  {articles:,} articles ({counts['main']:,} main, {counts.get('standalone', 0):,} standalone, "
             f"{counts['related']:,} related, "
-            f"{counts['duplicates']:,} duplicate_of set, {counts['truncated']:,} truncated) in {seconds:.1f}s")
-        say(f"  => {rate(articles, seconds)} articles, {rate(pages, seconds)} pages (wall); peak RSS (process tree) "
-            f"{peak / 2**20:,.0f} MB; unchanged re-run {rerun_seconds:.1f}s")
-        say(f"  CPU {cpu:.1f}s over all processes = {rate(articles, cpu)} articles per CPU second; "
+            f"{counts['duplicates']:,} duplicate_of set, {counts['truncated']:,} truncated) in {seconds:.1f}s"
+        )
+        say(
+            f"  => {rate(articles, seconds)} articles, {rate(pages, seconds)} pages (wall); peak RSS (process tree) "
+            f"{peak / 2**20:,.0f} MB; unchanged re-run {rerun_seconds:.1f}s"
+        )
+        say(
+            f"  CPU {cpu:.1f}s over all processes = {rate(articles, cpu)} articles per CPU second; "
             f"CPU-bound on {workers} idle cores: ~{rate(articles, cpu / workers)} articles (upper bound: the merge "
-            "phase is serial)")
-        say(f"  planted near-duplicate pages (J>=0.8) merged: {planted['near_high_merged']}/{planted['near_high']}"
+            "phase is serial)"
+        )
+        say(
+            f"  planted near-duplicate pages (J>=0.8) merged: {planted['near_high_merged']}/{planted['near_high']}"
             f" ({recall:.0%}); look-alike pages merged: {planted['lookalike_merged']}/{planted['lookalike']}"
-            + (f"; pairs not found in output: {planted['unmatched']}" if planted["unmatched"] else ""))
-        figures[pages] = {"articles": articles, "seconds": seconds, "articles_per_s": articles / seconds,
-                          "cpu_seconds": cpu,
-                          "peak_rss_mb": peak / 2**20, "rerun_seconds": rerun_seconds, **planted}
+            + (f"; pairs not found in output: {planted['unmatched']}" if planted["unmatched"] else "")
+        )
+        figures[pages] = {
+            "articles": articles,
+            "seconds": seconds,
+            "articles_per_s": articles / seconds,
+            "cpu_seconds": cpu,
+            "peak_rss_mb": peak / 2**20,
+            "rerun_seconds": rerun_seconds,
+            **planted,
+        }
         if not keep:
             shutil.rmtree(corpus, ignore_errors=True)
             if last_out is not None:  # only the last output is kept, for the validation section
@@ -443,8 +503,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--thresholds", default="0.6,0.7,0.75")
     parser.add_argument("--cluster-records", type=int, default=400_000, help="items for the cluster section")
     parser.add_argument("--validation-records", type=int, default=5000)
-    parser.add_argument("--keep", action="store_true",
-                        help="keep generated corpora (reused by the next run) and normalize outputs in benchmarks/out")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep generated corpora (reused by the next run) and normalize outputs in benchmarks/out",
+    )
     parser.add_argument("--json", type=Path, help="also write all figures to this JSON file")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -472,9 +535,11 @@ def main(argv: list[str] | None = None) -> None:
             if "cpu_seconds" in run:
                 # Every record is validated once when built (duplicates once more when marked).
                 cpu_per_article = run["cpu_seconds"] / run["articles"]
-                say(f"  validation share of end-to-end CPU at {pages:,} pages: "
+                say(
+                    f"  validation share of end-to-end CPU at {pages:,} pages: "
                     f"~{1 / speed['jsonschema_rs_per_s'] / cpu_per_article:.1%} "
-                    f"(with jsonschema it would be ~{1 / speed['jsonschema_per_s'] / cpu_per_article:.0%})")
+                    f"(with jsonschema it would be ~{1 / speed['jsonschema_per_s'] / cpu_per_article:.0%})"
+                )
     if normalized is not None and not args.keep:
         shutil.rmtree(normalized, ignore_errors=True)
     say(f"peak RSS of this benchmark process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

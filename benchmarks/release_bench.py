@@ -25,10 +25,49 @@ from pathlib import Path
 
 SYLLABLES = ["bra", "ven", "tor", "qui", "lam", "dor", "esk", "ful", "mir", "oth", "zan", "pel", "rud", "sko", "vey"]
 FILLER = [
-    "the", "council", "said", "on", "Tuesday", "that", "officials", "would", "review", "the", "plan", "before",
-    "the", "next", "session", "while", "residents", "asked", "for", "more", "details", "about", "costs", "and",
-    "timing", "as", "critics", "questioned", "whether", "the", "new", "rules", "would", "work", "and", "supporters",
-    "pointed", "to", "earlier", "reports", "from", "regional", "agencies",
+    "the",
+    "council",
+    "said",
+    "on",
+    "Tuesday",
+    "that",
+    "officials",
+    "would",
+    "review",
+    "the",
+    "plan",
+    "before",
+    "the",
+    "next",
+    "session",
+    "while",
+    "residents",
+    "asked",
+    "for",
+    "more",
+    "details",
+    "about",
+    "costs",
+    "and",
+    "timing",
+    "as",
+    "critics",
+    "questioned",
+    "whether",
+    "the",
+    "new",
+    "rules",
+    "would",
+    "work",
+    "and",
+    "supporters",
+    "pointed",
+    "to",
+    "earlier",
+    "reports",
+    "from",
+    "regional",
+    "agencies",
 ]
 LABELS = ["PERSON", "NORP", "ORG", "GPE", "LOC", "EVENT", "MISC"]
 STANCES = ["favor", "against", "neutral", None]
@@ -36,8 +75,7 @@ DOC_STANCES = ["favor", "against", "neutral", "not_about"]
 
 
 def _name(rng: random.Random, words: int) -> str:
-    return " ".join("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
-                    for _ in range(words))
+    return " ".join("".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize() for _ in range(words))
 
 
 def synthetic_pair(index: int, rng: random.Random, words: int, entities: int) -> tuple[dict, dict]:
@@ -51,26 +89,57 @@ def synthetic_pair(index: int, rng: random.Random, words: int, entities: int) ->
         parts.append(filler + " ")
         length += len(filler) + 1
         surface = _name(rng, rng.randint(1, 3))
-        spans.append({"start": length, "end": length + len(surface), "label": LABELS[(index + k) % len(LABELS)],
-                      "text": surface, "stance": rng.choice(STANCES)})
+        spans.append(
+            {
+                "start": length,
+                "end": length + len(surface),
+                "label": LABELS[(index + k) % len(LABELS)],
+                "text": surface,
+                "stance": rng.choice(STANCES),
+            }
+        )
         parts.append(surface + ". ")
         length += len(surface) + 2
     text = "".join(parts).strip()
     sha = hashlib.sha256(text.encode()).hexdigest()
     article_id = hashlib.sha256(f"bench-{index}".encode()).hexdigest()[:16]
     article = {
-        "id": article_id, "title": f"{_name(rng, 2)} report {index}", "text": text, "text_sha256": sha,
-        "source": f"{_name(rng, 1)} Gazette", "url": f"https://bench.example/{index}", "authors": [],
-        "published_at": f"2031-0{1 + index % 9}-1{index % 10}T08:00:00Z", "published_at_raw": None,
-        "published_at_precision": "minute", "crawled_at": "2031-10-01T00:00:00Z", "language": "en",
-        "role": "standalone", "related_to": None, "duplicate_of": None, "truncated": False,
-        "provenance": {"path": f"raw/{index}.html", "sha256": sha, "format": "html", "parser_version": "bench",
-                       "encoding": "utf-8", "repairs": [], "crawl_time_source": "cli"},
+        "id": article_id,
+        "title": f"{_name(rng, 2)} report {index}",
+        "text": text,
+        "text_sha256": sha,
+        "source": f"{_name(rng, 1)} Gazette",
+        "url": f"https://bench.example/{index}",
+        "authors": [],
+        "published_at": f"2031-0{1 + index % 9}-1{index % 10}T08:00:00Z",
+        "published_at_raw": None,
+        "published_at_precision": "minute",
+        "crawled_at": "2031-10-01T00:00:00Z",
+        "language": "en",
+        "role": "standalone",
+        "related_to": None,
+        "duplicate_of": None,
+        "truncated": False,
+        "provenance": {
+            "path": f"raw/{index}.html",
+            "sha256": sha,
+            "format": "html",
+            "parser_version": "bench",
+            "encoding": "utf-8",
+            "repairs": [],
+            "crawl_time_source": "cli",
+        },
         "schema_version": "1.0.0",
     }
-    gold = {"article_id": article_id, "text_sha256": sha, "entities": spans,
-            "stances": {"tidewater_dam": rng.choice(DOC_STANCES), "carbon_levy": rng.choice(DOC_STANCES)},
-            "annotation_ids": [index], "method": "manual", "scheme_version": "1.0.0"}
+    gold = {
+        "article_id": article_id,
+        "text_sha256": sha,
+        "entities": spans,
+        "stances": {"tidewater_dam": rng.choice(DOC_STANCES), "carbon_levy": rng.choice(DOC_STANCES)},
+        "annotation_ids": [index],
+        "method": "manual",
+        "scheme_version": "1.0.0",
+    }
     return article, gold
 
 
@@ -98,11 +167,21 @@ def child_build(folder: Path) -> dict:
     from newsstance.release.build import build_release
 
     start, cpu = time.perf_counter(), _cpu_seconds()
-    result = build_release(version="1.0.0", out=folder / "dist", articles=[folder / "articles.jsonl"],
-                           gold=folder / "gold.jsonl", splits=folder / "splits.jsonl", license_id="cc-by-4.0",
-                           progress=False)
-    return {"seconds": time.perf_counter() - start, "cpu": _cpu_seconds() - cpu, "peak_rss_mb": _peak_mb(),
-            "rows": result.rows}
+    result = build_release(
+        version="1.0.0",
+        out=folder / "dist",
+        articles=[folder / "articles.jsonl"],
+        gold=folder / "gold.jsonl",
+        splits=folder / "splits.jsonl",
+        license_id="cc-by-4.0",
+        progress=False,
+    )
+    return {
+        "seconds": time.perf_counter() - start,
+        "cpu": _cpu_seconds() - cpu,
+        "peak_rss_mb": _peak_mb(),
+        "rows": result.rows,
+    }
 
 
 def child_baseline(folder: Path) -> dict:
@@ -117,21 +196,32 @@ def child_baseline(folder: Path) -> dict:
     release = folder / "dist" / "1.0.0"
     manifest = read_manifest(release)
     scheme = load_scheme()
-    rows_by_config = {config: [row for split in splits.values() for f in split["files"]
-                               for row in pq.read_table(release / f).to_pylist()]
-                      for config, splits in manifest["configs"].items()}
+    rows_by_config = {
+        config: [
+            row for split in splits.values() for f in split["files"] for row in pq.read_table(release / f).to_pylist()
+        ]
+        for config, splits in manifest["configs"].items()
+    }
     rss_rows_mb = _peak_mb()
     start, cpu = time.perf_counter(), _cpu_seconds()
     for config, rows in rows_by_config.items():
         dataset = datasets.Dataset.from_list(rows, features=features_for(scheme, config))
         dataset.to_parquet(str(folder / f"baseline-{config}.parquet"))
-    return {"seconds": time.perf_counter() - start, "cpu": _cpu_seconds() - cpu, "peak_rss_mb": _peak_mb(),
-            "rss_after_rows_mb": rss_rows_mb}
+    return {
+        "seconds": time.perf_counter() - start,
+        "cpu": _cpu_seconds() - cpu,
+        "peak_rss_mb": _peak_mb(),
+        "rss_after_rows_mb": rss_rows_mb,
+    }
 
 
 def run_child(step: str, folder: Path) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", step, "--folder", str(folder)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", step, "--folder", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{step} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -153,18 +243,29 @@ def main() -> None:
         start = time.perf_counter()
         generate(folder, args.articles, args.words, args.entities)
         size_mb = (folder / "articles.jsonl").stat().st_size / 1e6
-        print(f"generated {args.articles} articles ({size_mb:.0f} MB JSONL, ~{args.words} words, "
-              f"{args.entities} entities each) in {time.perf_counter() - start:.1f}s", flush=True)
+        print(
+            f"generated {args.articles} articles ({size_mb:.0f} MB JSONL, ~{args.words} words, "
+            f"{args.entities} entities each) in {time.perf_counter() - start:.1f}s",
+            flush=True,
+        )
         build = run_child("build", folder)
-        print(f"build_release:                    wall {build['seconds']:7.1f} s  cpu {build['cpu']:7.1f} s  "
-              f"peak RSS {build['peak_rss_mb']:6.0f} MB   rows {json.dumps(build['rows'])}", flush=True)
+        print(
+            f"build_release:                    wall {build['seconds']:7.1f} s  cpu {build['cpu']:7.1f} s  "
+            f"peak RSS {build['peak_rss_mb']:6.0f} MB   rows {json.dumps(build['rows'])}",
+            flush=True,
+        )
         base = run_child("baseline", folder)
-        print(f"Dataset.from_list().to_parquet(): wall {base['seconds']:7.1f} s  cpu {base['cpu']:7.1f} s  "
-              f"peak RSS {base['peak_rss_mb']:6.0f} MB   (rows in memory before timing: "
-              f"{base['rss_after_rows_mb']:.0f} MB)", flush=True)
-        print(f"ratio build / from_list:  wall {build['seconds'] / base['seconds']:.2f}x  "
-              f"cpu {build['cpu'] / base['cpu']:.2f}x  peak RSS {build['peak_rss_mb'] / base['peak_rss_mb']:.2f}x"
-              "   (target <= 1.5x)")
+        print(
+            f"Dataset.from_list().to_parquet(): wall {base['seconds']:7.1f} s  cpu {base['cpu']:7.1f} s  "
+            f"peak RSS {base['peak_rss_mb']:6.0f} MB   (rows in memory before timing: "
+            f"{base['rss_after_rows_mb']:.0f} MB)",
+            flush=True,
+        )
+        print(
+            f"ratio build / from_list:  wall {build['seconds'] / base['seconds']:.2f}x  "
+            f"cpu {build['cpu'] / base['cpu']:.2f}x  peak RSS {build['peak_rss_mb'] / base['peak_rss_mb']:.2f}x"
+            "   (target <= 1.5x)"
+        )
 
 
 if __name__ == "__main__":

@@ -55,14 +55,28 @@ def fictional_articles(n: int, seed: int = 7) -> list[dict[str, Any]]:
     for index in range(n):
         sentences = []
         for _ in range(rng.randint(3, 5)):
-            sentences.append(rng.choice(TEMPLATES).format(
-                p=f"{rng.choice(FIRST)} {rng.choice(LAST)}", g=rng.choice(PLACES), g2=rng.choice(PLACES),
-                o=rng.choice(ORGS), d=rng.choice(DAYS)))
+            sentences.append(
+                rng.choice(TEMPLATES).format(
+                    p=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+                    g=rng.choice(PLACES),
+                    g2=rng.choice(PLACES),
+                    o=rng.choice(ORGS),
+                    d=rng.choice(DAYS),
+                )
+            )
         text = " ".join(sentences)
         article_id = text_sha256(f"bench-{index}")[:16]
-        articles.append({"id": article_id, "title": f"Fictional report {index}", "text": text,
-                         "text_sha256": text_sha256(text), "source": "The Fictional Gazette",
-                         "url": f"https://gazette.example/{article_id}", "duplicate_of": None})
+        articles.append(
+            {
+                "id": article_id,
+                "title": f"Fictional report {index}",
+                "text": text,
+                "text_sha256": text_sha256(text),
+                "source": "The Fictional Gazette",
+                "url": f"https://gazette.example/{article_id}",
+                "duplicate_of": None,
+            }
+        )
     return articles
 
 
@@ -83,11 +97,25 @@ def annotation_for(text: str, regions: list[Result], rng: random.Random) -> dict
     for i, region in enumerate(regions):
         if rng.random() < 0.5:
             value = {k: region["value"][k] for k in ("start", "end", "text")}
-            result.append({"id": f"a{i}", "from_name": "mention_stance", "to_name": "text", "type": "choices",
-                           "value": {**value, "choices": [rng.choice(["favor", "against", "neutral"])]}})
+            result.append(
+                {
+                    "id": f"a{i}",
+                    "from_name": "mention_stance",
+                    "to_name": "text",
+                    "type": "choices",
+                    "value": {**value, "choices": [rng.choice(["favor", "against", "neutral"])]},
+                }
+            )
     for target in ("tidewater_dam", "carbon_levy"):
-        result.append({"id": f"d_{target}", "from_name": f"stance_{target}", "to_name": "text", "type": "choices",
-                       "value": {"choices": [rng.choice(["favor", "against", "neutral", "not_about"])]}})
+        result.append(
+            {
+                "id": f"d_{target}",
+                "from_name": f"stance_{target}",
+                "to_name": "text",
+                "type": "choices",
+                "value": {"choices": [rng.choice(["favor", "against", "neutral", "not_about"])]},
+            }
+        )
     return {"result": result, "was_cancelled": False, "ground_truth": False, "lead_time": 12.0}
 
 
@@ -107,7 +135,7 @@ def bare_push(client: Any, title: str, label_config: str, tasks: list[dict[str, 
 
 def bare_import(client: Any, project_id: int, tasks: list[dict[str, Any]], batch_size: int) -> None:
     for start in range(0, len(tasks), batch_size):
-        client.projects.import_tasks(id=project_id, request=tasks[start:start + batch_size], return_task_ids=True)
+        client.projects.import_tasks(id=project_id, request=tasks[start : start + batch_size], return_task_ids=True)
 
 
 def bare_export(client: Any, project_id: int) -> bytes:
@@ -126,8 +154,17 @@ def runs(values: Sequence[float]) -> str:
     return "runs " + ", ".join(f"{v:.1f}" for v in values)
 
 
-def bench_push(conn: Connection, client: Any, articles: list[dict[str, Any]], scheme: Any, spacy: SpacyPreannotator,
-               predicted: list[list[Result]], ner_s: float, args: argparse.Namespace, tmp: Path) -> list[Row]:
+def bench_push(
+    conn: Connection,
+    client: Any,
+    articles: list[dict[str, Any]],
+    scheme: Any,
+    spacy: SpacyPreannotator,
+    predicted: list[list[Result]],
+    ner_s: float,
+    args: argparse.Namespace,
+    tmp: Path,
+) -> list[Row]:
     texts = [a["text"] for a in articles]
     cached = Cached(spacy.model_version, dict(zip(texts, predicted, strict=True)))
     tasks = build_tasks(articles, predicted, spacy.model_version, scheme)
@@ -136,36 +173,85 @@ def bench_push(conn: Connection, client: Any, articles: list[dict[str, Any]], sc
     timed("warming up the server", bare_push, client, "bench-warm-up", scheme.label_config(), warm, 250)
     bare, ours = [], []
     for round_ in range(args.repeat):  # alternate, so load from other processes hits both alike
-        seconds, _ = timed(f"bare SDK import #{round_ + 1}", bare_push, client, f"bench-bare-{round_}",
-                           scheme.label_config(), tasks, args.batch_size)
+        seconds, _ = timed(
+            f"bare SDK import #{round_ + 1}",
+            bare_push,
+            client,
+            f"bench-bare-{round_}",
+            scheme.label_config(),
+            tasks,
+            args.batch_size,
+        )
         bare.append(seconds)
-        seconds, result = timed(f"newsstance push #{round_ + 1} (precomputed predictions)", push_articles, conn,
-                                articles, project=f"bench-ours-{round_}", scheme=scheme, preannotator=cached,
-                                batch_size=args.batch_size, state_path=tmp / f"push-{round_}.json", guidelines="",
-                                progress=False)
+        seconds, result = timed(
+            f"newsstance push #{round_ + 1} (precomputed predictions)",
+            push_articles,
+            conn,
+            articles,
+            project=f"bench-ours-{round_}",
+            scheme=scheme,
+            preannotator=cached,
+            batch_size=args.batch_size,
+            state_path=tmp / f"push-{round_}.json",
+            guidelines="",
+            progress=False,
+        )
         assert result.pushed == args.n and result.predictions == regions
         ours.append(seconds)
-    rows = [(f"bare SDK: create project + import_tasks, {args.n} tasks with {regions} prediction regions",
-             mean(bare), runs(bare)),
-            ("newsstance push_articles, same payload (validation, state file)", mean(ours),
-             f"{runs(ours)}; {overhead(mean(ours), mean(bare))}")]
-    live, result = timed("newsstance push with live spaCy", push_articles, conn, articles, project="bench-ours-spacy",
-                         scheme=scheme, preannotator=spacy, batch_size=args.batch_size,
-                         state_path=tmp / "push-live.json", guidelines="", progress=False)
+    rows = [
+        (
+            f"bare SDK: create project + import_tasks, {args.n} tasks with {regions} prediction regions",
+            mean(bare),
+            runs(bare),
+        ),
+        (
+            "newsstance push_articles, same payload (validation, state file)",
+            mean(ours),
+            f"{runs(ours)}; {overhead(mean(ours), mean(bare))}",
+        ),
+    ]
+    live, result = timed(
+        "newsstance push with live spaCy",
+        push_articles,
+        conn,
+        articles,
+        project="bench-ours-spacy",
+        scheme=scheme,
+        preannotator=spacy,
+        batch_size=args.batch_size,
+        state_path=tmp / "push-live.json",
+        guidelines="",
+        progress=False,
+    )
     assert result.pushed == args.n
     rows.append(("spaCy NER then bare import (sequential sum)", ner_s + mean(bare), ""))
-    rows.append(("newsstance push with live spaCy (NER overlaps the import)", live,
-                 overhead(live, ner_s + mean(bare)).replace("bare", "the sum")))
+    rows.append(
+        (
+            "newsstance push with live spaCy (NER overlaps the import)",
+            live,
+            overhead(live, ner_s + mean(bare)).replace("bare", "the sum"),
+        )
+    )
     return rows
 
 
-def bench_pull(conn: Connection, client: Any, scheme: Any, predicted: list[list[Result]], tasks: list[dict[str, Any]],
-               args: argparse.Namespace, tmp: Path) -> list[Row]:
+def bench_pull(
+    conn: Connection,
+    client: Any,
+    scheme: Any,
+    predicted: list[list[Result]],
+    tasks: list[dict[str, Any]],
+    args: argparse.Namespace,
+    tmp: Path,
+) -> list[Row]:
     rng = random.Random(11)
-    annotated = [dict(task, annotations=[annotation_for(task["data"]["text"], p, rng)])
-                 for task, p in zip(tasks, predicted, strict=True)]
-    setup_s, project_id = timed("importing annotated tasks", bare_push, client, "bench-pull", scheme.label_config(),
-                                annotated, args.batch_size)
+    annotated = [
+        dict(task, annotations=[annotation_for(task["data"]["text"], p, rng)])
+        for task, p in zip(tasks, predicted, strict=True)
+    ]
+    setup_s, project_id = timed(
+        "importing annotated tasks", bare_push, client, "bench-pull", scheme.label_config(), annotated, args.batch_size
+    )
     rows: list[Row] = [(f"(setup, not compared) import {args.n} annotated tasks", setup_s, "")]
     bare, ours, ingest, incremental = [], [], [], []
     size = 0
@@ -174,8 +260,13 @@ def bench_pull(conn: Connection, client: Any, scheme: Any, predicted: list[list[
         bare.append(seconds)
         size = len(raw)
         out = tmp / f"ann-{round_}" / "annotations.jsonl"
-        kwargs = dict(project="bench-pull", out=out, state_path=tmp / f"pull-{round_}.json",
-                      articles_glob=str(tmp / "none-*.jsonl"), progress=False)
+        kwargs = dict(
+            project="bench-pull",
+            out=out,
+            state_path=tmp / f"pull-{round_}.json",
+            articles_glob=str(tmp / "none-*.jsonl"),
+            progress=False,
+        )
         seconds, pulled = timed(f"newsstance pull #{round_ + 1}", pull, conn, **kwargs)
         assert pulled.new == args.n and pulled.records == args.n and pulled.conflicts == 0, pulled.summary()
         ours.append(seconds)
@@ -184,10 +275,16 @@ def bench_pull(conn: Connection, client: Any, scheme: Any, predicted: list[list[
             seconds, again = timed("newsstance pull again (incremental)", pull, conn, **kwargs)
             assert again.unchanged == args.n
             incremental = [seconds, again.seconds]
-    rows.append((f"bare SDK: download_sync JSON, {args.n} annotated tasks ({size / 1e6:.0f} MB)", mean(bare),
-                 runs(bare)))
-    rows.append(("newsstance pull (download, raw copy, convert, verify spans, validate, write)", mean(ours),
-                 f"{runs(ours)}; {overhead(mean(ours), mean(bare))}"))
+    rows.append(
+        (f"bare SDK: download_sync JSON, {args.n} annotated tasks ({size / 1e6:.0f} MB)", mean(bare), runs(bare))
+    )
+    rows.append(
+        (
+            "newsstance pull (download, raw copy, convert, verify spans, validate, write)",
+            mean(ours),
+            f"{runs(ours)}; {overhead(mean(ours), mean(bare))}",
+        )
+    )
     rows.append(("  of which conversion + checks + writes (ingest_export)", mean(ingest), runs(ingest)))
     rows.append(("newsstance pull again, nothing changed", incremental[0], overhead(incremental[0], mean(bare))))
     rows.append(("  of which incremental merge (ingest_export)", incremental[1], ""))

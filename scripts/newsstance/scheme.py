@@ -182,8 +182,20 @@ class Scheme:
             ),
             "type": "object",
             "additionalProperties": False,
-            "required": ["annotation_id", "article_id", "text_sha256", "annotator", "created_at", "updated_at",
-                         "lead_time", "cancelled", "ground_truth", "entities", "stances", "scheme_version"],
+            "required": [
+                "annotation_id",
+                "article_id",
+                "text_sha256",
+                "annotator",
+                "created_at",
+                "updated_at",
+                "lead_time",
+                "cancelled",
+                "ground_truth",
+                "entities",
+                "stances",
+                "scheme_version",
+            ],
             "properties": {
                 "annotation_id": {"type": "integer"},
                 "task_id": {"type": ["integer", "null"]},
@@ -212,15 +224,25 @@ class Scheme:
             ),
             "type": "object",
             "additionalProperties": False,
-            "required": ["article_id", "text_sha256", "entities", "stances", "annotation_ids", "method",
-                         "scheme_version"],
+            "required": [
+                "article_id",
+                "text_sha256",
+                "entities",
+                "stances",
+                "annotation_ids",
+                "method",
+                "scheme_version",
+            ],
             "properties": {
                 "article_id": ARTICLE_ID,
                 "text_sha256": SHA256,
                 "entities": {"type": "array", "items": self._entity_schema(with_text=True, with_region=False)},
                 "stances": self._stances_schema(all_required=True),
-                "annotation_ids": {"type": "array", "items": {"type": "integer"},
-                                   "description": "Label Studio annotations this gold record was adjudicated from."},
+                "annotation_ids": {
+                    "type": "array",
+                    "items": {"type": "integer"},
+                    "description": "Label Studio annotations this gold record was adjudicated from.",
+                },
                 "method": {"enum": ["ground_truth", "unanimous", "majority", "single", "manual"]},
                 "scheme_version": {"type": "string"},
             },
@@ -266,8 +288,11 @@ def scheme_from_dict(data: dict[str, Any], source_path: Path | None = None) -> S
     entity = tuple(EntityLabel(**item) for item in data["entity_labels"])
     stance = tuple(StanceLabel(**item) for item in data["stance_labels"])
     targets = tuple(StanceTarget(**item) for item in data["stance_targets"])
-    for kind, names in (("entity label", [e.name for e in entity]), ("stance label", [s.name for s in stance]),
-                        ("stance target", [t.id for t in targets])):
+    for kind, names in (
+        ("entity label", [e.name for e in entity]),
+        ("stance label", [s.name for s in stance]),
+        ("stance target", [t.id for t in targets]),
+    ):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise UserError(f"{where}: duplicate {kind}: {', '.join(dupes)}")
@@ -310,8 +335,11 @@ def sync_derived_files(scheme: Scheme, root: Path | None = None) -> list[Path]:
 
 def out_of_sync(scheme: Scheme, root: Path | None = None) -> list[str]:
     root = root or project_root()
-    return [rel for rel, content in scheme.derived_files().items()
-            if not (root / rel).is_file() or (root / rel).read_text(encoding="utf-8") != content]
+    return [
+        rel
+        for rel, content in scheme.derived_files().items()
+        if not (root / rel).is_file() or (root / rel).read_text(encoding="utf-8") != content
+    ]
 
 
 def record_validator(kind: str) -> Validator:

@@ -33,7 +33,7 @@ def test_sample_gold_matches_the_normalised_sample(repo_root: Path, sample_artic
         assert article["duplicate_of"] is None, f"gold on a duplicate row {record['article_id']}"
         assert record["text_sha256"] == article["text_sha256"], f"text of {record['article_id']} changed"
         for entity in record["entities"]:
-            assert article["text"][entity["start"]:entity["end"]] == entity["text"]
+            assert article["text"][entity["start"] : entity["end"]] == entity["text"]
 
 
 def test_frozen_splits_cover_the_sample(repo_root: Path, sample_articles: dict[str, dict]) -> None:

@@ -58,12 +58,18 @@ TEMPLATES = [
 
 
 def release_features(scheme: Scheme, with_offsets: bool = True) -> Features:
-    columns: dict[str, Any] = {name: Value("string") for name in
-                               ("id", "title", "text", "source", "url", "published_at", "language")}
-    columns["entities"] = List({
-        "start": Value("int32"), "end": Value("int32"), "label": ClassLabel(names=scheme.entity_names),
-        "text": Value("string"), "stance": ClassLabel(names=scheme.stance_names),
-    })
+    columns: dict[str, Any] = {
+        name: Value("string") for name in ("id", "title", "text", "source", "url", "published_at", "language")
+    }
+    columns["entities"] = List(
+        {
+            "start": Value("int32"),
+            "end": Value("int32"),
+            "label": ClassLabel(names=scheme.entity_names),
+            "text": Value("string"),
+            "stance": ClassLabel(names=scheme.stance_names),
+        }
+    )
     columns["tokens"] = List(Value("string"))
     if with_offsets:
         columns["token_starts"] = List(Value("int32"))
@@ -85,8 +91,15 @@ def fictional_story(number: int, rng: random.Random, scheme: Scheme) -> dict[str
                 label = part[1:-1]
                 surface = rng.choice(NAMES[label])
                 start = len(prefix) + len(sentence)
-                entities.append({"start": start, "end": start + len(surface), "label": label, "text": surface,
-                                 "stance": rng.choice([*scheme.stance_names, None])})
+                entities.append(
+                    {
+                        "start": start,
+                        "end": start + len(surface),
+                        "label": label,
+                        "text": surface,
+                        "stance": rng.choice([*scheme.stance_names, None]),
+                    }
+                )
                 sentence += surface
             else:
                 sentence += part
@@ -114,16 +127,35 @@ def story_records(story: dict[str, Any], scheme: Scheme) -> tuple[dict[str, Any]
     text_sha = hashlib.sha256(story["text"].encode()).hexdigest()
     article = {
         **{key: story[key] for key in ("id", "title", "text", "source", "url", "published_at", "language")},
-        "text_sha256": text_sha, "authors": ["Staff Writer"], "published_at_raw": story["published_at"],
-        "published_at_precision": "minute", "crawled_at": "2031-04-01T00:00:00Z", "role": "standalone",
-        "related_to": None, "duplicate_of": None, "truncated": False,
-        "provenance": {"path": f"raw/{story['id']}.html", "sha256": text_sha, "format": "html",
-                       "parser_version": "test-1", "encoding": "utf-8", "repairs": [], "crawl_time_source": "cli"},
+        "text_sha256": text_sha,
+        "authors": ["Staff Writer"],
+        "published_at_raw": story["published_at"],
+        "published_at_precision": "minute",
+        "crawled_at": "2031-04-01T00:00:00Z",
+        "role": "standalone",
+        "related_to": None,
+        "duplicate_of": None,
+        "truncated": False,
+        "provenance": {
+            "path": f"raw/{story['id']}.html",
+            "sha256": text_sha,
+            "format": "html",
+            "parser_version": "test-1",
+            "encoding": "utf-8",
+            "repairs": [],
+            "crawl_time_source": "cli",
+        },
         "schema_version": "1.0.0",
     }
-    gold = {"article_id": story["id"], "text_sha256": text_sha, "entities": story["entities"],
-            "stances": story["stances"], "annotation_ids": [1], "method": "manual",
-            "scheme_version": scheme.scheme_version}
+    gold = {
+        "article_id": story["id"],
+        "text_sha256": text_sha,
+        "entities": story["entities"],
+        "stances": story["stances"],
+        "annotation_ids": [1],
+        "method": "manual",
+        "scheme_version": scheme.scheme_version,
+    }
     return article, gold
 
 
@@ -131,15 +163,23 @@ def build_with_release_builder(folder: Path, stories: dict[str, list[dict[str, A
     """`dist/0.1.0/` made by the real `newsstance.release.build.build_release`, splits frozen as given."""
     from newsstance.release.build import build_release
 
-    records = {split: [story_records(story, scheme) for story in split_stories]
-               for split, split_stories in stories.items()}
+    records = {
+        split: [story_records(story, scheme) for story in split_stories] for split, split_stories in stories.items()
+    }
     inputs = folder / "inputs"
     inputs.mkdir(parents=True)
     write_jsonl(inputs / "articles.jsonl", [a for pairs in records.values() for a, _ in pairs])
     write_jsonl(inputs / "gold.jsonl", [g for pairs in records.values() for _, g in pairs])
     write_jsonl(inputs / "splits.jsonl", [{"id": s["id"], "split": split} for split, ss in stories.items() for s in ss])
-    result = build_release(version="0.1.0", out=folder / "dist", articles=[inputs / "articles.jsonl"],
-                           gold=inputs / "gold.jsonl", splits=inputs / "splits.jsonl", scheme=scheme, progress=False)
+    result = build_release(
+        version="0.1.0",
+        out=folder / "dist",
+        articles=[inputs / "articles.jsonl"],
+        gold=inputs / "gold.jsonl",
+        splits=inputs / "splits.jsonl",
+        scheme=scheme,
+        progress=False,
+    )
     return result.path
 
 
@@ -177,8 +217,9 @@ def release_dir(tmp_path_factory: pytest.TempPathFactory, stories: dict, scheme:
 def fixture_rows(release_dir: Path, stories: dict) -> dict[str, list[dict[str, Any]]]:
     """The release's rows per split (ClassLabel ids), in the release's row order."""
     rows = read_release_rows(release_dir)
-    assert {split: sorted(r["id"] for r in split_rows) for split, split_rows in rows.items()} == \
-        {split: sorted(s["id"] for s in split_stories) for split, split_stories in stories.items()}
+    assert {split: sorted(r["id"] for r in split_rows) for split, split_rows in rows.items()} == {
+        split: sorted(s["id"] for s in split_stories) for split, split_stories in stories.items()
+    }
     return rows
 
 
@@ -186,11 +227,13 @@ def fixture_rows(release_dir: Path, stories: dict) -> dict[str, list[dict[str, A
 def make_release(tmp_path: Path, scheme: Scheme) -> Callable[..., Path]:
     def make(splits: dict[str, list[dict[str, Any]]], name: str = "0.1.0", with_offsets: bool = True) -> Path:
         return write_release(tmp_path / "dist" / name, splits, scheme, with_offsets)
+
     return make
 
 
-def write_release(folder: Path, splits: dict[str, list[dict[str, Any]]], scheme: Scheme,
-                  with_offsets: bool = True) -> Path:
+def write_release(
+    folder: Path, splits: dict[str, list[dict[str, Any]]], scheme: Scheme, with_offsets: bool = True
+) -> Path:
     """A release folder laid out by hand: data/<split>-00000-of-00001.parquet + README.md YAML configs.
 
     For layouts the builder never makes on purpose: a folder rebuilt in place under the same

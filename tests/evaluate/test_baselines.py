@@ -26,8 +26,9 @@ def article(text: str, entities: list[Span], stances: dict | None = None) -> Gol
     return GoldArticle("0" * 16, text, entities, stances or {}, [], [], [])
 
 
-def test_majority_predicts_the_most_frequent_train_stance(release_dir: Path, fixture_rows: dict,
-                                                          scheme: Scheme) -> None:
+def test_majority_predicts_the_most_frequent_train_stance(
+    release_dir: Path, fixture_rows: dict, scheme: Scheme
+) -> None:
     release = load_release(str(release_dir), extra_splits=("train",), scheme=scheme)
     records = list(baseline_predictions("majority", release.other_splits["train"], release.articles, scheme))
     for target in scheme.target_ids:
@@ -40,16 +41,18 @@ def test_majority_predicts_the_most_frequent_train_stance(release_dir: Path, fix
 
 def test_gazetteer_takes_the_longest_match_at_word_boundaries(scheme: Scheme) -> None:
     text = "Port Vessen Council met in Port Vessen; Port Vessenburg and Norva were quiet."
-    train = [article(text, [Span(0, 19, "ORG", "favor"), Span(27, 38, "GPE"), Span(27, 38, "GPE"),
-                            Span(60, 65, "PERSON")]),
-             article("Port Vessen", [Span(0, 11, "LOC")])]
+    train = [
+        article(text, [Span(0, 19, "ORG", "favor"), Span(27, 38, "GPE"), Span(27, 38, "GPE"), Span(60, 65, "PERSON")]),
+        article("Port Vessen", [Span(0, 11, "LOC")]),
+    ]
     gazetteer = Gazetteer(train, scheme)
     found = gazetteer.tag("In Port Vessen Council news, Port Vessenburg and Port Vessen, and Norvatech.")
     assert [(s.start, s.end, s.label, s.stance) for s in found] == [(3, 22, "ORG", "favor"), (49, 60, "GPE", None)]
 
 
-def test_baselines_write_valid_predictions_and_spacy_maps_labels(tmp_path: Path, release_dir: Path,
-                                                                 scheme: Scheme) -> None:
+def test_baselines_write_valid_predictions_and_spacy_maps_labels(
+    tmp_path: Path, release_dir: Path, scheme: Scheme
+) -> None:
     release = load_release(str(release_dir), extra_splits=("train",), scheme=scheme)
     check = record_validator("predictions")
     for name in ("gazetteer", "spacy"):
@@ -60,8 +63,12 @@ def test_baselines_write_valid_predictions_and_spacy_maps_labels(tmp_path: Path,
         assert labels and labels <= set(scheme.entity_names)
     # Every fictional name of the test split occurs in train, so the gazetteer finds them all.
     path = tmp_path / "gazetteer.jsonl"
-    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in baseline_predictions(
-        "gazetteer", release.other_splits["train"], release.articles, scheme)))
+    path.write_bytes(
+        b"".join(
+            orjson.dumps(r) + b"\n"
+            for r in baseline_predictions("gazetteer", release.other_splits["train"], release.articles, scheme)
+        )
+    )
     results = evaluate_predictions(path, release, scheme=scheme, resamples=0, progress=False)
     assert results["entities"]["strict"]["micro"]["recall"]["value"] > 0.9
 
@@ -69,13 +76,28 @@ def test_baselines_write_valid_predictions_and_spacy_maps_labels(tmp_path: Path,
 def test_leaderboard_ranks_every_baseline_and_renders_markdown(tmp_path: Path, release_dir: Path) -> None:
     output = tmp_path / "leaderboard.json"
     runner = CliRunner()
-    done = runner.invoke(app, ["leaderboard", "--dataset", str(release_dir), "--output", str(output),
-                               "--resamples", "100", "--predictions-dir", str(tmp_path / "preds")])
+    done = runner.invoke(
+        app,
+        [
+            "leaderboard",
+            "--dataset",
+            str(release_dir),
+            "--output",
+            str(output),
+            "--resamples",
+            "100",
+            "--predictions-dir",
+            str(tmp_path / "preds"),
+        ],
+    )
     assert done.exit_code == 0, done.output
     results = orjson.loads(output.read_bytes())
     assert [m["baseline"] for m in results["models"]] == ["majority", "gazetteer", "spacy"]
     assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == [
-        "gazetteer.predictions.jsonl", "majority.predictions.jsonl", "spacy.predictions.jsonl"]
+        "gazetteer.predictions.jsonl",
+        "majority.predictions.jsonl",
+        "spacy.predictions.jsonl",
+    ]
     majority, gazetteer, _ = results["models"]
     assert majority["figures"]["entities/strict/micro/f1"]["value"] == 0
     assert gazetteer["figures"]["entities/strict/micro/f1"]["value"] > 0.9
@@ -107,9 +129,20 @@ def test_baseline_command(tmp_path: Path, release_dir: Path) -> None:
 @pytest.mark.slow
 def test_example_runs_and_its_predictions_score(tmp_path: Path, release_dir: Path, scheme: Scheme) -> None:
     output = tmp_path / "example.jsonl"
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "token_classification.py"), str(release_dir),
-                           "--output", str(output)], capture_output=True, text=True, env=os.environ.copy(),
-                          cwd=tmp_path, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "examples" / "token_classification.py"),
+            str(release_dir),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert " B-" in done.stdout and "-100" in done.stdout and f"wrote 18 predictions to {output}" in done.stdout
     release = load_release(str(release_dir), scheme=scheme)
@@ -118,5 +151,6 @@ def test_example_runs_and_its_predictions_score(tmp_path: Path, release_dir: Pat
     assert results["entities"]["strict"]["per_label"]["PERSON"]["f1"]["value"] > 0.3
     spacy_records = list(baseline_predictions("spacy", release.articles, release.articles, scheme))
     decoded = [orjson.loads(line) for line in output.read_bytes().splitlines()]
-    assert [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in decoded] == \
-        [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in spacy_records]
+    assert [[(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in decoded] == [
+        [(e["start"], e["end"], e["label"]) for e in r["entities"]] for r in spacy_records
+    ]

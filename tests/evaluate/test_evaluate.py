@@ -26,37 +26,55 @@ def gold_predictions(rows: list[dict], scheme: Scheme, keep_entities: float = 1.
     rng = np.random.default_rng(seed)
     out = []
     for row in rows:
-        entities = [{"start": e["start"], "end": e["end"], "label": scheme.entity_names[e["label"]]}
-                    for e in row["entities"] if rng.random() < keep_entities]
-        stances = {t: scheme.document_stance_names[v] if rng.random() < keep_entities else "not_about"
-                   for t, v in row["stances"].items()}
+        entities = [
+            {"start": e["start"], "end": e["end"], "label": scheme.entity_names[e["label"]]}
+            for e in row["entities"]
+            if rng.random() < keep_entities
+        ]
+        stances = {
+            t: scheme.document_stance_names[v] if rng.random() < keep_entities else "not_about"
+            for t, v in row["stances"].items()
+        }
         out.append({"id": row["id"], "entities": entities, "stances": stances})
     return out
 
 
-def test_perfect_predictions_score_one_and_results_describe_the_run(tmp_path: Path, release_dir: Path,
-                                                                    fixture_rows: dict, scheme: Scheme) -> None:
+def test_perfect_predictions_score_one_and_results_describe_the_run(
+    tmp_path: Path, release_dir: Path, fixture_rows: dict, scheme: Scheme
+) -> None:
     path = tmp_path / "perfect.jsonl"
     write_jsonl(path, gold_predictions(fixture_rows["test"], scheme))
     release = load_release(str(release_dir), split="test", scheme=scheme)
     assert [a.id for a in release.articles] == [row["id"] for row in fixture_rows["test"]]
     results = evaluate_predictions(path, release, scheme=scheme, resamples=200, progress=False)
     flat = flatten(results)
-    for key in ("entities/strict/micro/f1", "entities/partial/macro/f1", "tokens/micro/f1",
-                "document_stance/overall/accuracy", "document_stance/overall/f_avg"):
+    for key in (
+        "entities/strict/micro/f1",
+        "entities/partial/macro/f1",
+        "tokens/micro/f1",
+        "document_stance/overall/accuracy",
+        "document_stance/overall/f_avg",
+    ):
         assert flat[key]["value"] == pytest.approx(1.0), key
     assert flat["entities/strict/micro/correct"] == sum(len(r["entities"]) for r in fixture_rows["test"])
     assert flat["mention_stance/matched"] == flat["mention_stance/gold_with_stance"] > 0
     assert flat["mention_stance/attempted"] is False  # no entity carries a predicted stance
     assert flat["mention_stance/accuracy"]["value"] is None
-    assert results["dataset"] == {"id": str(release_dir.resolve()), "config": "default", "split": "test",
-                                  "version": "0.1.0", "revision": None, "articles": len(fixture_rows["test"])}
+    assert results["dataset"] == {
+        "id": str(release_dir.resolve()),
+        "config": "default",
+        "split": "test",
+        "version": "0.1.0",
+        "revision": None,
+        "articles": len(fixture_rows["test"]),
+    }
     assert results["predictions"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert results["tool"]["name"] == "newsstance" and results["settings"]["resamples"] == 200
 
 
-def test_bootstrap_intervals_hold_the_estimate_and_follow_the_seed(tmp_path: Path, release_dir: Path,
-                                                                   fixture_rows: dict, scheme: Scheme) -> None:
+def test_bootstrap_intervals_hold_the_estimate_and_follow_the_seed(
+    tmp_path: Path, release_dir: Path, fixture_rows: dict, scheme: Scheme
+) -> None:
     path = tmp_path / "noisy.jsonl"
     write_jsonl(path, gold_predictions(fixture_rows["test"], scheme, keep_entities=0.6, seed=1))
     release = load_release(str(release_dir), split="test", scheme=scheme)
@@ -80,8 +98,9 @@ def test_resampled_sums_are_sums_over_drawn_articles() -> None:
     assert np.array_equal(sums, counts[index].sum(axis=1))
 
 
-def test_paired_comparison_detects_a_clearly_better_model_only(tmp_path: Path, release_dir: Path,
-                                                               fixture_rows: dict, scheme: Scheme) -> None:
+def test_paired_comparison_detects_a_clearly_better_model_only(
+    tmp_path: Path, release_dir: Path, fixture_rows: dict, scheme: Scheme
+) -> None:
     better, worse, twin = tmp_path / "better.jsonl", tmp_path / "worse.jsonl", tmp_path / "twin.jsonl"
     write_jsonl(better, gold_predictions(fixture_rows["test"], scheme, keep_entities=0.95, seed=2))
     write_jsonl(worse, gold_predictions(fixture_rows["test"], scheme, keep_entities=0.3, seed=3))
@@ -105,27 +124,39 @@ def test_small_difference_is_not_significant() -> None:
     assert not paired_difference(0.5, 0.499, a, b, 0.95, 0.05).significant
 
 
-def test_rebuilt_release_is_never_scored_from_a_stale_cache(tmp_path: Path, make_release, fixture_rows: dict,
-                                                            scheme: Scheme) -> None:
+def test_rebuilt_release_is_never_scored_from_a_stale_cache(
+    tmp_path: Path, make_release, fixture_rows: dict, scheme: Scheme
+) -> None:
     folder = make_release({"train": fixture_rows["train"], "test": fixture_rows["test"]})
     preds = tmp_path / "preds.jsonl"
     write_jsonl(preds, gold_predictions(fixture_rows["test"], scheme))
-    before = evaluate_predictions(preds, load_release(str(folder), scheme=scheme), scheme=scheme, resamples=0,
-                                  progress=False)
+    before = evaluate_predictions(
+        preds, load_release(str(folder), scheme=scheme), scheme=scheme, resamples=0, progress=False
+    )
     assert before["entities"]["strict"]["micro"]["f1"]["value"] == 1.0
     changed = [{**row, "entities": row["entities"][:1]} for row in fixture_rows["test"]]
-    changed = [{**row, "ner_tags": [t if i < row["token_ends"].index(row["entities"][0]["end"]) + 1 else 0
-                                    for i, t in enumerate(row["ner_tags"])]} for row in changed]
+    changed = [
+        {
+            **row,
+            "ner_tags": [
+                t if i < row["token_ends"].index(row["entities"][0]["end"]) + 1 else 0
+                for i, t in enumerate(row["ner_tags"])
+            ],
+        }
+        for row in changed
+    ]
     make_release({"train": fixture_rows["train"], "test": changed})
-    after = evaluate_predictions(preds, load_release(str(folder), scheme=scheme), scheme=scheme, resamples=0,
-                                 progress=False)
+    after = evaluate_predictions(
+        preds, load_release(str(folder), scheme=scheme), scheme=scheme, resamples=0, progress=False
+    )
     assert after["entities"]["strict"]["micro"]["f1"]["value"] < 1.0
     assert after["entities"]["strict"]["micro"]["missed"] == 0
     assert after["entities"]["strict"]["micro"]["spurious"] > 0
 
 
-def test_release_without_token_offsets_recovers_them(tmp_path: Path, make_release, fixture_rows: dict,
-                                                     scheme: Scheme) -> None:
+def test_release_without_token_offsets_recovers_them(
+    tmp_path: Path, make_release, fixture_rows: dict, scheme: Scheme
+) -> None:
     folder = make_release({"test": fixture_rows["test"]}, with_offsets=False)
     release = load_release(str(folder), scheme=scheme)
     assert release.articles[0].token_starts == fixture_rows["test"][0]["token_starts"]
@@ -147,15 +178,29 @@ def test_unknown_split_and_missing_folder(release_dir: Path, scheme: Scheme) -> 
         load_release("./no/such/release", scheme=scheme)
 
 
-def test_cli_writes_results_and_exits_2_on_bad_predictions(tmp_path: Path, release_dir: Path, fixture_rows: dict,
-                                                           scheme: Scheme, monkeypatch: pytest.MonkeyPatch,
-                                                           capsys: pytest.CaptureFixture) -> None:
+def test_cli_writes_results_and_exits_2_on_bad_predictions(
+    tmp_path: Path,
+    release_dir: Path,
+    fixture_rows: dict,
+    scheme: Scheme,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
     preds = tmp_path / "preds.jsonl"
     records = gold_predictions(fixture_rows["test"], scheme, keep_entities=0.8)
     write_jsonl(preds, records)
     output = tmp_path / "out" / "results.json"
-    command = [str(Path(sys.executable).parent / "newsstance"), "evaluate", str(preds), "--dataset", str(release_dir),
-               "--output", str(output), "--resamples", "100"]
+    command = [
+        str(Path(sys.executable).parent / "newsstance"),
+        "evaluate",
+        str(preds),
+        "--dataset",
+        str(release_dir),
+        "--output",
+        str(output),
+        "--resamples",
+        "100",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), timeout=120)
     assert done.returncode == 0, done.stderr
     assert "strict" in done.stdout and "F_avg" in done.stdout
@@ -170,6 +215,8 @@ def test_cli_writes_results_and_exits_2_on_bad_predictions(tmp_path: Path, relea
     assert exited.value.code == 2
     stderr = capsys.readouterr().err
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {bad}:4: entity 0: offsets [0, 1000000) out of range: the text has "
-                      f"{len(fixture_rows['test'][3]['text'])} characters"]
+    assert errors == [
+        f"error: {bad}:4: entity 0: offsets [0, 1000000) out of range: the text has "
+        f"{len(fixture_rows['test'][3]['text'])} characters"
+    ]
     assert "Traceback" not in stderr

@@ -28,8 +28,9 @@ def score(scheme: Scheme, gold: Sequence[GoldArticle], preds: Sequence[Predictio
     return {key: float(values[0]) for key, values in metrics(scheme, counts.sum(axis=0, keepdims=True)).items()}
 
 
-def word_article(number: int, n_words: int, entities: list[Span], stances: dict, tags: list[str],
-                 scheme: Scheme) -> GoldArticle:
+def word_article(
+    number: int, n_words: int, entities: list[Span], stances: dict, tags: list[str], scheme: Scheme
+) -> GoldArticle:
     """An article of words `w0 w1 ...` (token i spans [starts[i], ends[i]))."""
     words = [f"w{i}" for i in range(n_words)]
     starts, position = [], 0
@@ -37,8 +38,9 @@ def word_article(number: int, n_words: int, entities: list[Span], stances: dict,
         starts.append(position)
         position += len(word) + 1
     ends = [s + len(w) for s, w in zip(starts, words, strict=True)]
-    return GoldArticle(f"{number:016x}", " ".join(words), entities, stances,
-                       [scheme.bio_tags.index(t) for t in tags], starts, ends)
+    return GoldArticle(
+        f"{number:016x}", " ".join(words), entities, stances, [scheme.bio_tags.index(t) for t in tags], starts, ends
+    )
 
 
 def token_ranges(rng: random.Random, n_words: int, count: int) -> list[tuple[int, int]]:
@@ -81,8 +83,7 @@ def word_corpus(scheme: Scheme) -> tuple[list[GoldArticle], list[Prediction], li
                 candidates.append((first, last, rng.choice(labels[:4])))
             elif roll < 0.85:
                 candidates.append((first, min(n_words - 1, last + 1), label))
-        candidates += [(f, la, rng.choice(labels[:4])) for f, la in token_ranges(rng, n_words, 2)
-                       if rng.random() < 0.5]
+        candidates += [(f, la, rng.choice(labels[:4])) for f, la in token_ranges(rng, n_words, 2) if rng.random() < 0.5]
         pred_ranges, occupied = [], set()
         for first, last, label in candidates:  # keep predictions disjoint so BIO encodes every one
             if occupied.isdisjoint(range(first, last + 1)):
@@ -91,8 +92,13 @@ def word_corpus(scheme: Scheme) -> tuple[list[GoldArticle], list[Prediction], li
         article = word_article(number, n_words, [], {}, as_tags(gold_ranges, n_words), scheme)
         article.entities = [Span(article.token_starts[f], article.token_ends[la], lab) for f, la, lab in gold_ranges]
         gold.append(article)
-        preds.append(Prediction(article.id, [Span(article.token_starts[f], article.token_ends[la], lab)
-                                             for f, la, lab in pred_ranges], {}))
+        preds.append(
+            Prediction(
+                article.id,
+                [Span(article.token_starts[f], article.token_ends[la], lab) for f, la, lab in pred_ranges],
+                {},
+            )
+        )
         y_true.append(as_tags(gold_ranges, n_words))
         y_pred.append(as_tags(sorted(pred_ranges), n_words))
     return gold, preds, y_true, y_pred
@@ -133,12 +139,22 @@ def test_entity_schemes_equal_nervaluate_on_messy_spans(scheme: Scheme) -> None:
     expected = Evaluator(as_dicts(gold_docs), as_dicts(pred_docs), tags=labels, loader="dict").evaluate()
     for index, name in enumerate(SCHEMES):
         theirs = expected["overall"][NERVALUATE_NAMES[name]]
-        assert tuple(total[index, 0]) == (theirs.correct, theirs.incorrect, theirs.partial, theirs.missed,
-                                          theirs.spurious), name
+        assert tuple(total[index, 0]) == (
+            theirs.correct,
+            theirs.incorrect,
+            theirs.partial,
+            theirs.missed,
+            theirs.spurious,
+        ), name
         for label_index, label in enumerate(labels, start=1):
             per_label = expected["entities"][label][NERVALUATE_NAMES[name]]
-            assert tuple(total[index, label_index]) == (per_label.correct, per_label.incorrect, per_label.partial,
-                                                        per_label.missed, per_label.spurious), (name, label)
+            assert tuple(total[index, label_index]) == (
+                per_label.correct,
+                per_label.incorrect,
+                per_label.partial,
+                per_label.missed,
+                per_label.spurious,
+            ), (name, label)
 
 
 def test_strict_f1_equals_seqeval_and_nervaluate(scheme: Scheme, word_corpus) -> None:
@@ -152,17 +168,21 @@ def test_strict_f1_equals_seqeval_and_nervaluate(scheme: Scheme, word_corpus) ->
         assert ours[f"tokens/per_label/{label}/precision"] == pytest.approx(report[label]["precision"])
     # On token-aligned spans strict entity F1 and seqeval's chunk F1 are the same number.
     assert ours["entities/strict/micro/f1"] == pytest.approx(seqeval_f1(y_true, y_pred))
-    nerv = Evaluator([[{"label": s.label, "start": s.start, "end": s.end - 1} for s in g.entities] for g in gold],
-                     [[{"label": s.label, "start": s.start, "end": s.end - 1} for s in p.entities] for p in preds],
-                     tags=scheme.entity_names, loader="dict").evaluate()
+    nerv = Evaluator(
+        [[{"label": s.label, "start": s.start, "end": s.end - 1} for s in g.entities] for g in gold],
+        [[{"label": s.label, "start": s.start, "end": s.end - 1} for s in p.entities] for p in preds],
+        tags=scheme.entity_names,
+        loader="dict",
+    ).evaluate()
     for name in SCHEMES:
         result = nerv["overall"][NERVALUATE_NAMES[name]]
         assert ours[f"entities/{name}/micro/f1"] == pytest.approx(result.f1)
         assert ours[f"entities/{name}/micro/precision"] == pytest.approx(result.precision)
         assert ours[f"entities/{name}/micro/recall"] == pytest.approx(result.recall)
     used = [label for label in scheme.entity_names if label in nerv["entities"]]
-    assert ours["entities/strict/macro/f1"] == pytest.approx(np.mean([nerv["entities"][la]["strict"].f1
-                                                                      for la in used]))
+    assert ours["entities/strict/macro/f1"] == pytest.approx(
+        np.mean([nerv["entities"][la]["strict"].f1 for la in used])
+    )
 
 
 def test_hand_computed_partial_matches(scheme: Scheme) -> None:
@@ -207,11 +227,17 @@ def test_stance_scores_equal_scikit_learn(scheme: Scheme) -> None:
         stances_gold = {t: rng.choices(names, weights=[4, 3, 2, 1])[0] for t in scheme.target_ids}
         if number % 17 == 0:
             stances_gold["carbon_levy"] = None  # unlabelled: not scored
-        stances_pred = {t: (v if rng.random() < 0.5 else rng.choice(names)) for t, v in stances_gold.items()
-                        if v is not None and rng.random() < 0.95}  # some targets left unpredicted
+        stances_pred = {
+            t: (v if rng.random() < 0.5 else rng.choice(names))
+            for t, v in stances_gold.items()
+            if v is not None and rng.random() < 0.95
+        }  # some targets left unpredicted
         entities = [Span(i * 10, i * 10 + 5, "PERSON", rng.choice([*scheme.stance_names, None])) for i in range(4)]
-        predicted = [Span(s.start, s.end, "ORG", rng.choice([*scheme.stance_names, None]))
-                     for s in entities if rng.random() < 0.7]
+        predicted = [
+            Span(s.start, s.end, "ORG", rng.choice([*scheme.stance_names, None]))
+            for s in entities
+            if rng.random() < 0.7
+        ]
         gold.append(GoldArticle(f"{number:016x}", "x" * 60, entities, stances_gold, [], [], []))
         preds.append(Prediction(gold[-1].id, predicted, stances_pred))
     ours = score(scheme, gold, preds)
@@ -220,15 +246,19 @@ def test_stance_scores_equal_scikit_learn(scheme: Scheme) -> None:
         present = [name for name in names if name in y_true or name in y_pred]
         assert ours[f"{prefix}/accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
         assert ours[f"{prefix}/macro_f1"] == pytest.approx(
-            f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+            f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        )
         if f_avg:
             favor, against = f1_score(y_true, y_pred, labels=["favor", "against"], average=None, zero_division=0)
             assert ours[f"{prefix}/f_avg"] == pytest.approx((favor + against) / 2)
 
     pooled_true, pooled_pred = [], []
     for target in scheme.target_ids:
-        pairs = [(g.stances[target], p.stances.get(target, "<none>")) for g, p in zip(gold, preds, strict=True)
-                 if g.stances[target] is not None]
+        pairs = [
+            (g.stances[target], p.stances.get(target, "<none>"))
+            for g, p in zip(gold, preds, strict=True)
+            if g.stances[target] is not None
+        ]
         check(f"document_stance/per_target/{target}", [t for t, _ in pairs], [p for _, p in pairs])
         pooled_true += [t for t, _ in pairs]
         pooled_pred += [p for _, p in pairs]

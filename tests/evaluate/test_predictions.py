@@ -16,8 +16,11 @@ LENGTHS = dict.fromkeys(IDS, 40)
 
 
 def good(article_id: str = IDS[0], **changes: object) -> dict:
-    record = {"id": article_id, "entities": [{"start": 0, "end": 5, "label": "PERSON", "stance": "favor"}],
-              "stances": {"tidewater_dam": "against"}}
+    record = {
+        "id": article_id,
+        "entities": [{"start": 0, "end": 5, "label": "PERSON", "stance": "favor"}],
+        "stances": {"tidewater_dam": "against"},
+    }
     return {**record, **changes}
 
 
@@ -26,20 +29,23 @@ def write(path: Path, lines: list) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("bad_line", "message"), [
-    (b'{"id": "00000000000000a2", "entities": [', "not valid JSON"),
-    (b"[1, 2]", "expected a JSON object"),
-    (good(IDS[1], entities=[{"start": 0, "end": 5, "label": "PERS"}]), "unknown label 'PERS'"),
-    (good(IDS[1], entities=[{"start": 0, "end": 5, "label": "ORG", "stance": "pro"}]), "unknown stance 'pro'"),
-    (good(IDS[1], stances={"tidewater_dam": "maybe"}), "unknown stance 'maybe' for target 'tidewater_dam'"),
-    (good(IDS[1], stances={"moon_base": "favor"}), "unknown stance target 'moon_base'"),
-    (good("ffffffffffffffff"), "unknown id ffffffffffffffff"),
-    (good(IDS[0]), f"duplicate id {IDS[0]} (first on line 1)"),
-    (good(IDS[1], entities=[{"start": 30, "end": 41, "label": "ORG"}]), "offsets [30, 41) out of range"),
-    (good(IDS[1], entities=[{"start": 9, "end": 9, "label": "ORG"}]), "start 9 must be less than end 9"),
-    (good(IDS[1], entities=[{"start": -1, "end": 3, "label": "ORG"}]), "/entities/0/start"),
-    ({"id": IDS[1], "entities": []}, "does not match schema"),
-])
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        (b'{"id": "00000000000000a2", "entities": [', "not valid JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (good(IDS[1], entities=[{"start": 0, "end": 5, "label": "PERS"}]), "unknown label 'PERS'"),
+        (good(IDS[1], entities=[{"start": 0, "end": 5, "label": "ORG", "stance": "pro"}]), "unknown stance 'pro'"),
+        (good(IDS[1], stances={"tidewater_dam": "maybe"}), "unknown stance 'maybe' for target 'tidewater_dam'"),
+        (good(IDS[1], stances={"moon_base": "favor"}), "unknown stance target 'moon_base'"),
+        (good("ffffffffffffffff"), "unknown id ffffffffffffffff"),
+        (good(IDS[0]), f"duplicate id {IDS[0]} (first on line 1)"),
+        (good(IDS[1], entities=[{"start": 30, "end": 41, "label": "ORG"}]), "offsets [30, 41) out of range"),
+        (good(IDS[1], entities=[{"start": 9, "end": 9, "label": "ORG"}]), "start 9 must be less than end 9"),
+        (good(IDS[1], entities=[{"start": -1, "end": 3, "label": "ORG"}]), "/entities/0/start"),
+        ({"id": IDS[1], "entities": []}, "does not match schema"),
+    ],
+)
 def test_bad_line_is_named(tmp_path: Path, scheme: Scheme, bad_line: object, message: str) -> None:
     path = write(tmp_path / "preds.jsonl", [good(IDS[0]), bad_line, good(IDS[2])])
     with pytest.raises(UserError) as caught:
@@ -52,8 +58,11 @@ def test_bad_line_is_named(tmp_path: Path, scheme: Scheme, bad_line: object, mes
 
 def test_missing_ids_are_an_error_unless_allowed(tmp_path: Path, scheme: Scheme) -> None:
     path = write(tmp_path / "preds.jsonl", [good(IDS[0]), b"", good(IDS[2])])
-    with pytest.raises(UserError, match=rf"^{path}: 1 of 3 articles of split 'test' have no prediction "
-                                        rf"\({IDS[1]}\); pass --allow-missing"):
+    with pytest.raises(
+        UserError,
+        match=rf"^{path}: 1 of 3 articles of split 'test' have no prediction "
+        rf"\({IDS[1]}\); pass --allow-missing",
+    ):
         read_predictions(path, scheme, LENGTHS)
     loaded = read_predictions(path, scheme, LENGTHS, allow_missing=True)
     assert loaded.missing == [IDS[1]]

@@ -32,11 +32,13 @@ class Normalized:
 
 
 def read_outputs(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    records = [orjson.loads(line) for shard in sorted(out.glob("articles-*.jsonl"))
-               for line in shard.read_bytes().splitlines()]
+    records = [
+        orjson.loads(line) for shard in sorted(out.glob("articles-*.jsonl")) for line in shard.read_bytes().splitlines()
+    ]
     quarantine_path = out / "quarantine.jsonl"
-    quarantine = [orjson.loads(line) for line in quarantine_path.read_bytes().splitlines()] \
-        if quarantine_path.exists() else []
+    quarantine = (
+        [orjson.loads(line) for line in quarantine_path.read_bytes().splitlines()] if quarantine_path.exists() else []
+    )
     return records, quarantine
 
 
@@ -136,7 +138,7 @@ and that tickets would go on sale in April. 🏮 Families are asked to bring the
 NEWSPLEASE_RECORD = {
     "title": "Glassworks in Penhallow to add forty jobs",
     "maintext": "The Penhallow glassworks will hire forty people this year after winning a contract for "
-                "lighthouse lenses.\nManager Ivo Brandt said the new furnace would be lit in June.",
+    "lighthouse lenses.\nManager Ivo Brandt said the new furnace would be lit in June.",
     "url": "https://penhallowdaily.example/business/glassworks-jobs",
     "date_publish": "2026-03-10 08:45:00",
     "date_download": "2026-03-13 21:05:00",
@@ -157,8 +159,9 @@ The longer hours are funded by a bequest from a retired teacher who left her hou
 @pytest.fixture(scope="session")
 def pages() -> SimpleNamespace:
     """The fictional fixture pages above, plus the crawl time the `normalize` fixture uses."""
-    return SimpleNamespace(aggregator=AGGREGATOR_PAGE, html=HTML_PAGE, newsplease=NEWSPLEASE_RECORD, plain=PLAIN_TEXT,
-                           crawl=CRAWL)
+    return SimpleNamespace(
+        aggregator=AGGREGATOR_PAGE, html=HTML_PAGE, newsplease=NEWSPLEASE_RECORD, plain=PLAIN_TEXT, crawl=CRAWL
+    )
 
 
 @pytest.fixture(scope="session")

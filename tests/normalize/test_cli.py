@@ -10,8 +10,9 @@ import orjson
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "newsstance.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "newsstance.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_normalize_then_rerun_then_validate(tmp_path, pages):
@@ -19,8 +20,7 @@ def test_normalize_then_rerun_then_validate(tmp_path, pages):
     raw.mkdir()
     (raw / "agg.txt").write_text(pages.aggregator)
     (raw / "empty.txt").write_bytes(b"")
-    first = run_cli("normalize", str(raw), "--out", "out", "--crawl-time", pages.crawl, "--workers", "2",
-                    cwd=tmp_path)
+    first = run_cli("normalize", str(raw), "--out", "out", "--crawl-time", pages.crawl, "--workers", "2", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "articles            3  (main 1, related 2, standalone 0)" in first.stdout
     assert "quarantined         1  (empty 1)" in first.stdout
@@ -37,15 +37,18 @@ def test_validate_reports_file_line_path_and_exits_1(tmp_path, pages):
     result = run_cli("validate", str(bad_text), cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    assert f"{bad_text}:1: /: \"title\" is a required property" in lines
+    assert f'{bad_text}:1: /: "title" is a required property' in lines
     assert any(line.startswith(f"{bad_text}:3: not valid JSON") for line in lines)
     assert "2 record(s) invalid" in result.stderr
 
 
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
-    for args in (["normalize", str(tmp_path / "missing")], ["validate", str(tmp_path / "missing.jsonl")],
-                 ["validate", str(tmp_path), "--schema", "nonsense"],
-                 ["normalize", str(tmp_path), "--out", str(tmp_path / "o"), "--crawl-time", "someday"]):
+    for args in (
+        ["normalize", str(tmp_path / "missing")],
+        ["validate", str(tmp_path / "missing.jsonl")],
+        ["validate", str(tmp_path), "--schema", "nonsense"],
+        ["normalize", str(tmp_path), "--out", str(tmp_path / "o"), "--crawl-time", "someday"],
+    ):
         result = run_cli(*args, cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr

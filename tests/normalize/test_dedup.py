@@ -67,11 +67,13 @@ def topic_article(rng: random.Random, topic: list[str], sentences: int) -> str:
     out = []
     for _ in range(sentences):
         a, b, c = rng.sample(topic, 3)
-        template = rng.choice([
-            f"Minister {a.title()} said on Monday that the {b} would {c} the council.",
-            f"The {a} of {b.title()} told reporters the {c} was not ready.",
-            f"{a.title()} and {b} {c} again after the vote in {topic[0].title()}.",
-        ])
+        template = rng.choice(
+            [
+                f"Minister {a.title()} said on Monday that the {b} would {c} the council.",
+                f"The {a} of {b.title()} told reporters the {c} was not ready.",
+                f"{a.title()} and {b} {c} again after the vote in {topic[0].title()}.",
+            ]
+        )
         out.append(template)
         out.append(" ".join(rng.choice(topic) for _ in range(rng.randint(6, 14))).capitalize() + ".")
     return " ".join(out)
@@ -148,11 +150,13 @@ def test_identity_duplicate_snippet_points_to_full_article(vocabulary: list[str]
 def test_untruncated_beats_longer_truncated_and_transitive_identity(vocabulary: list[str]) -> None:
     story = " ".join(vocabulary[:200])
     spliced = story + " " + " ".join(vocabulary[500:700])  # longer, but cut and glued
-    results = cluster([
-        item("a", spliced, "url:https://fict.example/x", truncated=True),
-        item("b", story, "url:https://fict.example/x"),
-        item("c", story, "url:https://mirror.example/y"),  # same text as b, other identity
-    ])
+    results = cluster(
+        [
+            item("a", spliced, "url:https://fict.example/x", truncated=True),
+            item("b", story, "url:https://fict.example/x"),
+            item("c", story, "url:https://mirror.example/y"),  # same text as b, other identity
+        ]
+    )
     assert results["b"] == DedupResult(None, None)
     assert results["a"].duplicate_of == "b"
     assert results["c"] == DedupResult("b", 1.0)
@@ -248,8 +252,7 @@ def test_planted_pairs_recall_and_no_false_merges(vocabulary: list[str]) -> None
     assert recall >= 0.95
     planted = {frozenset(p) for p in positives}
     merged_wrongly = [
-        ident for ident, r in results.items()
-        if r.duplicate_of and frozenset((ident, r.duplicate_of)) not in planted
+        ident for ident, r in results.items() if r.duplicate_of and frozenset((ident, r.duplicate_of)) not in planted
     ]
     assert merged_wrongly == []
 
@@ -261,8 +264,12 @@ def test_cluster_is_independent_of_input_order(vocabulary: list[str]) -> None:
     rng = random.Random(9)
     words = rng.sample(vocabulary, 200)
     texts = [" ".join(words), " ".join(substitute(words, [10, 100], rng)), " ".join(words), " ".join(words[:40])]
-    items = [item("a", texts[0]), item("b", texts[1]), item("c", texts[2]),
-             item("d", texts[3], identity=item("a", texts[0]).identity, truncated=True)]
+    items = [
+        item("a", texts[0]),
+        item("b", texts[1]),
+        item("c", texts[2]),
+        item("d", texts[3], identity=item("a", texts[0]).identity, truncated=True),
+    ]
     first = dict(cluster(items))
     for seed in range(3):
         shuffled = list(items)

@@ -9,8 +9,17 @@ from newsstance import ids
 from newsstance.normalize.config import ChromeConfig, load_config
 from newsstance.normalize.readers.textpage import parse_text_page
 
-CHROME_STRINGS = ("Hashtags", "#QuillonBay", "Try Our AI Features", "Explore what", "Comments", "No comments yet",
-                  "Related Articles", "- Marrow Coast Herald", "18 minutes ago")
+CHROME_STRINGS = (
+    "Hashtags",
+    "#QuillonBay",
+    "Try Our AI Features",
+    "Explore what",
+    "Comments",
+    "No comments yet",
+    "Related Articles",
+    "- Marrow Coast Herald",
+    "18 minutes ago",
+)
 
 
 def test_aggregator_main_and_related_blocks(normalize, pages):
@@ -41,37 +50,53 @@ def test_aggregator_main_and_related_blocks(normalize, pages):
 
 def test_aggregator_of_another_site_layout():
     """Different chrome words, time after the dash line, one blank line between blocks."""
-    page = "\n".join([
-        "Menu", "Rowan Hill wind farm gets green light",
-        "Planners in Rowan Hill approved six turbines on the ridge above the village on Monday.",
-        "The developer expects the first power before winter.",
-        "Share this story", "Sign up for our newsletter", "The best of Hillside Daily in your inbox each morning.",
-        "3 comments", "Read next", "",
-        "Hillside Daily", "- Hillside Daily", "2 hours ago", "Ridge path to close for turbine deliveries",
-        "The footpath along the ridge will close for three weeks while turbine blades are delivered.",
-        "Load more", "© 2026 Hillside Daily",
-    ])
+    page = "\n".join(
+        [
+            "Menu",
+            "Rowan Hill wind farm gets green light",
+            "Planners in Rowan Hill approved six turbines on the ridge above the village on Monday.",
+            "The developer expects the first power before winter.",
+            "Share this story",
+            "Sign up for our newsletter",
+            "The best of Hillside Daily in your inbox each morning.",
+            "3 comments",
+            "Read next",
+            "",
+            "Hillside Daily",
+            "- Hillside Daily",
+            "2 hours ago",
+            "Ridge path to close for turbine deliveries",
+            "The footpath along the ridge will close for three weeks while turbine blades are delivered.",
+            "Load more",
+            "© 2026 Hillside Daily",
+        ]
+    )
     result = parse_text_page(page, ChromeConfig())
     assert result.format == "aggregator"
     main, related = result.articles
     assert main.title == "Rowan Hill wind farm gets green light"
     assert main.paragraphs[-1] == "The developer expects the first power before winter."
     assert (related.role, related.source, related.published_raw) == ("related", "Hillside Daily", "2 hours ago")
-    assert related.paragraphs == ["The footpath along the ridge will close for three weeks while turbine blades "
-                                  "are delivered."]
+    assert related.paragraphs == [
+        "The footpath along the ridge will close for three weeks while turbine blades are delivered."
+    ]
 
 
 def test_chrome_phrases_are_configurable(tmp_path):
     config_path = tmp_path / "chrome.yaml"
     config_path.write_text("chrome:\n  extra_phrases: ['Listen to the Harbour Hour podcast']\n")
     config = load_config(config_path)
-    page = ("Tide tables change for spring\nThe harbour office has published new tide tables.\n"
-            "Listen to the Harbour Hour podcast\nBoat owners should check the new times before sailing.\n")
+    page = (
+        "Tide tables change for spring\nThe harbour office has published new tide tables.\n"
+        "Listen to the Harbour Hour podcast\nBoat owners should check the new times before sailing.\n"
+    )
     default = parse_text_page(page, ChromeConfig()).articles[0]
     custom = parse_text_page(page, config.chrome).articles[0]
     assert "Listen to the Harbour Hour podcast" in default.paragraphs
-    assert custom.paragraphs == ["The harbour office has published new tide tables.",
-                                 "Boat owners should check the new times before sailing."]
+    assert custom.paragraphs == [
+        "The harbour office has published new tide tables.",
+        "Boat owners should check the new times before sailing.",
+    ]
 
 
 def test_html_extraction_drops_site_chrome(normalize, pages):
@@ -86,22 +111,37 @@ def test_html_extraction_drops_site_chrome(normalize, pages):
     assert record["text"].startswith("The Orrin Quay lantern festival will return")
     assert record["text"].endswith("on both evenings of the festival.")
     assert "🏮" in record["text"]
-    for chrome in ("cookies", "Home", "Most read", "Bridge repairs delayed", "© 2026", "Privacy policy",
-                   "By Maren Slate", "Lantern festival returns to Orrin Quay"):
+    for chrome in (
+        "cookies",
+        "Home",
+        "Most read",
+        "Bridge repairs delayed",
+        "© 2026",
+        "Privacy policy",
+        "By Maren Slate",
+        "Lantern festival returns to Orrin Quay",
+    ):
         assert chrome not in record["text"], chrome
     assert record["provenance"]["format"] == "html"
 
 
 def test_newsplease_json_object_and_array(normalize, pages):
-    second = {**pages.newsplease, "title": "Penhallow ferry adds a night crossing",
-              "url": "https://penhallowdaily.example/travel/night-ferry", "authors": []}
-    result = normalize({"np/one.json": orjson.dumps(pages.newsplease),
-                        "np/many.json": orjson.dumps([pages.newsplease, second])},
-                       crawl_time=None)
+    second = {
+        **pages.newsplease,
+        "title": "Penhallow ferry adds a night crossing",
+        "url": "https://penhallowdaily.example/travel/night-ferry",
+        "authors": [],
+    }
+    result = normalize(
+        {"np/one.json": orjson.dumps(pages.newsplease), "np/many.json": orjson.dumps([pages.newsplease, second])},
+        crawl_time=None,
+    )
     (one,) = result.by_path("np/one.json")
     assert one["title"] == "Glassworks in Penhallow to add forty jobs"
-    assert one["text"] == ("The Penhallow glassworks will hire forty people this year after winning a contract for "
-                           "lighthouse lenses.\n\nManager Ivo Brandt said the new furnace would be lit in June.")
+    assert one["text"] == (
+        "The Penhallow glassworks will hire forty people this year after winning a contract for "
+        "lighthouse lenses.\n\nManager Ivo Brandt said the new furnace would be lit in June."
+    )
     assert one["source"] == "penhallowdaily.example" and one["authors"] == ["Ivo Brandt"]
     assert one["published_at"] == "2026-03-10T08:45:00Z" and one["published_at_raw"] == "2026-03-10 08:45:00"
     assert one["crawled_at"] == "2026-03-13T21:05:00Z" and one["provenance"]["crawl_time_source"] == "record"
@@ -113,8 +153,9 @@ def test_newsplease_json_object_and_array(normalize, pages):
 
 def test_newsplease_jsonl_keeps_good_lines_and_quarantines_bad_one(normalize, pages):
     good = orjson.dumps(pages.newsplease).decode()
-    other = orjson.dumps({**pages.newsplease, "title": "Penhallow pool reopens",
-                          "url": "https://penhallowdaily.example/pool"}).decode()
+    other = orjson.dumps(
+        {**pages.newsplease, "title": "Penhallow pool reopens", "url": "https://penhallowdaily.example/pool"}
+    ).decode()
     content = "\n".join([good, '{"title": "cut off', "", other]) + "\n"
     result = normalize({"batch.jsonl": content})
     records = result.by_path("batch.jsonl")
@@ -137,26 +178,40 @@ def test_plaintext_title_and_body(normalize, pages):
 
 
 def test_hard_wrapped_plaintext_paragraphs_are_joined():
-    page = ("Dunmere council agrees cycle lane plan\n\n"
-            "The council agreed on Tuesday to build a protected cycle lane along the\n"
-            "whole of Mill Street, after a year of consultation with shop owners.\n\n"
-            "Work starts in May.\n")
+    page = (
+        "Dunmere council agrees cycle lane plan\n\n"
+        "The council agreed on Tuesday to build a protected cycle lane along the\n"
+        "whole of Mill Street, after a year of consultation with shop owners.\n\n"
+        "Work starts in May.\n"
+    )
     (article,) = parse_text_page(page, ChromeConfig()).articles
-    assert article.paragraphs == ["The council agreed on Tuesday to build a protected cycle lane along the whole of "
-                                  "Mill Street, after a year of consultation with shop owners.", "Work starts in May."]
+    assert article.paragraphs == [
+        "The council agreed on Tuesday to build a protected cycle lane along the whole of "
+        "Mill Street, after a year of consultation with shop owners.",
+        "Work starts in May.",
+    ]
 
 
 def test_format_is_sniffed_from_content_not_extension(normalize, pages):
-    result = normalize({"misnamed/page.txt": pages.html, "misnamed/record.dat": orjson.dumps(pages.newsplease),
-                        "misnamed/article.html": pages.plain})
+    result = normalize(
+        {
+            "misnamed/page.txt": pages.html,
+            "misnamed/record.dat": orjson.dumps(pages.newsplease),
+            "misnamed/article.html": pages.plain,
+        }
+    )
     formats = {r["provenance"]["path"]: r["provenance"]["format"] for r in result.records}
-    assert formats == {"misnamed/page.txt": "html", "misnamed/record.dat": "newsplease-json",
-                       "misnamed/article.html": "plaintext"}
+    assert formats == {
+        "misnamed/page.txt": "html",
+        "misnamed/record.dat": "newsplease-json",
+        "misnamed/article.html": "plaintext",
+    }
 
 
 def test_sidecar_url_and_source_apply_to_the_page_article(normalize, pages):
-    sidecar = orjson.dumps({"crawled_at": "2026-03-01T12:00:00Z", "url": "https://pulsewire.example/quillon-pier",
-                            "source": "PulseWire"})
+    sidecar = orjson.dumps(
+        {"crawled_at": "2026-03-01T12:00:00Z", "url": "https://pulsewire.example/quillon-pier", "source": "PulseWire"}
+    )
     result = normalize({"q.txt": pages.aggregator, "q.txt.meta.json": sidecar}, crawl_time=None)
     main, *related = result.records
     assert (main["url"], main["source"]) == ("https://pulsewire.example/quillon-pier", "PulseWire")
@@ -165,9 +220,12 @@ def test_sidecar_url_and_source_apply_to_the_page_article(normalize, pages):
 
 
 def test_language_tags_are_normalised_but_not_invented(normalize, pages):
-    result = normalize({"a.json": orjson.dumps({**pages.newsplease, "language": "EN_gb"}),
-                        "b.json": orjson.dumps({**pages.newsplease, "language": "English"}),
-                        "c.json": orjson.dumps({**pages.newsplease, "language": None})})
-    assert [(r["provenance"]["path"], r["language"]) for r in result.records] == [("a.json", "en-GB"),
-                                                                                  ("c.json", "en")]
+    result = normalize(
+        {
+            "a.json": orjson.dumps({**pages.newsplease, "language": "EN_gb"}),
+            "b.json": orjson.dumps({**pages.newsplease, "language": "English"}),
+            "c.json": orjson.dumps({**pages.newsplease, "language": None}),
+        }
+    )
+    assert [(r["provenance"]["path"], r["language"]) for r in result.records] == [("a.json", "en-GB"), ("c.json", "en")]
     assert [(q["path"], q["errors"][0]["path"]) for q in result.quarantine] == [("b.json", "/language")]

@@ -8,28 +8,40 @@ import orjson
 
 from newsstance.normalize.decode import declared_charset, decode_bytes
 
-BODY = ("<p>The harbour council of Velmora voted on Tuesday to delay the new ferry terminal until the spring "
-        "review is finished.</p><p>Councillor Ana Brisk said the delay would cost little and give residents more "
-        "time to comment on the plans.</p>")
+BODY = (
+    "<p>The harbour council of Velmora voted on Tuesday to delay the new ferry terminal until the spring "
+    "review is finished.</p><p>Councillor Ana Brisk said the delay would cost little and give residents more "
+    "time to comment on the plans.</p>"
+)
 
 
 def _page(head: str, body: str = BODY, before: str = "") -> str:
-    return (f"<!DOCTYPE html><html lang='en'><head>{head}</head><body>{before}<div class='story'>"
-            f"<h1>Velmora delays ferry terminal</h1>{body}</div></body></html>")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head>{head}</head><body>{before}<div class='story'>"
+        f"<h1>Velmora delays ferry terminal</h1>{body}</div></body></html>"
+    )
 
 
-NEWSPLEASE = {"title": "Velmora delays ferry terminal",
-              "maintext": "The harbour council of Velmora voted on Tuesday to delay the new ferry terminal.\n"
-                          "Councillor Ana Brisk said the delay would cost little.",
-              "url": "https://velmora-tribune.example/news/ferry", "date_publish": "2026-03-14 09:30:00",
-              "source_domain": "velmora-tribune.example", "authors": ["Ana Brisk"], "language": "en"}
+NEWSPLEASE = {
+    "title": "Velmora delays ferry terminal",
+    "maintext": "The harbour council of Velmora voted on Tuesday to delay the new ferry terminal.\n"
+    "Councillor Ana Brisk said the delay would cost little.",
+    "url": "https://velmora-tribune.example/news/ferry",
+    "date_publish": "2026-03-14 09:30:00",
+    "source_domain": "velmora-tribune.example",
+    "authors": ["Ana Brisk"],
+    "language": "en",
+}
 
-MAIN = ("Velmora council delays ferry terminal\n"
-        "The harbour council of Velmora voted on Tuesday to delay the new ferry terminal until spring.\n"
-        "Councillor Ana Brisk said the delay would cost little and give residents more time to comment.\n")
+MAIN = (
+    "Velmora council delays ferry terminal\n"
+    "The harbour council of Velmora voted on Tuesday to delay the new ferry terminal until spring.\n"
+    "Councillor Ana Brisk said the delay would cost little and give residents more time to comment.\n"
+)
 
 
 # ---- encodings ---------------------------------------------------------------------------------------------------
+
 
 def test_a_page_in_a_declared_cyrillic_charset_is_read_in_that_charset(normalize):
     sentence = "Совет гавани Вельморы во вторник проголосовал за отсрочку строительства нового терминала. "
@@ -42,8 +54,10 @@ def test_a_page_in_a_declared_cyrillic_charset_is_read_in_that_charset(normalize
 
 def test_an_http_equiv_central_european_charset_is_honoured(normalize):
     sentence = "Rada přístavu Velmora v úterý odložila stavbu nového terminálu až do jara, řekla radní Brisková. "
-    html = _page("<meta http-equiv='Content-Type' content='text/html; charset=iso-8859-2'><title>Velmora</title>",
-                 f"<p>{sentence * 3}</p>")
+    html = _page(
+        "<meta http-equiv='Content-Type' content='text/html; charset=iso-8859-2'><title>Velmora</title>",
+        f"<p>{sentence * 3}</p>",
+    )
     [record] = normalize({"cz.html": html.encode("iso-8859-2")}).by_path("cz.html")
     assert "přístavu" in record["text"] and "Brisková" in record["text"]
 
@@ -68,9 +82,12 @@ def test_unknown_declared_charset_falls_back_to_detection():
 
 # ---- HTML dates --------------------------------------------------------------------------------------------------
 
+
 def test_time_datetime_attribute_outside_article_keeps_time_and_offset(normalize):
-    byline = ("<div class='byline'>By Ana Brisk <time class='published' datetime='2026-03-14T09:30:00+01:00'>"
-              "14 March 2026</time></div>")
+    byline = (
+        "<div class='byline'>By Ana Brisk <time class='published' datetime='2026-03-14T09:30:00+01:00'>"
+        "14 March 2026</time></div>"
+    )
     html = _page("<meta charset='utf-8'><title>Velmora delays ferry terminal</title>", before=byline)
     [record] = normalize({"byline.html": html}).by_path("byline.html")
     assert record["published_at"] == "2026-03-14T08:30:00Z"
@@ -78,16 +95,20 @@ def test_time_datetime_attribute_outside_article_keeps_time_and_offset(normalize
 
 
 def test_date_only_in_json_ld_graph(normalize):
-    ld = ('<script type="application/ld+json">{"@graph":[{"@type":"WebPage"},{"@type":"NewsArticle",'
-          '"datePublished":"2026-03-14T09:30:00+02:00"}]}</script>')
+    ld = (
+        '<script type="application/ld+json">{"@graph":[{"@type":"WebPage"},{"@type":"NewsArticle",'
+        '"datePublished":"2026-03-14T09:30:00+02:00"}]}</script>'
+    )
     html = _page(f"<meta charset='utf-8'><title>Velmora delays ferry terminal</title>{ld}")
     [record] = normalize({"ld.html": html}).by_path("ld.html")
     assert (record["published_at"], record["published_at_raw"]) == ("2026-03-14T07:30:00Z", "2026-03-14T09:30:00+02:00")
 
 
 def test_a_date_found_only_in_visible_text_is_day_precision_not_midnight_minute(normalize):
-    html = _page("<meta charset='utf-8'><title>Velmora delays ferry terminal</title>",
-                 before="<p class='date'>Published: 14 March 2026</p>")
+    html = _page(
+        "<meta charset='utf-8'><title>Velmora delays ferry terminal</title>",
+        before="<p class='date'>Published: 14 March 2026</p>",
+    )
     [record] = normalize({"textdate.html": html}).by_path("textdate.html")
     assert record["published_at"] == "2026-03-14T00:00:00Z"
     assert record["published_at_precision"] == "day"
@@ -95,13 +116,20 @@ def test_a_date_found_only_in_visible_text_is_day_precision_not_midnight_minute(
 
 # ---- news-please exports -----------------------------------------------------------------------------------------
 
+
 def test_records_wrapped_in_an_object_under_a_key_are_read(normalize):
-    second = {**NEWSPLEASE, "url": "https://velmora-tribune.example/news/ferry-2", "title": "Ferry vote, day two",
-              "maintext": "A second day of debate on the Velmora ferry terminal ended without a decision."}
+    second = {
+        **NEWSPLEASE,
+        "url": "https://velmora-tribune.example/news/ferry-2",
+        "title": "Ferry vote, day two",
+        "maintext": "A second day of debate on the Velmora ferry terminal ended without a decision.",
+    }
     export = {"count": 2, "articles": [NEWSPLEASE, second]}
     result = normalize({"export.json": orjson.dumps(export)})
-    assert [r["title"] for r in result.by_path("export.json")] == ["Velmora delays ferry terminal",
-                                                                  "Ferry vote, day two"]
+    assert [r["title"] for r in result.by_path("export.json")] == [
+        "Velmora delays ferry terminal",
+        "Ferry vote, day two",
+    ]
     assert [r["provenance"]["record_index"] for r in result.by_path("export.json")] == [0, 1]
     assert result.reasons("export.json") == []
 
@@ -112,8 +140,12 @@ def test_an_object_without_records_is_still_quarantined(normalize):
 
 
 def test_a_pretty_printed_array_in_a_jsonl_file_is_read_as_json(normalize):
-    second = {**NEWSPLEASE, "url": "https://velmora-tribune.example/news/ferry-2", "title": "Ferry vote, day two",
-              "maintext": "A second day of debate on the Velmora ferry terminal ended without a decision."}
+    second = {
+        **NEWSPLEASE,
+        "url": "https://velmora-tribune.example/news/ferry-2",
+        "title": "Ferry vote, day two",
+        "maintext": "A second day of debate on the Velmora ferry terminal ended without a decision.",
+    }
     result = normalize({"dump.jsonl": orjson.dumps([NEWSPLEASE, second], option=orjson.OPT_INDENT_2)})
     assert len(result.by_path("dump.jsonl")) == 2
     assert result.quarantine == []
@@ -149,26 +181,36 @@ def test_a_null_title_without_fallback_is_quarantined_at_title(normalize):
 
 
 def test_newsplease_dates_with_offsets_and_unknown_fields(normalize):
-    records = [{**NEWSPLEASE, "date_publish": "2026-03-14 09:30:00+02:00", "rating": 4},
-               {**NEWSPLEASE, "url": "https://velmora-tribune.example/news/z", "title": "Zulu time ferry story",
-                "date_publish": "2026-03-14T09:30:00Z", "language": None}]
+    records = [
+        {**NEWSPLEASE, "date_publish": "2026-03-14 09:30:00+02:00", "rating": 4},
+        {
+            **NEWSPLEASE,
+            "url": "https://velmora-tribune.example/news/z",
+            "title": "Zulu time ferry story",
+            "date_publish": "2026-03-14T09:30:00Z",
+            "language": None,
+        },
+    ]
     result = normalize({"dates.json": orjson.dumps(records)})
-    assert [r["published_at"] for r in result.by_path("dates.json")] == ["2026-03-14T07:30:00Z",
-                                                                        "2026-03-14T09:30:00Z"]
+    assert [r["published_at"] for r in result.by_path("dates.json")] == ["2026-03-14T07:30:00Z", "2026-03-14T09:30:00Z"]
 
 
 # ---- text pages --------------------------------------------------------------------------------------------------
 
+
 def test_one_line_related_headers_with_a_middle_dot_are_related_blocks(normalize):
-    page = (MAIN + "\nRelated Articles\n\n5 hours ago · Cassel Gazette\nFerry operators threaten to leave Velmora\n"
-            "The two ferry companies serving Velmora said they might move to Cassel Bay if the terminal is delayed.\n"
-            "\nHarbour Post | Mar 12, 2026\nResidents split over harbour plans\n"
-            "A survey found that residents of Velmora are evenly divided on the new terminal site.\n")
+    page = (
+        MAIN + "\nRelated Articles\n\n5 hours ago · Cassel Gazette\nFerry operators threaten to leave Velmora\n"
+        "The two ferry companies serving Velmora said they might move to Cassel Bay if the terminal is delayed.\n"
+        "\nHarbour Post | Mar 12, 2026\nResidents split over harbour plans\n"
+        "A survey found that residents of Velmora are evenly divided on the new terminal site.\n"
+    )
     records = normalize({"agg.txt": page}).by_path("agg.txt")
     assert [(r["role"], r["title"]) for r in records] == [
         ("main", "Velmora council delays ferry terminal"),
         ("related", "Ferry operators threaten to leave Velmora"),
-        ("related", "Residents split over harbour plans")]
+        ("related", "Residents split over harbour plans"),
+    ]
     main, first, second = records
     assert "Related" not in main["text"] and "Cassel" not in main["text"]
     assert (first["source"], first["published_at"]) == ("Cassel Gazette", "2026-03-14T04:30:00Z")
@@ -202,8 +244,10 @@ def test_a_title_only_file_is_quarantined(normalize):
 
 
 def test_utf8_read_as_cp1252_is_repaired(normalize):
-    page = ("CafÃ© owners in Velmora welcome delay\n"
-            "The cafÃ© owners on the harbour front said the delay was good news for their trade this summer.\n")
+    page = (
+        "CafÃ© owners in Velmora welcome delay\n"
+        "The cafÃ© owners on the harbour front said the delay was good news for their trade this summer.\n"
+    )
     [record] = normalize({"moji.txt": page}).by_path("moji.txt")
     assert record["title"] == "Café owners in Velmora welcome delay" and "The café owners" in record["text"]
     assert "mojibake" in record["provenance"]["repairs"]
@@ -212,44 +256,66 @@ def test_utf8_read_as_cp1252_is_repaired(normalize):
 def test_a_who_and_when_line_under_the_title_is_the_byline_not_a_related_block(normalize):
     body = MAIN.split("\n", 1)[1]
     title = "Velmora council delays ferry terminal\n"
-    result = normalize({"by.txt": title + "By Tom Reed · 5 hours ago\n" + body,
-                        "outlet.txt": title + "Velmora Tribune | March 12, 2026\n" + body})
+    result = normalize(
+        {
+            "by.txt": title + "By Tom Reed · 5 hours ago\n" + body,
+            "outlet.txt": title + "Velmora Tribune | March 12, 2026\n" + body,
+        }
+    )
     [by] = result.by_path("by.txt")
-    assert (by["role"], by["title"], by["authors"]) == ("standalone", "Velmora council delays ferry terminal",
-                                                        ["Tom Reed"])
+    assert (by["role"], by["title"], by["authors"]) == (
+        "standalone",
+        "Velmora council delays ferry terminal",
+        ["Tom Reed"],
+    )
     assert by["published_at"] == "2026-03-14T04:30:00Z" and "Tom Reed" not in by["text"]
     [outlet] = result.by_path("outlet.txt")
-    assert (outlet["role"], outlet["source"], outlet["published_at"]) == ("standalone", "Velmora Tribune",
-                                                                          "2026-03-12T00:00:00Z")
+    assert (outlet["role"], outlet["source"], outlet["published_at"]) == (
+        "standalone",
+        "Velmora Tribune",
+        "2026-03-12T00:00:00Z",
+    )
     assert "Velmora Tribune" not in outlet["text"]
 
 
 def test_an_em_dash_one_line_header_starts_a_related_block(normalize):
-    page = (MAIN + "Related\nCassel Gazette — 3h ago\nFerry operators threaten to leave Velmora\n"
-            "The two ferry companies serving Velmora said they might move to Cassel Bay soon.\n")
+    page = (
+        MAIN + "Related\nCassel Gazette — 3h ago\nFerry operators threaten to leave Velmora\n"
+        "The two ferry companies serving Velmora said they might move to Cassel Bay soon.\n"
+    )
     records = normalize({"dash.txt": page}).by_path("dash.txt")
     assert [(r["role"], r["source"]) for r in records] == [("main", None), ("related", "Cassel Gazette")]
     assert records[1]["published_at"] == "2026-03-14T06:30:00Z"
 
 
 def test_read_more_and_share_lines_inside_the_article_element_stay_out_of_text(normalize):
-    inside = ("<div class='share'>Share this article</div>" + BODY
-              + "<p>Opponents argued that the ferry operators had already waited three years for a decision.</p>"
-              + "<p class='read-more'>Read more: <a href='/x'>Ferry operators threaten to leave</a></p>")
-    html = ("<html lang='en'><head><meta charset='utf-8'><title>Velmora delays ferry terminal</title></head><body>"
-            f"<article><h1>Velmora delays ferry terminal</h1>{inside}</article></body></html>")
+    inside = (
+        "<div class='share'>Share this article</div>"
+        + BODY
+        + "<p>Opponents argued that the ferry operators had already waited three years for a decision.</p>"
+        + "<p class='read-more'>Read more: <a href='/x'>Ferry operators threaten to leave</a></p>"
+    )
+    html = (
+        "<html lang='en'><head><meta charset='utf-8'><title>Velmora delays ferry terminal</title></head><body>"
+        f"<article><h1>Velmora delays ferry terminal</h1>{inside}</article></body></html>"
+    )
     [record] = normalize({"chrome.html": html}).by_path("chrome.html")
     assert record["text"].endswith("waited three years for a decision.")
     assert "Read more" not in record["text"] and "Share" not in record["text"]
 
 
 def test_html_markup_in_newsplease_maintext_becomes_plain_paragraphs(normalize):
-    record = {**NEWSPLEASE, "maintext": "<p>The harbour council of Velmora voted to delay the <b>new</b> ferry "
-                                        "terminal.</p><p>Councillor Ana Brisk said the delay would cost &pound;2m "
-                                        "at most.<br>Opponents disagreed.</p>"}
+    record = {
+        **NEWSPLEASE,
+        "maintext": "<p>The harbour council of Velmora voted to delay the <b>new</b> ferry "
+        "terminal.</p><p>Councillor Ana Brisk said the delay would cost &pound;2m "
+        "at most.<br>Opponents disagreed.</p>",
+    }
     [article] = normalize({"markup.json": orjson.dumps(record)}).by_path("markup.json")
-    assert article["text"] == ("The harbour council of Velmora voted to delay the new ferry terminal.\n\n"
-                               "Councillor Ana Brisk said the delay would cost £2m at most.\n\nOpponents disagreed.")
+    assert article["text"] == (
+        "The harbour council of Velmora voted to delay the new ferry terminal.\n\n"
+        "Councillor Ana Brisk said the delay would cost £2m at most.\n\nOpponents disagreed."
+    )
 
 
 def test_a_maintext_with_a_less_than_sign_is_not_treated_as_markup(normalize):
@@ -259,29 +325,42 @@ def test_a_maintext_with_a_less_than_sign_is_not_treated_as_markup(normalize):
 
 
 def test_an_epoch_date_publish_is_kept_not_dropped(normalize):
-    records = [{**NEWSPLEASE, "date_publish": 1773480600},
-               {**NEWSPLEASE, "url": "https://velmora-tribune.example/news/ms", "title": "Millisecond ferry story",
-                "date_publish": 1773480600000}]
+    records = [
+        {**NEWSPLEASE, "date_publish": 1773480600},
+        {
+            **NEWSPLEASE,
+            "url": "https://velmora-tribune.example/news/ms",
+            "title": "Millisecond ferry story",
+            "date_publish": 1773480600000,
+        },
+    ]
     result = normalize({"epoch.json": orjson.dumps(records)})
     assert [r["published_at"] for r in result.by_path("epoch.json")] == ["2026-03-14T09:30:00Z"] * 2
 
 
 def test_outlet_over_time_blocks_after_a_related_heading_are_related_articles(normalize):
-    page = (MAIN + "\nRelated:\n\nCassel Gazette\n5 hours ago\nFerry operators threaten to leave Velmora\n"
-            "The two ferry companies serving Velmora said they might move to Cassel Bay soon.\n\n"
-            "Harbour Post\n2 days ago\nResidents split over harbour plans\n"
-            "A survey found residents of Velmora evenly divided on the terminal site.\n")
+    page = (
+        MAIN + "\nRelated:\n\nCassel Gazette\n5 hours ago\nFerry operators threaten to leave Velmora\n"
+        "The two ferry companies serving Velmora said they might move to Cassel Bay soon.\n\n"
+        "Harbour Post\n2 days ago\nResidents split over harbour plans\n"
+        "A survey found residents of Velmora evenly divided on the terminal site.\n"
+    )
     records = normalize({"two.txt": page}).by_path("two.txt")
     assert [(r["role"], r["source"], r["published_at"]) for r in records] == [
-        ("main", None, None), ("related", "Cassel Gazette", "2026-03-14T04:30:00Z"),
-        ("related", "Harbour Post", "2026-03-12T09:30:00Z")]
+        ("main", None, None),
+        ("related", "Cassel Gazette", "2026-03-14T04:30:00Z"),
+        ("related", "Harbour Post", "2026-03-12T09:30:00Z"),
+    ]
     assert records[0]["text"].endswith("more time to comment.")
 
 
 def test_a_name_over_a_time_under_the_title_or_after_a_sentence_is_not_a_block(normalize):
     body = MAIN.split("\n", 1)[1]
-    page = ("Velmora council delays ferry terminal\nAna Brisk\n5 hours ago\n" + body
-            + "The vote was close.\nUpdate\n14:05\nThe mayor said she would sign the delay order on Friday morning.\n")
+    page = (
+        "Velmora council delays ferry terminal\nAna Brisk\n5 hours ago\n"
+        + body
+        + "The vote was close.\nUpdate\n14:05\nThe mayor said she would sign the delay order on Friday morning.\n"
+    )
     [record] = normalize({"name.txt": page}).by_path("name.txt")
     assert record["role"] == "standalone"
     assert (record["authors"], record["published_at"]) == (["Ana Brisk"], "2026-03-14T04:30:00Z")

@@ -23,8 +23,13 @@ def _snapshot(out: Path) -> dict[str, bytes]:
 
 def _raw(tmp_path: Path, pages, files: dict[str, str | bytes] | None = None) -> Path:
     raw = tmp_path / "raw"
-    contents = files or {"one/agg.txt": pages.aggregator, "one/plain.txt": pages.plain, "two/page.html": pages.html,
-                         "two/np.json": orjson.dumps(pages.newsplease), "two/empty.txt": b""}
+    contents = files or {
+        "one/agg.txt": pages.aggregator,
+        "one/plain.txt": pages.plain,
+        "two/page.html": pages.html,
+        "two/np.json": orjson.dumps(pages.newsplease),
+        "two/empty.txt": b"",
+    }
     for name, content in contents.items():
         path = raw / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,10 +128,14 @@ def test_a_crash_during_the_swap_is_rolled_forward(tmp_path, pages, monkeypatch,
 
 
 def test_worker_processes_give_identical_output(tmp_path, pages):
-    files = {f"site{i % 3}/page{i:02d}.txt": pages.aggregator.replace("Quillon Bay", f"Quillon Bay {i}")
-             for i in range(12)}
-    files |= {"np/batch.jsonl": b"\n".join(orjson.dumps({**pages.newsplease, "url": f"https://p.example/{i}"})
-                                          for i in range(5))}
+    files = {
+        f"site{i % 3}/page{i:02d}.txt": pages.aggregator.replace("Quillon Bay", f"Quillon Bay {i}") for i in range(12)
+    }
+    files |= {
+        "np/batch.jsonl": b"\n".join(
+            orjson.dumps({**pages.newsplease, "url": f"https://p.example/{i}"}) for i in range(5)
+        )
+    }
     raw = _raw(tmp_path, pages, files)
     one = run_normalize([raw], tmp_path / "one", crawl_time=CRAWL, workers=1)
     two = run_normalize([raw], tmp_path / "two", crawl_time=CRAWL, workers=2, shard_size=10)
@@ -141,8 +150,17 @@ def test_worker_processes_give_identical_output(tmp_path, pages):
 
 def test_recurring_related_article_becomes_one_canonical(tmp_path, pages, outputs):
     cut = pages.aggregator.replace("crew about a month of income.", "crew about a month")
-    raw = _raw(tmp_path, pages, {"p1.txt": pages.aggregator, "p2.txt": pages.aggregator.replace(
-        "Harbour board approves new ferry pier at Quillon Bay", "Quillon pier works start in May"), "p3.txt": cut})
+    raw = _raw(
+        tmp_path,
+        pages,
+        {
+            "p1.txt": pages.aggregator,
+            "p2.txt": pages.aggregator.replace(
+                "Harbour board approves new ferry pier at Quillon Bay", "Quillon pier works start in May"
+            ),
+            "p3.txt": cut,
+        },
+    )
     summary = run_normalize([raw], tmp_path / "out", crawl_time=CRAWL)
     records, _ = outputs(tmp_path / "out")
     fishermen = [r for r in records if r["title"] == "Fishermen seek compensation for pier works"]
@@ -171,8 +189,12 @@ def test_manifest_lists_raw_files_and_outputs(tmp_path, pages):
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     plain = raw / "one" / "plain.txt"
     assert manifest["files"]["one/plain.txt"] == {
-        "sha256": hashlib.sha256(plain.read_bytes()).hexdigest(), "size": plain.stat().st_size, "records": 1,
-        "quarantined": 0, "parser_version": manifest["parser_version"]}
+        "sha256": hashlib.sha256(plain.read_bytes()).hexdigest(),
+        "size": plain.stat().st_size,
+        "records": 1,
+        "quarantined": 0,
+        "parser_version": manifest["parser_version"],
+    }
     assert manifest["files"]["two/empty.txt"]["quarantined"] == 1
     assert set(manifest["outputs"]) == {"articles-00000.jsonl", "quarantine.jsonl"}
     assert manifest["outputs"]["articles-00000.jsonl"]["records"] == summary.articles
@@ -210,7 +232,8 @@ def test_cache_parts_are_compacted_when_mostly_dead(tmp_path, pages, monkeypatch
     assert {p.name.split(".")[0] for p in (out / ".cache" / "parts").iterdir()} == {entry["part"]}
     records, _ = outputs(out)
     assert {r["title"] for r in records if r["role"] == "main"} == {
-        "Harbour board approves new ferry pier at Quillon Bay 3"}
+        "Harbour board approves new ferry pier at Quillon Bay 3"
+    }
     assert run_normalize([raw], out, crawl_time=CRAWL).up_to_date
 
 

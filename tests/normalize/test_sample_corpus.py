@@ -54,8 +54,17 @@ def _flat(text: str) -> str:
 
 
 def _check_record(record: dict[str, Any], expected: dict[str, Any], where: str) -> None:
-    for key in ("title", "source", "role", "authors", "truncated", "published_at_raw", "published_at",
-                "published_at_precision", "crawled_at"):
+    for key in (
+        "title",
+        "source",
+        "role",
+        "authors",
+        "truncated",
+        "published_at_raw",
+        "published_at",
+        "published_at_precision",
+        "crawled_at",
+    ):
         if key in expected:
             assert record[key] == expected[key], f"{where}: {key}"
     if "url" in expected:

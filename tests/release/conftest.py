@@ -23,44 +23,57 @@ STORIES: list[dict[str, Any]] = [
         "key": "dam-vote",
         "title": "Quellton council backs Tidewater Dam",
         "text": "Mayor Ilsa Varnholt said the Tidewater Dam would protect Quellton from floods.\n\n"
-                "The Brackwater Farmers Union called the vote reckless.",
+        "The Brackwater Farmers Union called the vote reckless.",
         "source": "The Quellton Ledger",
         "published_at": "2031-03-02T08:15:00Z",
-        "entities": [("Ilsa Varnholt", "PERSON", "favor"), ("Tidewater Dam", "MISC", "favor"),
-                     ("Quellton", "GPE", None), ("Brackwater Farmers Union", "ORG", "against")],
+        "entities": [
+            ("Ilsa Varnholt", "PERSON", "favor"),
+            ("Tidewater Dam", "MISC", "favor"),
+            ("Quellton", "GPE", None),
+            ("Brackwater Farmers Union", "ORG", "against"),
+        ],
         "stances": {"tidewater_dam": "favor", "carbon_levy": "not_about"},
     },
     {
         "key": "levy-debate",
         "title": "Carbon levy splits Norvand parliament",
         "text": "Finance minister Otto Brannick defended the carbon levy in Norvand on Tuesday. "
-                "Kessarians living near the border fear higher fuel prices.",
+        "Kessarians living near the border fear higher fuel prices.",
         "source": "Norvand Evening Post",
         "published_at": "2031-03-04T17:40:00Z",
-        "entities": [("Otto Brannick", "PERSON", "neutral"), ("Norvand", "GPE", None),
-                     ("Kessarian", "NORP", "neutral")],
+        "entities": [
+            ("Otto Brannick", "PERSON", "neutral"),
+            ("Norvand", "GPE", None),
+            ("Kessarian", "NORP", "neutral"),
+        ],
         "stances": {"tidewater_dam": "not_about", "carbon_levy": "neutral"},
     },
     {
         "key": "river-festival",
         "title": "Lantern festival returns to the Seltra River",
         "text": "Thousands gathered on the banks of the Seltra River for the Lantern Night festival, "
-                "organised by the Quellton Arts Trust.",
+        "organised by the Quellton Arts Trust.",
         "source": "The Quellton Ledger",
         "published_at": "2031-03-06T20:00:00Z",
-        "entities": [("Seltra River", "LOC", None), ("Lantern Night", "EVENT", "favor"),
-                     ("Quellton Arts Trust", "ORG", "favor")],
+        "entities": [
+            ("Seltra River", "LOC", None),
+            ("Lantern Night", "EVENT", "favor"),
+            ("Quellton Arts Trust", "ORG", "favor"),
+        ],
         "stances": {"tidewater_dam": "not_about", "carbon_levy": "not_about"},
     },
     {
         "key": "dam-protest",
         "title": "Farmers march against the dam",
         "text": "About two hundred farmers marched through Brackwater on Saturday against the Tidewater Dam. "
-                "Organiser Pell Ostrander said the reservoir would drown their fields.",
+        "Organiser Pell Ostrander said the reservoir would drown their fields.",
         "source": "Brackwater Courier",
         "published_at": "2031-03-08T11:05:00Z",
-        "entities": [("Brackwater", "GPE", None), ("Tidewater Dam", "MISC", "against"),
-                     ("Pell Ostrander", "PERSON", "favor")],
+        "entities": [
+            ("Brackwater", "GPE", None),
+            ("Tidewater Dam", "MISC", "against"),
+            ("Pell Ostrander", "PERSON", "favor"),
+        ],
         "stances": {"tidewater_dam": "against", "carbon_levy": "not_about"},
     },
     {
@@ -76,7 +89,7 @@ STORIES: list[dict[str, Any]] = [
         "key": "levy-greens",
         "title": "Greens want a higher levy",
         "text": "The Norvand Greens urged parliament to double the carbon levy by 2035, "
-                "leader Dace Amberly told reporters.",
+        "leader Dace Amberly told reporters.",
         "source": "Brackwater Courier",
         "published_at": "2031-03-10T13:00:00Z",
         "entities": [("Norvand Greens", "NORP", "neutral"), ("Dace Amberly", "PERSON", "neutral")],
@@ -127,8 +140,13 @@ def make_article(key: str, title: str, text: str, source: str, published_at: str
         "duplicate_of": None,
         "truncated": False,
         "provenance": {
-            "path": f"raw/{key}.html", "sha256": text_sha, "format": "html", "parser_version": "test-1",
-            "encoding": "utf-8", "repairs": [], "crawl_time_source": "cli",
+            "path": f"raw/{key}.html",
+            "sha256": text_sha,
+            "format": "html",
+            "parser_version": "test-1",
+            "encoding": "utf-8",
+            "repairs": [],
+            "crawl_time_source": "cli",
         },
         "schema_version": "1.0.0",
     }
@@ -142,15 +160,28 @@ def make_gold(article: Record, entities: list[tuple[str, str, str | None]], stan
     for surface, label, stance in entities:
         start = article["text"].index(surface)
         spans.append({"start": start, "end": start + len(surface), "label": label, "text": surface, "stance": stance})
-    return {"article_id": article["id"], "text_sha256": article["text_sha256"], "entities": spans,
-            "stances": stances, "annotation_ids": [1], "method": "manual", "scheme_version": "1.0.0"}
+    return {
+        "article_id": article["id"],
+        "text_sha256": article["text_sha256"],
+        "entities": spans,
+        "stances": stances,
+        "annotation_ids": [1],
+        "method": "manual",
+        "scheme_version": "1.0.0",
+    }
 
 
 def story_records(stories: list[dict[str, Any]]) -> tuple[list[Record], list[Record]]:
     articles, gold = [], []
     for story in stories:
-        article = make_article(story["key"], story["title"], story["text"], story["source"], story["published_at"],
-                               **story.get("extra", {}))
+        article = make_article(
+            story["key"],
+            story["title"],
+            story["text"],
+            story["source"],
+            story["published_at"],
+            **story.get("extra", {}),
+        )
         articles.append(article)
         if story.get("entities") is not None:
             gold.append(make_gold(article, story["entities"], story["stances"]))
@@ -160,20 +191,33 @@ def story_records(stories: list[dict[str, Any]]) -> tuple[list[Record], list[Rec
 def base_stories() -> list[dict[str, Any]]:
     """The eight stories, a near-duplicate of the first, a related article on the fourth's page, one unannotated."""
     stories = [dict(s) for s in STORIES]
-    dup = dict(STORIES[0], key="dam-vote-syndicated", source="Norvand Evening Post",
-               title="Quellton council backs Tidewater Dam (syndicated)",
-               text=STORIES[0]["text"] + "\n\nThis story first appeared in The Quellton Ledger.",
-               extra={"duplicate_of": article_id("dam-vote")})
+    dup = dict(
+        STORIES[0],
+        key="dam-vote-syndicated",
+        source="Norvand Evening Post",
+        title="Quellton council backs Tidewater Dam (syndicated)",
+        text=STORIES[0]["text"] + "\n\nThis story first appeared in The Quellton Ledger.",
+        extra={"duplicate_of": article_id("dam-vote")},
+    )
     dup["entities"] = None
-    related = {"key": "dam-protest-related", "title": "Reservoir map: which fields would flood",
-               "text": "The planned reservoir would cover parts of Brackwater and Lower Fenn.",
-               "source": "Brackwater Courier", "published_at": "2031-03-08T11:05:00Z",
-               "entities": [("Brackwater", "GPE", None), ("Lower Fenn", "GPE", None)],
-               "stances": {"tidewater_dam": "neutral", "carbon_levy": "not_about"},
-               "extra": {"role": "related", "related_to": article_id("dam-protest")}}
-    unannotated = {"key": "ferry-timetable", "title": "New ferry timetable for Mirren Strait",
-                   "text": "The Mirren Strait ferry will run every two hours from May.",
-                   "source": "Norvand Evening Post", "published_at": "2031-03-13T06:00:00Z", "entities": None}
+    related = {
+        "key": "dam-protest-related",
+        "title": "Reservoir map: which fields would flood",
+        "text": "The planned reservoir would cover parts of Brackwater and Lower Fenn.",
+        "source": "Brackwater Courier",
+        "published_at": "2031-03-08T11:05:00Z",
+        "entities": [("Brackwater", "GPE", None), ("Lower Fenn", "GPE", None)],
+        "stances": {"tidewater_dam": "neutral", "carbon_levy": "not_about"},
+        "extra": {"role": "related", "related_to": article_id("dam-protest")},
+    }
+    unannotated = {
+        "key": "ferry-timetable",
+        "title": "New ferry timetable for Mirren Strait",
+        "text": "The Mirren Strait ferry will run every two hours from May.",
+        "source": "Norvand Evening Post",
+        "published_at": "2031-03-13T06:00:00Z",
+        "entities": None,
+    }
     stories[3] = dict(stories[3], extra={"role": "main"})
     return [*stories, dup, related, unannotated]
 
@@ -250,6 +294,12 @@ def helpers() -> Any:
     """The record makers above, for tests (pytest's importlib mode cannot import conftest by name)."""
     import types
 
-    return types.SimpleNamespace(article_id=article_id, make_article=make_article, make_gold=make_gold,
-                                 base_stories=base_stories, story_records=story_records, write_jsonl=write_jsonl,
-                                 STORIES=STORIES)
+    return types.SimpleNamespace(
+        article_id=article_id,
+        make_article=make_article,
+        make_gold=make_gold,
+        base_stories=base_stories,
+        story_records=story_records,
+        write_jsonl=write_jsonl,
+        STORIES=STORIES,
+    )

@@ -20,8 +20,15 @@ SPLITS = ("train", "validation", "test")
 
 
 def build(files: Any, version: str | None = "1.0.0", **kwargs: Any):
-    return build_release(version=version, out=files.out, articles=[files.articles], gold=files.gold,
-                         splits=files.splits, progress=False, **kwargs)
+    return build_release(
+        version=version,
+        out=files.out,
+        articles=[files.articles],
+        gold=files.gold,
+        splits=files.splits,
+        progress=False,
+        **kwargs,
+    )
 
 
 def load(path: Path, config: str | None = None, **kwargs: Any):
@@ -57,7 +64,8 @@ def test_default_config_loads_with_labels_rows_and_spans_intact(corpus) -> None:
     assert entity["stance"].names == scheme.stance_names
     assert features["ner_tags"].feature.names == scheme.bio_tags
     assert {t: f.names for t, f in features["stances"].items()} == {
-        t: scheme.document_stance_names for t in scheme.target_ids}
+        t: scheme.document_stance_names for t in scheme.target_ids
+    }
 
     expected = {g["article_id"]: g for g in files.gold_records}
     bio_names = features["ner_tags"].feature.names
@@ -65,7 +73,7 @@ def test_default_config_loads_with_labels_rows_and_spans_intact(corpus) -> None:
         for row in gold[split]:
             text = row["text"]
             for ent in row["entities"]:
-                assert text[ent["start"]:ent["end"]] == ent["text"]
+                assert text[ent["start"] : ent["end"]] == ent["text"]
             assert row["tokens"] == [text[s:e] for s, e in zip(row["token_starts"], row["token_ends"], strict=True)]
             spans = [(e["start"], e["end"], entity["label"].names[e["label"]]) for e in row["entities"]]
             assert decode_bio([bio_names[t] for t in row["ner_tags"]], row["token_starts"], row["token_ends"]) == spans
@@ -125,7 +133,7 @@ def test_streaming_gives_the_same_rows_and_features(corpus) -> None:
     assert streamed.features == eager.features
     assert [row["id"] for row in streamed] == eager["id"]
     first = next(iter(streamed))
-    assert all(first["text"][e["start"]:e["end"]] == e["text"] for e in first["entities"])
+    assert all(first["text"][e["start"] : e["end"]] == e["text"] for e in first["entities"])
 
 
 def test_readme_yaml_alone_restores_features_when_parquet_metadata_is_stripped(corpus, tmp_path) -> None:
@@ -144,34 +152,43 @@ def test_readme_yaml_alone_restores_features_when_parquet_metadata_is_stripped(c
         assert {s: loaded[s].num_rows for s in SPLITS} == result.rows[config]
     gold = load(stripped)
     row = gold["train"][0]
-    assert all(row["text"][e["start"]:e["end"]] == e["text"] for e in row["entities"])
+    assert all(row["text"][e["start"] : e["end"]] == e["text"] for e in row["entities"])
 
 
 def _second_corpus(helpers) -> list[dict[str, Any]]:
     stories = [dict(s) for s in helpers.base_stories()]
     by_key = {s["key"]: s for s in stories}
-    by_key["river-festival"]["title"] = "Lantern festival returns to the Seltra"          # article changed
+    by_key["river-festival"]["title"] = "Lantern festival returns to the Seltra"  # article changed
     by_key["levy-greens"]["stances"] = {"tidewater_dam": "not_about", "carbon_levy": "neutral"}  # annotation
-    stories = [s for s in stories if s["key"] != "market-day"]                              # removed
+    stories = [s for s in stories if s["key"] != "market-day"]  # removed
     stories += [
-        {"key": "dam-funding", "title": "Treasury releases dam funds",
-         "text": "The Norvand Treasury released the first tranche for the Tidewater Dam on Monday.",
-         "source": "Norvand Evening Post", "published_at": "2031-04-02T09:00:00Z",
-         "entities": [("Norvand Treasury", "ORG", "favor"), ("Tidewater Dam", "MISC", "favor")],
-         "stances": {"tidewater_dam": "favor", "carbon_levy": "not_about"}},
-        {"key": "levy-rally", "title": "Rally against the levy in Ostwick",
-         "text": "Hundreds rallied in Ostwick against the carbon levy, led by trucker Bram Halloway.",
-         "source": "Brackwater Courier", "published_at": "2031-04-03T15:00:00Z",
-         "entities": [("Ostwick", "GPE", None), ("Bram Halloway", "PERSON", "favor")],
-         "stances": {"tidewater_dam": "not_about", "carbon_levy": "against"}},
+        {
+            "key": "dam-funding",
+            "title": "Treasury releases dam funds",
+            "text": "The Norvand Treasury released the first tranche for the Tidewater Dam on Monday.",
+            "source": "Norvand Evening Post",
+            "published_at": "2031-04-02T09:00:00Z",
+            "entities": [("Norvand Treasury", "ORG", "favor"), ("Tidewater Dam", "MISC", "favor")],
+            "stances": {"tidewater_dam": "favor", "carbon_levy": "not_about"},
+        },
+        {
+            "key": "levy-rally",
+            "title": "Rally against the levy in Ostwick",
+            "text": "Hundreds rallied in Ostwick against the carbon levy, led by trucker Bram Halloway.",
+            "source": "Brackwater Courier",
+            "published_at": "2031-04-03T15:00:00Z",
+            "entities": [("Ostwick", "GPE", None), ("Bram Halloway", "PERSON", "favor")],
+            "stances": {"tidewater_dam": "not_about", "carbon_levy": "against"},
+        },
     ]
     return stories
 
 
 def test_second_build_keeps_old_splits_and_reports_the_diff(corpus, helpers) -> None:
     first = build(corpus())
-    old_frozen = {r["id"]: r for r in map(orjson.loads, (first.path.parents[1] / "splits.jsonl").read_bytes()
-                                          .splitlines())}
+    old_frozen = {
+        r["id"]: r for r in map(orjson.loads, (first.path.parents[1] / "splits.jsonl").read_bytes().splitlines())
+    }
     files = corpus(_second_corpus(helpers), name="corpus-v2")
     second = build(files, version=None)
     assert second.version == "1.1.0"
@@ -182,8 +199,10 @@ def test_second_build_keeps_old_splits_and_reports_the_diff(corpus, helpers) -> 
     assert all(old_articles[i] == new_articles[i] for i in kept)
     new_frozen = {r["id"]: r for r in map(orjson.loads, files.splits.read_bytes().splitlines())}
     assert all(new_frozen[i] == record for i, record in old_frozen.items())
-    assert {i for i in new_frozen if i not in old_frozen} == {helpers.article_id("dam-funding"),
-                                                              helpers.article_id("levy-rally")}
+    assert {i for i in new_frozen if i not in old_frozen} == {
+        helpers.article_id("dam-funding"),
+        helpers.article_id("levy-rally"),
+    }
 
     diff = orjson.loads((second.path / "diff.json").read_bytes())
     aid = helpers.article_id
@@ -202,7 +221,7 @@ def test_second_build_keeps_old_splits_and_reports_the_diff(corpus, helpers) -> 
             persons = sum(e["label"] == person for row in dataset[split] for e in row["entities"])
             assert counts[split].get("entity:PERSON", 0) == persons
     card = (second.path / "README.md").read_text()
-    history = card[card.index("## Version History"):card.index("## Citation")]
+    history = card[card.index("## Version History") : card.index("## Citation")]
     assert "| 1.1.0 |" in history and "| 1.0.0 |" in history
     assert "+2 / -1 / ~1" in history
 
@@ -250,8 +269,14 @@ def test_rebuilt_folder_and_same_named_folder_load_fresh_rows(corpus, helpers, t
 
     other = tmp_path / "elsewhere"
     other_files = corpus([dict(s) for s in helpers.STORIES[4:]], name="other")
-    moved = build_release(version="1.0.0", out=other / "dist", articles=[other_files.articles],
-                          gold=other_files.gold, splits=other / "splits.jsonl", progress=False)
+    moved = build_release(
+        version="1.0.0",
+        out=other / "dist",
+        articles=[other_files.articles],
+        gold=other_files.gold,
+        splits=other / "splits.jsonl",
+        progress=False,
+    )
     assert moved.path.name == release.name
     assert sorted(split_of_ids(load(moved.path))) == sorted(g["article_id"] for g in other_files.gold_records)
 
@@ -323,13 +348,16 @@ def _split_differs_between_configs(tables):
     return tables
 
 
-@pytest.mark.parametrize(("corrupt", "message"), [
-    (_split_differs_between_configs, "is in train in the default config"),
-    (_bad_label_id, "ner_tags.[] label id out of range"),
-    (_bio_disagrees, "BIO tags do not agree"),
-    (_article_in_two_splits, "is also in train"),
-    (_span_text_differs, "does not match the article text"),
-])
+@pytest.mark.parametrize(
+    ("corrupt", "message"),
+    [
+        (_split_differs_between_configs, "is in train in the default config"),
+        (_bad_label_id, "ner_tags.[] label id out of range"),
+        (_bio_disagrees, "BIO tags do not agree"),
+        (_article_in_two_splits, "is also in train"),
+        (_span_text_differs, "does not match the article text"),
+    ],
+)
 def test_integrity_failure_stops_the_build_and_leaves_dist_untouched(corpus, monkeypatch, corrupt, message) -> None:
     files = corpus()
     build(files)
@@ -345,11 +373,14 @@ def test_integrity_failure_stops_the_build_and_leaves_dist_untouched(corpus, mon
     assert not list(files.out.parent.glob(".newsstance-build-*"))
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda g: g[0]["entities"][0].update(text="Ilsa Varnholts"), "says 'Ilsa Varnholts'"),
-    (lambda g: g[0]["entities"].append({**g[0]["entities"][0], "start": 11, "text": "Varnholt"}), "overlaps"),
-    (lambda g: g[0]["entities"][0].update(start=5, text=" Ilsa Varnholt"), "whitespace"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda g: g[0]["entities"][0].update(text="Ilsa Varnholts"), "says 'Ilsa Varnholts'"),
+        (lambda g: g[0]["entities"].append({**g[0]["entities"][0], "start": 11, "text": "Varnholt"}), "overlaps"),
+        (lambda g: g[0]["entities"][0].update(start=5, text=" Ilsa Varnholt"), "whitespace"),
+    ],
+)
 def test_bad_gold_spans_are_refused_before_anything_is_written(corpus, helpers, edit, message) -> None:
     files = corpus()
     gold = [dict(g, entities=[dict(e) for e in g["entities"]]) for g in files.gold_records]
@@ -364,8 +395,9 @@ def test_bad_gold_spans_are_refused_before_anything_is_written(corpus, helpers, 
 def test_cluster_split_across_a_hand_edited_splits_file_is_refused(corpus, helpers) -> None:
     files = corpus()
     aid = helpers.article_id
-    helpers.write_jsonl(files.splits, [{"id": aid("dam-vote"), "split": "train"},
-                                       {"id": aid("dam-vote-syndicated"), "split": "test"}])
+    helpers.write_jsonl(
+        files.splits, [{"id": aid("dam-vote"), "split": "train"}, {"id": aid("dam-vote-syndicated"), "split": "test"}]
+    )
     with pytest.raises(UserError, match="straddles"):
         build(files)
     assert not files.out.exists()

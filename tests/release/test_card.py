@@ -28,8 +28,15 @@ RESULTS = [{"model": "gazetteer-baseline", "split": "test", "strict_f1": 0.4321}
 
 
 def build(files: Any, tmp_path: Path, **kwargs: Any):
-    return build_release(version="1.0.0", out=files.out, articles=[files.articles], gold=files.gold,
-                         splits=files.splits, progress=False, **kwargs)
+    return build_release(
+        version="1.0.0",
+        out=files.out,
+        articles=[files.articles],
+        gold=files.gold,
+        splits=files.splits,
+        progress=False,
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -75,12 +82,27 @@ def test_yaml_uses_list_never_sequence_for_lists_of_dicts(release: Path) -> None
 
 def test_card_has_the_template_sections_and_datasheet_answers(release: Path) -> None:
     body = DatasetCard.load(release / "README.md").text
-    for heading in ("## Dataset Details", "### Dataset Summary", "### Languages", "## Uses", "## Dataset Structure",
-                    "### Data Instances", "### Data Fields", "### Label Inventory", "### Data Splits",
-                    "## Dataset Creation", "### Source Data", "#### Annotation process",
-                    "### Personal and Sensitive Information", "## Bias, Risks, and Limitations",
-                    "## Licensing Information", "## Benchmark", "## Version History", "## Datasheet Questions",
-                    "## Citation"):
+    for heading in (
+        "## Dataset Details",
+        "### Dataset Summary",
+        "### Languages",
+        "## Uses",
+        "## Dataset Structure",
+        "### Data Instances",
+        "### Data Fields",
+        "### Label Inventory",
+        "### Data Splits",
+        "## Dataset Creation",
+        "### Source Data",
+        "#### Annotation process",
+        "### Personal and Sensitive Information",
+        "## Bias, Risks, and Limitations",
+        "## Licensing Information",
+        "## Benchmark",
+        "## Version History",
+        "## Datasheet Questions",
+        "## Citation",
+    ):
         assert heading in body, heading
     assert "The Quellton Ledger" in body and "2031-03-02 to 2031-03-13" in body
     assert "force_redownload" in body

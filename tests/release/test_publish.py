@@ -41,27 +41,47 @@ class FakeHub:
         if path == "/api/repos/create":
             return httpx2.Response(200, json={"url": "https://huggingface.co/datasets/fict-org/newsstance"})
         if path.endswith("/refs"):
-            return httpx2.Response(200, json={"branches": [{"name": "main", "ref": "refs/heads/main",
-                                                            "targetCommit": "0" * 40}],
-                                              "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "1" * 40}
-                                                       for t in self.tags], "converts": []})
+            return httpx2.Response(
+                200,
+                json={
+                    "branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": "0" * 40}],
+                    "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "1" * 40} for t in self.tags],
+                    "converts": [],
+                },
+            )
         if "/tree/" in path:
-            return httpx2.Response(200, json=[{"type": "file", "path": p, "oid": "0" * 40, "size": 1}
-                                              for p in self.existing_files])
+            return httpx2.Response(
+                200, json=[{"type": "file", "path": p, "oid": "0" * 40, "size": 1} for p in self.existing_files]
+            )
         if path == "/api/validate-yaml":
             return httpx2.Response(200, json={"errors": [], "warnings": []})
         if "/preupload/" in path:
             files = orjson.loads(request.content)["files"]
-            return httpx2.Response(200, json={"files": [
-                {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(".parquet") else "regular",
-                 "shouldIgnore": False} for f in files]})
+            return httpx2.Response(
+                200,
+                json={
+                    "files": [
+                        {
+                            "path": f["path"],
+                            "uploadMode": "lfs" if f["path"].endswith(".parquet") else "regular",
+                            "shouldIgnore": False,
+                        }
+                        for f in files
+                    ]
+                },
+            )
         if path.endswith("/info/lfs/objects/batch"):
             objects = orjson.loads(request.content)["objects"]
             return httpx2.Response(200, json={"objects": [{"oid": o["oid"], "size": o["size"]} for o in objects]})
         if "/commit/" in path:
-            return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/datasets/fict-org/newsstance/"
-                                                           f"commit/{COMMIT}", "commitOid": COMMIT,
-                                              "pullRequestUrl": None})
+            return httpx2.Response(
+                200,
+                json={
+                    "commitUrl": f"https://huggingface.co/datasets/fict-org/newsstance/commit/{COMMIT}",
+                    "commitOid": COMMIT,
+                    "pullRequestUrl": None,
+                },
+            )
         if "/tag/" in path:
             return httpx2.Response(200, json={})
         return httpx2.Response(404, json={"error": f"not faked: {request.method} {path}"})
@@ -88,8 +108,15 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def release(corpus) -> Path:
     files = corpus()
-    result = build_release(version="1.0.0", out=files.out, articles=[files.articles], gold=files.gold,
-                           splits=files.splits, license_id="cc-by-4.0", progress=False)
+    result = build_release(
+        version="1.0.0",
+        out=files.out,
+        articles=[files.articles],
+        gold=files.gold,
+        splits=files.splits,
+        license_id="cc-by-4.0",
+        progress=False,
+    )
     return result.path
 
 
@@ -104,16 +131,23 @@ def test_publish_commits_exactly_the_release_files_and_tags_the_commit(release: 
     assert result.commit_oid == COMMIT
 
     (create,) = hub.posts("/api/repos/create")
-    assert orjson.loads(create.content) == {"name": "newsstance", "organization": "fict-org",
-                                            "visibility": "public", "type": "dataset"}
+    assert orjson.loads(create.content) == {
+        "name": "newsstance",
+        "organization": "fict-org",
+        "visibility": "public",
+        "type": "dataset",
+    }
     operations = _commit_operations(hub)
-    assert operations[0] == {"key": "header", "value": {
-        "summary": "Release v1.0.0", "description": "newsstance release 1.0.0: 9 files, see manifest.json."}}
+    assert operations[0] == {
+        "key": "header",
+        "value": {"summary": "Release v1.0.0", "description": "newsstance release 1.0.0: 9 files, see manifest.json."},
+    }
     manifest = orjson.loads((release / "manifest.json").read_bytes())
     listed = {f["path"] for f in manifest["files"]} | {"manifest.json"}
     deleted = [op["value"]["path"] for op in operations if op["key"] == "deletedFile"]
-    regular = {op["value"]["path"]: base64.b64decode(op["value"]["content"]) for op in operations
-               if op["key"] == "file"}
+    regular = {
+        op["value"]["path"]: base64.b64decode(op["value"]["content"]) for op in operations if op["key"] == "file"
+    }
     lfs = {op["value"]["path"]: op["value"] for op in operations if op["key"] == "lfsFile"}
     assert deleted == ["data/default/train-0ld0ld00.parquet"]
     assert set(regular) | set(lfs) == listed
@@ -127,8 +161,11 @@ def test_publish_commits_exactly_the_release_files_and_tags_the_commit(release: 
     (tag,) = hub.posts("/tag/")
     assert tag.url.path == f"/api/datasets/fict-org/newsstance/tag/{COMMIT}"
     assert orjson.loads(tag.content)["tag"] == "v1.0.0"
-    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub.requests
-               if r.url.path.startswith("/api/datasets/"))
+    assert all(
+        r.headers.get("authorization") == f"Bearer {TOKEN}"
+        for r in hub.requests
+        if r.url.path.startswith("/api/datasets/")
+    )
 
 
 def test_private_flag_reaches_create_repo(release: Path, fake_hub) -> None:
@@ -155,8 +192,9 @@ def test_modified_release_file_is_refused(release: Path, fake_hub) -> None:
 
 def test_cli_dry_run_lists_files_and_contacts_nothing(release: Path, fake_hub) -> None:
     hub = fake_hub()
-    outcome = CliRunner().invoke(app, ["publish", "fict-org/newsstance", "--version", "1.0.0",
-                                       "--dist", str(release.parent), "--dry-run"])
+    outcome = CliRunner().invoke(
+        app, ["publish", "fict-org/newsstance", "--version", "1.0.0", "--dist", str(release.parent), "--dry-run"]
+    )
     assert outcome.exit_code == 0, outcome.output
     assert "README.md" in outcome.output and "manifest.json" in outcome.output and "tag v1.0.0" in outcome.output
     assert hub.requests == []
@@ -164,8 +202,9 @@ def test_cli_dry_run_lists_files_and_contacts_nothing(release: Path, fake_hub) -
 
 def test_cli_publish_never_prints_the_token(release: Path, fake_hub) -> None:
     fake_hub()
-    outcome = CliRunner().invoke(app, ["publish", "fict-org/newsstance", "--version", "1.0.0",
-                                       "--dist", str(release.parent)])
+    outcome = CliRunner().invoke(
+        app, ["publish", "fict-org/newsstance", "--version", "1.0.0", "--dist", str(release.parent)]
+    )
     assert outcome.exit_code == 0, outcome.output
     assert "tagged v1.0.0" in outcome.output
     assert TOKEN not in outcome.output

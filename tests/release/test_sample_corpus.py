@@ -28,8 +28,16 @@ def _sample_inputs(repo_root: Path, tmp_path: Path) -> tuple[list[Path], Path]:
         pytest.skip("no sample gold and no annotations/sample/build_gold.py to make it")
     normalized, gold = tmp_path / "normalized", tmp_path / "gold.jsonl"
     for command in (
-        [sys.executable, "-m", "newsstance.cli", "normalize", str(repo_root / "corpus" / "raw" / "sample"),
-         "--out", str(normalized), "-q"],
+        [
+            sys.executable,
+            "-m",
+            "newsstance.cli",
+            "normalize",
+            str(repo_root / "corpus" / "raw" / "sample"),
+            "--out",
+            str(normalized),
+            "-q",
+        ],
         [sys.executable, str(script), "--articles", str(normalized), "--out", str(gold)],
     ):
         done = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=600)
@@ -44,12 +52,19 @@ def test_sample_corpus_builds_loads_and_keeps_frozen_splits(repo_root: Path, tmp
     frozen = repo_root / "corpus" / "splits.jsonl"
     if frozen.is_file():
         shutil.copy(frozen, splits)
-    result = build_release(version="1.0.0", out=tmp_path / "dist", articles=articles, gold=gold, splits=splits,
-                           license_id="cc-by-4.0", progress=False)
+    result = build_release(
+        version="1.0.0",
+        out=tmp_path / "dist",
+        articles=articles,
+        gold=gold,
+        splits=splits,
+        license_id="cc-by-4.0",
+        progress=False,
+    )
     loaded = datasets.load_dataset(str(result.path))
     rows = [row for split in loaded for row in loaded[split]]
     assert sorted(r["id"] for r in rows) == sorted(g["article_id"] for g in read_jsonl(gold))
-    assert all(r["text"][e["start"]:e["end"]] == e["text"] for r in rows for e in r["entities"])
+    assert all(r["text"][e["start"] : e["end"]] == e["text"] for r in rows for e in r["entities"])
     canonical = [a for path in articles for a in read_jsonl(path) if a["duplicate_of"] is None]
     assert sum(result.rows["articles"].values()) == len(canonical)
     if frozen.is_file():

@@ -11,10 +11,21 @@ from newsstance.release.versions import next_version, parse_version
 
 
 def test_tokens_are_word_runs_and_single_punctuation_with_offsets() -> None:
-    text = "Mayor Ilsa Varnholt's plan, \"Tidewater\"!"
+    text = 'Mayor Ilsa Varnholt\'s plan, "Tidewater"!'
     starts, ends = token_offsets(text)
     assert tokens_from_offsets(text, starts, ends) == [
-        "Mayor", "Ilsa", "Varnholt", "'", "s", "plan", ",", '"', "Tidewater", '"', "!"]
+        "Mayor",
+        "Ilsa",
+        "Varnholt",
+        "'",
+        "s",
+        "plan",
+        ",",
+        '"',
+        "Tidewater",
+        '"',
+        "!",
+    ]
     assert all(text[s:e] for s, e in zip(starts, ends, strict=True))
 
 
@@ -51,8 +62,10 @@ def test_span_with_outer_whitespace_is_refused() -> None:
 def test_clusters_join_duplicates_pages_same_text_and_identity(helpers) -> None:
     article_id = helpers.article_id
     links = {"b": {"duplicate_of": article_id("a")}, "d": {"related_to": article_id("c")}}
-    records = [helpers.make_article(k, f"Title {k}", f"Text of {k}.", "Outlet", "2031-01-01T00:00:00Z",
-                                    **links.get(k, {})) for k in "abcde"]
+    records = [
+        helpers.make_article(k, f"Title {k}", f"Text of {k}.", "Outlet", "2031-01-01T00:00:00Z", **links.get(k, {}))
+        for k in "abcde"
+    ]
     records[4]["text"], records[4]["text_sha256"] = records[2]["text"], records[2]["text_sha256"]  # e: same text as c
     cluster = clusters_of(records)
     assert cluster[article_id("a")] == cluster[article_id("b")]
@@ -61,12 +74,15 @@ def test_clusters_join_duplicates_pages_same_text_and_identity(helpers) -> None:
 
 
 def test_same_canonical_url_clusters_even_when_written_differently(helpers) -> None:
-    first = helpers.make_article("u1", "One", "Text one.", "Outlet", "2031-01-01T00:00:00Z",
-                                 url="https://www.News.example/story/?utm_source=x")
-    second = helpers.make_article("u2", "Two", "Text two.", "Outlet", "2031-01-01T00:00:00Z",
-                                  url="https://news.example:443/story#top")
-    third = helpers.make_article("u3", "Three", "Text three.", "Outlet", "2031-01-01T00:00:00Z",
-                                 url="https://news.example/story?page=2")
+    first = helpers.make_article(
+        "u1", "One", "Text one.", "Outlet", "2031-01-01T00:00:00Z", url="https://www.News.example/story/?utm_source=x"
+    )
+    second = helpers.make_article(
+        "u2", "Two", "Text two.", "Outlet", "2031-01-01T00:00:00Z", url="https://news.example:443/story#top"
+    )
+    third = helpers.make_article(
+        "u3", "Three", "Text three.", "Outlet", "2031-01-01T00:00:00Z", url="https://news.example/story?page=2"
+    )
     cluster = clusters_of([first, second, third])
     assert cluster[first["id"]] == cluster[second["id"]] != cluster[third["id"]]
 

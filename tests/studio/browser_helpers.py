@@ -115,7 +115,11 @@ def browser_page(executable: str) -> Iterator[Page]:
 
     with tempfile.TemporaryDirectory(prefix="newsstance-chromium-") as profile, sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=executable, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT,
+            profile,
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
             locale="en-GB",
         )
         try:
@@ -163,8 +167,9 @@ def drag_over(page: Page, needle: str, occurrence: int = 0) -> None:
         raise AssertionError(f"{needle!r} not found in the rendered text: {points}")
     page.mouse.move(points["x1"], points["y1"])
     # A tooltip (label or choice hints) may still cover the text right after a click; wait it out.
-    page.wait_for_function(_UNCOVERED_JS, arg=[TEXT_ROOT, points["x1"], points["y1"], points["x2"], points["y2"]],
-                           timeout=10_000)
+    page.wait_for_function(
+        _UNCOVERED_JS, arg=[TEXT_ROOT, points["x1"], points["y1"], points["x2"], points["y2"]], timeout=10_000
+    )
     page.mouse.down()
     page.mouse.move(points["x2"], points["y2"], steps=8)
     page.mouse.up()
@@ -176,14 +181,15 @@ def label_span(page: Page, label: str, needle: str, occurrence: int = 0) -> None
     choose_label(page, label)
     drag_over(page, needle, occurrence)
     page.wait_for_function(
-        "([sel, n]) => document.querySelectorAll(sel).length > n", arg=[REGION, before], timeout=10_000)
+        "([sel, n]) => document.querySelectorAll(sel).length > n", arg=[REGION, before], timeout=10_000
+    )
 
 
 def region_texts(page: Page) -> list[tuple[str, str]]:
     """(label, text) of every highlighted region in the text, in document order."""
     pairs = page.evaluate(
-        "(sel) => Array.from(document.querySelectorAll(sel)).map(e => [e.dataset.label || '', e.textContent])",
-        REGION)
+        "(sel) => Array.from(document.querySelectorAll(sel)).map(e => [e.dataset.label || '', e.textContent])", REGION
+    )
     # data-label is "<index>:<LABEL>"
     return [(label.split(":", 1)[-1], text) for label, text in pairs]
 
@@ -201,13 +207,15 @@ def delete_region(page: Page, text: str, header: str = PER_REGION_HEADER) -> Non
     before = page.locator(REGION).count()
     page.keyboard.press("Backspace")
     page.wait_for_function(
-        "([sel, n]) => document.querySelectorAll(sel).length < n", arg=[REGION, before], timeout=10_000)
+        "([sel, n]) => document.querySelectorAll(sel).length < n", arg=[REGION, before], timeout=10_000
+    )
 
 
 def choices_under(page: Page, header: str) -> Any:
     """The Choices block that follows a visible header in the labelling config."""
     return page.locator(
-        f"xpath=//h3[normalize-space()={_xpath_literal(header)}]/following-sibling::div[contains(@class,'lsf-choices')][1]")
+        f"xpath=//h3[normalize-space()={_xpath_literal(header)}]/following-sibling::div[contains(@class,'lsf-choices')][1]"
+    )
 
 
 def answer(page: Page, header: str, value: str) -> None:

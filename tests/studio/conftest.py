@@ -36,31 +36,63 @@ if TYPE_CHECKING:
 
 # Fictional outlets, people and places only.
 FICTIONAL_TEXTS = [
-    ("Portvale council backs the Tidewater Dam",
-     "Mayor Ana Ruiz of Portvale said on Monday that the Tidewater Dam would protect the Kelmar valley. "
-     "The Greens party and Velt Energy disagreed at the Harbour Forum."),
-    ("Levy row in Norvand 🙂",
-     "Minister Tomas Eberly 🙂 defended the carbon levy in Norvand. "
-     "Critics at Velt Energy called it a tax on workers, said Ilse Marrow 👨🏻‍🚒 of the Farmers Union."),
-    ("Quiet week in Caldmere",
-     "The Caldmere Gazette reported that the river festival drew visitors from Portvale and Norvand."),
+    (
+        "Portvale council backs the Tidewater Dam",
+        "Mayor Ana Ruiz of Portvale said on Monday that the Tidewater Dam would protect the Kelmar valley. "
+        "The Greens party and Velt Energy disagreed at the Harbour Forum.",
+    ),
+    (
+        "Levy row in Norvand 🙂",
+        "Minister Tomas Eberly 🙂 defended the carbon levy in Norvand. "
+        "Critics at Velt Energy called it a tax on workers, said Ilse Marrow 👨🏻‍🚒 of the Farmers Union.",
+    ),
+    (
+        "Quiet week in Caldmere",
+        "The Caldmere Gazette reported that the river festival drew visitors from Portvale and Norvand.",
+    ),
 ]
 
 
-def make_article_record(title: str, text: str, *, source: str = "The Fictional Gazette",
-                        duplicate_of: str | None = None, key: str | None = None) -> dict[str, Any]:
+def make_article_record(
+    title: str,
+    text: str,
+    *,
+    source: str = "The Fictional Gazette",
+    duplicate_of: str | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
     """A valid article record (schema/article.schema.json) for fictional text."""
     article_id = text_sha256(f"{key or title}|{source}")[:16]
     return {
-        "id": article_id, "title": title, "text": text, "text_sha256": text_sha256(text), "source": source,
-        "url": f"https://gazette.example/{article_id}", "authors": ["Staff Writer"],
-        "published_at": "2031-03-04T09:00:00Z", "published_at_raw": "4 March 2031 09:00",
-        "published_at_precision": "minute", "crawled_at": "2031-03-05T10:00:00Z", "language": "en",
-        "role": "standalone", "related_to": None, "duplicate_of": duplicate_of, "truncated": False,
-        "provenance": {"path": "raw/fictional.html", "sha256": "0" * 64, "format": "html",
-                       "line_start": 1, "line_end": 2, "record_index": 0, "parser_version": "test",
-                       "encoding": "utf-8", "repairs": [], "crawl_time_source": "cli",
-                       "near_duplicate_jaccard": None},
+        "id": article_id,
+        "title": title,
+        "text": text,
+        "text_sha256": text_sha256(text),
+        "source": source,
+        "url": f"https://gazette.example/{article_id}",
+        "authors": ["Staff Writer"],
+        "published_at": "2031-03-04T09:00:00Z",
+        "published_at_raw": "4 March 2031 09:00",
+        "published_at_precision": "minute",
+        "crawled_at": "2031-03-05T10:00:00Z",
+        "language": "en",
+        "role": "standalone",
+        "related_to": None,
+        "duplicate_of": duplicate_of,
+        "truncated": False,
+        "provenance": {
+            "path": "raw/fictional.html",
+            "sha256": "0" * 64,
+            "format": "html",
+            "line_start": 1,
+            "line_end": 2,
+            "record_index": 0,
+            "parser_version": "test",
+            "encoding": "utf-8",
+            "repairs": [],
+            "crawl_time_source": "cli",
+            "near_duplicate_jaccard": None,
+        },
         "schema_version": "1.0.0",
     }
 
@@ -74,8 +106,9 @@ def make_article() -> Callable[..., dict[str, Any]]:
 def fictional_articles() -> list[dict[str, Any]]:
     """Three canonical fictional articles (one with emoji and a ZWJ sequence) plus one duplicate."""
     articles = [make_article_record(title, text) for title, text in FICTIONAL_TEXTS]
-    duplicate = make_article_record(FICTIONAL_TEXTS[0][0], FICTIONAL_TEXTS[0][1], source="Copy Desk",
-                                    duplicate_of=articles[0]["id"])
+    duplicate = make_article_record(
+        FICTIONAL_TEXTS[0][0], FICTIONAL_TEXTS[0][1], source="Copy Desk", duplicate_of=articles[0]["id"]
+    )
     return [*articles, duplicate]
 
 

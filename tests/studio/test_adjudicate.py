@@ -15,30 +15,53 @@ from newsstance.errors import UserError
 from newsstance.scheme import load_scheme, record_validator
 from newsstance.studio.adjudicate import adjudicate, review_tasks, run_adjudicate, unaccounted_annotation_ids
 
-TEXT = ("Prime Minister Ilse Marrow told the Greenway Party in Caldmere on Monday that the Tidewater Dam "
-        "would be finished before the Caldmere Climate Summit, while Norvandian farmers on the River Sarn protested.")
+TEXT = (
+    "Prime Minister Ilse Marrow told the Greenway Party in Caldmere on Monday that the Tidewater Dam "
+    "would be finished before the Caldmere Climate Summit, while Norvandian farmers on the River Sarn protested."
+)
 SHA = hashlib.sha256(TEXT.encode()).hexdigest()
 OLD_SHA = hashlib.sha256(b"an older version of the article").hexdigest()
 
 
 def span(part: str, label: str, stance: str | None = None) -> dict:
     start = TEXT.index(part)
-    return {"start": start, "end": start + len(part), "label": label, "text": part, "stance": stance,
-            "region_id": None}
+    return {"start": start, "end": start + len(part), "label": label, "text": part, "stance": stance, "region_id": None}
 
 
 def art(number: int) -> str:
     return f"{number:016x}"
 
 
-def ann(aid: int, annotator: str, article: int = 1, *, dam: str | None = "favor", levy: str | None = "not_about",
-        entities: tuple = (), cancelled: bool = False, ground_truth: bool = False, sha: str = SHA,
-        updated_at: str = "2031-05-01T10:00:00Z") -> dict:
+def ann(
+    aid: int,
+    annotator: str,
+    article: int = 1,
+    *,
+    dam: str | None = "favor",
+    levy: str | None = "not_about",
+    entities: tuple = (),
+    cancelled: bool = False,
+    ground_truth: bool = False,
+    sha: str = SHA,
+    updated_at: str = "2031-05-01T10:00:00Z",
+) -> dict:
     stances = {k: v for k, v in (("tidewater_dam", dam), ("carbon_levy", levy)) if v is not None}
-    return {"annotation_id": aid, "task_id": article, "project_id": 1, "article_id": art(article),
-            "text_sha256": sha, "annotator": annotator, "created_at": updated_at, "updated_at": updated_at,
-            "lead_time": 3.0, "cancelled": cancelled, "ground_truth": ground_truth, "entities": list(entities),
-            "stances": stances, "scheme_version": "1.0.0"}
+    return {
+        "annotation_id": aid,
+        "task_id": article,
+        "project_id": 1,
+        "article_id": art(article),
+        "text_sha256": sha,
+        "annotator": annotator,
+        "created_at": updated_at,
+        "updated_at": updated_at,
+        "lead_time": 3.0,
+        "cancelled": cancelled,
+        "ground_truth": ground_truth,
+        "entities": list(entities),
+        "stances": stances,
+        "scheme_version": "1.0.0",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +110,15 @@ def test_unanimous_policy_sends_disagreements_to_conflicts(scheme) -> None:
     stance_item = next(i for i in entry["detail"]["items"] if i["item"] == "stance")
     assert stance_item["target"] == "tidewater_dam"
     assert [(v["annotator"], v["value"]) for v in stance_item["votes"]] == [
-        ("ana", "favor"), ("ben", "favor"), ("cy", "against")]
-    entity_items = {(i["text"], tuple(i["marked_by"]), tuple(i["not_marked_by"]))
-                    for i in entry["detail"]["items"] if i["item"] == "entity"}
+        ("ana", "favor"),
+        ("ben", "favor"),
+        ("cy", "against"),
+    ]
+    entity_items = {
+        (i["text"], tuple(i["marked_by"]), tuple(i["not_marked_by"]))
+        for i in entry["detail"]["items"]
+        if i["item"] == "entity"
+    }
     assert entity_items == {("Caldmere", (1, 2), (3,)), ("River Sarn", (1,), (2, 3))}
     # the decided part is kept in the conflict so a reviewer loses nothing
     assert spans_of(entry["detail"]) == {("Ilse Marrow", "PERSON", "favor")}
@@ -136,8 +165,10 @@ def test_mention_stance_by_majority_among_markers(scheme) -> None:
 
 
 def test_label_disagreement_on_one_span_is_two_unresolved_items(scheme) -> None:
-    records = [ann(1, "ana", entities=(span("Tidewater Dam", "MISC"),)),
-               ann(2, "ben", entities=(span("Tidewater Dam", "LOC"),))]
+    records = [
+        ann(1, "ana", entities=(span("Tidewater Dam", "MISC"),)),
+        ann(2, "ben", entities=(span("Tidewater Dam", "LOC"),)),
+    ]
     [record], [entry] = adjudicate(records, scheme, "majority")
     assert record["entities"] == []
     assert sorted(i["label"] for i in entry["detail"]["items"]) == ["LOC", "MISC"]
@@ -157,8 +188,11 @@ def test_agreeing_ground_truths_win_disagreeing_ones_conflict(scheme) -> None:
     agreeing = [ann(1, "ana", dam="against"), ann(2, "rev1", ground_truth=True), ann(3, "rev2", ground_truth=True)]
     [record], _ = adjudicate(agreeing, scheme)
     assert record["method"] == "ground_truth" and record["stances"]["tidewater_dam"] == "favor"
-    disagreeing = [ann(1, "ana"), ann(2, "rev1", ground_truth=True, entities=(MARROW,)),
-                   ann(3, "rev2", ground_truth=True, entities=(CALDMERE,))]
+    disagreeing = [
+        ann(1, "ana"),
+        ann(2, "rev1", ground_truth=True, entities=(MARROW,)),
+        ann(3, "rev2", ground_truth=True, entities=(CALDMERE,)),
+    ]
     gold, [entry] = adjudicate(disagreeing, scheme)
     assert gold == []
     assert entry["reason"] == "ground_truth_disagreement" and entry["detail"]["ground_truth_ids"] == [2, 3]
@@ -175,8 +209,11 @@ def test_cancelled_annotations_are_skipped_but_accounted_for(scheme) -> None:
 
 
 def test_a_second_annotation_by_the_same_annotator_replaces_the_first(scheme) -> None:
-    records = [ann(1, "ana", dam="against", updated_at="2031-04-01T00:00:00Z"), ann(2, "ana", dam="favor"),
-               ann(3, "ben", dam="favor")]
+    records = [
+        ann(1, "ana", dam="against", updated_at="2031-04-01T00:00:00Z"),
+        ann(2, "ana", dam="favor"),
+        ann(3, "ben", dam="favor"),
+    ]
     [record], conflicts = adjudicate(records, scheme, "unanimous")
     assert record["method"] == "unanimous" and record["stances"]["tidewater_dam"] == "favor"
     assert record["annotation_ids"] == [1, 2, 3] and conflicts == []
@@ -190,8 +227,12 @@ def test_text_hash_must_agree(scheme) -> None:
 
 
 def test_min_annotators(scheme) -> None:
-    records = [ann(1, "ana", article=1), ann(2, "ana", article=2), ann(3, "ben", article=2),
-               ann(4, "rev", article=3, ground_truth=True)]
+    records = [
+        ann(1, "ana", article=1),
+        ann(2, "ana", article=2),
+        ann(3, "ben", article=2),
+        ann(4, "rev", article=3, ground_truth=True),
+    ]
     gold, entries = adjudicate(records, scheme, min_annotators=2)
     assert {r["article_id"]: r["method"] for r in gold} == {art(2): "unanimous", art(3): "ground_truth"}
     [entry] = entries
@@ -211,18 +252,38 @@ def test_missing_answer_is_not_a_vote(scheme) -> None:
 def mixed_case() -> tuple[list[dict], list[dict]]:
     """Annotations covering every outcome, and the pull's own conflict entries."""
     annotations = [
-        *three_way(),                                                   # article 1: majority gold
-        ann(10, "ana", 2, dam="favor"), ann(11, "ben", 2, dam="against"),  # article 2: tie
-        ann(20, "ana", 3), ann(21, "ben", 3, sha=OLD_SHA),             # article 3: text changed
-        ann(30, "ana", 4, cancelled=True),                              # article 4: only cancelled
-        ann(40, "rev1", 5, ground_truth=True, dam="against"), ann(41, "rev2", 5, ground_truth=True),  # GT conflict
-        ann(50, "ana", 6, entities=(MARROW,)),                          # article 6: single, pull conflict
+        *three_way(),  # article 1: majority gold
+        ann(10, "ana", 2, dam="favor"),
+        ann(11, "ben", 2, dam="against"),  # article 2: tie
+        ann(20, "ana", 3),
+        ann(21, "ben", 3, sha=OLD_SHA),  # article 3: text changed
+        ann(30, "ana", 4, cancelled=True),  # article 4: only cancelled
+        ann(40, "rev1", 5, ground_truth=True, dam="against"),
+        ann(41, "rev2", 5, ground_truth=True),  # GT conflict
+        ann(50, "ana", 6, entities=(MARROW,)),  # article 6: single, pull conflict
     ]
-    pull = [{"kind": "span", "annotation_id": 50, "article_id": art(6), "task_id": 6, "project_id": 1,
-             "reason": "text[15:21] does not match the span text", "detail": {"start": 15, "end": 21},
-             "stage": "pull"},
-            {"kind": "text_hash", "annotation_id": 99, "article_id": art(7), "task_id": 7, "project_id": 1,
-             "reason": "the article's text changed in the corpus since it was pushed", "detail": {}, "stage": "pull"}]
+    pull = [
+        {
+            "kind": "span",
+            "annotation_id": 50,
+            "article_id": art(6),
+            "task_id": 6,
+            "project_id": 1,
+            "reason": "text[15:21] does not match the span text",
+            "detail": {"start": 15, "end": 21},
+            "stage": "pull",
+        },
+        {
+            "kind": "text_hash",
+            "annotation_id": 99,
+            "article_id": art(7),
+            "task_id": 7,
+            "project_id": 1,
+            "reason": "the article's text changed in the corpus since it was pushed",
+            "detail": {},
+            "stage": "pull",
+        },
+    ]
     return annotations, pull
 
 
@@ -232,8 +293,13 @@ def test_every_annotation_is_accounted_for(scheme) -> None:
     assert unaccounted_annotation_ids(annotations, gold, [*pull, *entries]) == set()
     assert {r["article_id"]: r["method"] for r in gold} == {art(1): "majority", art(6): "single"}
     reasons = sorted((e["article_id"], e["reason"]) for e in entries)
-    assert reasons == [(art(2), "unresolved_stance"), (art(3), "text_changed"), (art(4), "cancelled"),
-                       (art(5), "ground_truth_disagreement"), (art(6), "pull_conflict")]
+    assert reasons == [
+        (art(2), "unresolved_stance"),
+        (art(3), "text_changed"),
+        (art(4), "cancelled"),
+        (art(5), "ground_truth_disagreement"),
+        (art(6), "pull_conflict"),
+    ]
     pulled = next(e for e in entries if e["reason"] == "pull_conflict")
     assert pulled["gold_written"] is True and pulled["detail"]["pull_annotation_ids"] == [50]
     assert all(e["kind"] == "adjudication" and e["stage"] == "adjudicate" for e in entries)
@@ -274,8 +340,12 @@ def test_conflicts_file_keeps_pull_entries_and_reruns_are_idempotent(tmp_path: P
 
 
 def article(number: int, text: str = TEXT) -> dict:
-    return {"id": art(number), "title": f"Dam vote {number}", "text": text,
-            "text_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    return {
+        "id": art(number),
+        "title": f"Dam vote {number}",
+        "text": text,
+        "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
 
 
 def test_review_tasks_show_every_competing_annotation(scheme) -> None:
@@ -290,8 +360,12 @@ def test_review_tasks_show_every_competing_annotation(scheme) -> None:
     assert tie["data"]["text"] == TEXT and tie["data"]["text_sha256"] == SHA and tie["data"]["title"] == "Dam vote 2"
     versions = [p["model_version"] for p in tie["predictions"]]
     assert versions[:2] == ["ana (annotation 10)", "ben (annotation 11)"]
-    dam = [r["value"]["choices"] for p in tie["predictions"][:2] for r in p["result"]
-           if r["from_name"] == "stance_tidewater_dam"]
+    dam = [
+        r["value"]["choices"]
+        for p in tie["predictions"][:2]
+        for r in p["result"]
+        if r["from_name"] == "stance_tidewater_dam"
+    ]
     assert dam == [["favor"], ["against"]]
     # the annotation on an older text is left out (its offsets would point at the wrong words)
     changed = by_id[art(3)]
@@ -311,7 +385,7 @@ def test_review_task_regions_carry_their_mention_stance(scheme) -> None:
     assert region["value"]["labels"] == ["PERSON"] and stances[0]["value"]["choices"] == ["favor"]
     for item in labels.values():
         value = item["value"]
-        assert TEXT[value["start"]:value["end"]] == value["text"]
+        assert TEXT[value["start"] : value["end"]] == value["text"]
 
 
 def test_review_tasks_need_the_articles(scheme) -> None:
@@ -323,8 +397,9 @@ def test_review_tasks_need_the_articles(scheme) -> None:
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """The real command in a fresh process (exit code, streams)."""
-    return subprocess.run([sys.executable, "-m", "newsstance.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "newsstance.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str]:
@@ -339,23 +414,39 @@ def test_adjudicate_command(tmp_path: Path) -> None:
     annotations, _ = mixed_case()
     source = write_lines(tmp_path / "annotations.jsonl", annotations)
     out, conflicts = tmp_path / "gold.jsonl", tmp_path / "conflicts.jsonl"
-    result = run_cli("adjudicate", "--annotations", str(source), "--out", str(out), "--conflicts", str(conflicts),
-                     "--policy", "unanimous", "--min-annotators", "1", cwd=tmp_path)
+    result = run_cli(
+        "adjudicate",
+        "--annotations",
+        str(source),
+        "--out",
+        str(out),
+        "--conflicts",
+        str(conflicts),
+        "--policy",
+        "unanimous",
+        "--min-annotators",
+        "1",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "gold: single" in result.stdout and "conflict: text_changed" in result.stdout
     gold = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [r["article_id"] for r in gold] == [art(6)]  # article 1 is 2:1 on the dam: not unanimous
 
 
-@pytest.mark.parametrize("args, content, message", [
-    ([], None, "annotations file not found"),
-    ([], b'{"annotation_id": 1}\n', "not a valid annotation record"),
-    (["--policy", "plurality"], b"", "--policy must be one of majority, unanimous"),
-    (["--min-annotators", "0"], b"", "--min-annotators must be at least 1"),
-    (["--conflicts", "CONFLICTS"], b"", "conflicts.jsonl:1: not valid JSON"),
-])
-def test_adjudicate_command_fails_with_one_line(tmp_path: Path, args: list[str], content: bytes | None,
-                                                message: str, monkeypatch, capsys) -> None:
+@pytest.mark.parametrize(
+    "args, content, message",
+    [
+        ([], None, "annotations file not found"),
+        ([], b'{"annotation_id": 1}\n', "not a valid annotation record"),
+        (["--policy", "plurality"], b"", "--policy must be one of majority, unanimous"),
+        (["--min-annotators", "0"], b"", "--min-annotators must be at least 1"),
+        (["--conflicts", "CONFLICTS"], b"", "conflicts.jsonl:1: not valid JSON"),
+    ],
+)
+def test_adjudicate_command_fails_with_one_line(
+    tmp_path: Path, args: list[str], content: bytes | None, message: str, monkeypatch, capsys
+) -> None:
     source = tmp_path / "annotations.jsonl"
     if content is not None:
         source.write_bytes(content)
@@ -364,8 +455,9 @@ def test_adjudicate_command_fails_with_one_line(tmp_path: Path, args: list[str],
     args = [str(broken) if a == "CONFLICTS" else a for a in args]
     if "--conflicts" not in args:
         args += ["--conflicts", str(tmp_path / "unused-conflicts.jsonl")]
-    code, err = run_main(["adjudicate", "--annotations", str(source), "--out", str(tmp_path / "gold.jsonl"), *args],
-                         monkeypatch, capsys)
+    code, err = run_main(
+        ["adjudicate", "--annotations", str(source), "--out", str(tmp_path / "gold.jsonl"), *args], monkeypatch, capsys
+    )
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -23,8 +23,10 @@ from newsstance.errors import UserError
 from newsstance.scheme import load_scheme, scheme_from_dict
 from newsstance.studio.agree import compute_agreement, partial_matches, read_annotations
 
-TEXT = ("Prime Minister Ilse Marrow told the Greenway Party in Caldmere on Monday that the Tidewater Dam "
-        "would be finished before the Caldmere Climate Summit, while Norvandian farmers on the River Sarn protested.")
+TEXT = (
+    "Prime Minister Ilse Marrow told the Greenway Party in Caldmere on Monday that the Tidewater Dam "
+    "would be finished before the Caldmere Climate Summit, while Norvandian farmers on the River Sarn protested."
+)
 SHA = hashlib.sha256(TEXT.encode()).hexdigest()
 
 
@@ -35,14 +37,35 @@ def span(part: str, label: str, stance: str | None = None, shift: int = 0) -> di
     return {"start": start, "end": end, "label": label, "text": TEXT[start:end], "stance": stance, "region_id": None}
 
 
-def ann(aid: int, annotator: str, article: int = 1, *, dam: str | None = None, levy: str | None = None,
-        entities: tuple = (), cancelled: bool = False, ground_truth: bool = False,
-        updated_at: str = "2031-05-01T10:00:00Z") -> dict:
+def ann(
+    aid: int,
+    annotator: str,
+    article: int = 1,
+    *,
+    dam: str | None = None,
+    levy: str | None = None,
+    entities: tuple = (),
+    cancelled: bool = False,
+    ground_truth: bool = False,
+    updated_at: str = "2031-05-01T10:00:00Z",
+) -> dict:
     stances = {k: v for k, v in (("tidewater_dam", dam), ("carbon_levy", levy)) if v is not None}
-    return {"annotation_id": aid, "task_id": article, "project_id": 1, "article_id": f"{article:016x}",
-            "text_sha256": SHA, "annotator": annotator, "created_at": updated_at, "updated_at": updated_at,
-            "lead_time": 12.5, "cancelled": cancelled, "ground_truth": ground_truth, "entities": list(entities),
-            "stances": stances, "scheme_version": "1.0.0"}
+    return {
+        "annotation_id": aid,
+        "task_id": article,
+        "project_id": 1,
+        "article_id": f"{article:016x}",
+        "text_sha256": SHA,
+        "annotator": annotator,
+        "created_at": updated_at,
+        "updated_at": updated_at,
+        "lead_time": 12.5,
+        "cancelled": cancelled,
+        "ground_truth": ground_truth,
+        "entities": list(entities),
+        "stances": stances,
+        "scheme_version": "1.0.0",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +86,13 @@ def stance_records(pairs: list[tuple[str, str]], levy: str = "not_about") -> lis
 # Kappa: po = 8/10; both marginals f4 a4 n2 -> pe = .16+.16+.04 = .36; kappa = (.8-.36)/.64 = 0.6875.
 # Alpha (nominal, 20 values): o_fa = o_af = 2 -> Do = 4/20; n_f = n_a = 8, n_n = 4;
 #   De = 2(8*8 + 8*4 + 8*4)/(20*19) = 256/380; alpha = 1 - (4/20)/(256/380) = 1 - 76/256 = 0.703125.
-KNOWN_PAIRS = [("favor", "favor")] * 3 + [("favor", "against")] + [("against", "against")] * 3 + \
-    [("against", "favor")] + [("neutral", "neutral")] * 2
+KNOWN_PAIRS = (
+    [("favor", "favor")] * 3
+    + [("favor", "against")]
+    + [("against", "against")] * 3
+    + [("against", "favor")]
+    + [("neutral", "neutral")] * 2
+)
 
 
 def test_document_stance_kappa_and_alpha_match_hand_computed_values(scheme) -> None:
@@ -138,9 +166,15 @@ def three_annotator_records(units: list[list[str | None]]) -> list[dict]:
 
 
 def test_alpha_with_missing_answers_matches_an_independent_formula(scheme) -> None:
-    units = [["favor", "favor", None], ["favor", "against", "favor"], ["against", "against", "against"],
-             [None, "neutral", "neutral"], ["neutral", "favor", None], ["not_about", "not_about", "neutral"],
-             ["favor", None, None]]  # the last unit has one answer only: not pairable
+    units = [
+        ["favor", "favor", None],
+        ["favor", "against", "favor"],
+        ["against", "against", "against"],
+        [None, "neutral", "neutral"],
+        ["neutral", "favor", None],
+        ["not_about", "not_about", "neutral"],
+        ["favor", None, None],
+    ]  # the last unit has one answer only: not pairable
     report = compute_agreement(three_annotator_records(units), scheme)
     alpha = report["document_stance"]["tidewater_dam"]["alpha"]
     assert alpha["value"] == pytest.approx(independent_nominal_alpha(units))
@@ -149,8 +183,13 @@ def test_alpha_with_missing_answers_matches_an_independent_formula(scheme) -> No
 
 def test_alpha_agrees_with_nltk_annotation_task(scheme) -> None:
     agreement = pytest.importorskip("nltk.metrics.agreement")
-    units = [["favor", "favor", "against"], ["against", "against", "against"], ["neutral", "favor", "neutral"],
-             ["not_about", "not_about", "not_about"], ["favor", "favor", "favor"]]
+    units = [
+        ["favor", "favor", "against"],
+        ["against", "against", "against"],
+        ["neutral", "favor", "neutral"],
+        ["not_about", "not_about", "not_about"],
+        ["favor", "favor", "favor"],
+    ]
     report = compute_agreement(three_annotator_records(units), scheme)
     triples = [(coder, str(i), value) for i, unit in enumerate(units) for coder, value in zip("abc", unit, strict=True)]
     expected = agreement.AnnotationTask(data=triples).alpha()
@@ -171,10 +210,19 @@ def test_one_annotator_only_is_undefined_everywhere(scheme) -> None:
 
 
 def test_entity_span_f1_strict_and_partial(scheme) -> None:
-    ana = (span("Ilse Marrow", "PERSON"), span("Greenway Party", "ORG"), span("Tidewater Dam", "LOC"),
-           span("River Sarn", "LOC"))
-    ben = (span("Ilse Marrow", "PERSON"), span("Greenway Party", "ORG", shift=9),  # "Party" only: overlap
-           span("Tidewater Dam", "MISC"), span("Norvandian", "NORP"), span("River Sarn", "LOC"))
+    ana = (
+        span("Ilse Marrow", "PERSON"),
+        span("Greenway Party", "ORG"),
+        span("Tidewater Dam", "LOC"),
+        span("River Sarn", "LOC"),
+    )
+    ben = (
+        span("Ilse Marrow", "PERSON"),
+        span("Greenway Party", "ORG", shift=9),  # "Party" only: overlap
+        span("Tidewater Dam", "MISC"),
+        span("Norvandian", "NORP"),
+        span("River Sarn", "LOC"),
+    )
     report = compute_agreement([ann(1, "ana", entities=ana), ann(2, "ben", entities=ben)], scheme)
     labels = report["entities"]["pooled"]["labels"]
     assert labels["PERSON"]["strict_f1"]["value"] == 1.0
@@ -205,12 +253,21 @@ def test_partial_match_is_one_to_one() -> None:
 def test_mention_stance_on_identically_marked_spans(scheme) -> None:
     # identical spans with stances: (f,f) (a,a) (f,a) (n,n); one shared span lacks ben's stance;
     # a span only ana marked is not scored.
-    ana = (span("Ilse Marrow", "PERSON", "favor"), span("Greenway Party", "ORG", "against"),
-           span("Caldmere", "GPE", "favor"), span("Norvandian", "NORP", "neutral"),
-           span("River Sarn", "LOC", "against"), span("Tidewater Dam", "MISC", "favor"))
-    ben = (span("Ilse Marrow", "PERSON", "favor"), span("Greenway Party", "ORG", "against"),
-           span("Caldmere", "GPE", "against"), span("Norvandian", "NORP", "neutral"),
-           span("River Sarn", "LOC", None))
+    ana = (
+        span("Ilse Marrow", "PERSON", "favor"),
+        span("Greenway Party", "ORG", "against"),
+        span("Caldmere", "GPE", "favor"),
+        span("Norvandian", "NORP", "neutral"),
+        span("River Sarn", "LOC", "against"),
+        span("Tidewater Dam", "MISC", "favor"),
+    )
+    ben = (
+        span("Ilse Marrow", "PERSON", "favor"),
+        span("Greenway Party", "ORG", "against"),
+        span("Caldmere", "GPE", "against"),
+        span("Norvandian", "NORP", "neutral"),
+        span("River Sarn", "LOC", None),
+    )
     report = compute_agreement([ann(1, "ana", entities=ana), ann(2, "ben", entities=ben)], scheme)
     pooled = report["mention_stance"]["pooled"]
     assert pooled["accuracy"]["value"] == pytest.approx(3 / 4) and pooled["accuracy"]["items"] == 4
@@ -266,8 +323,9 @@ def test_invalid_records_are_refused_with_their_line(tmp_path: Path, scheme) -> 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """The real command in a fresh process (exit code, streams)."""
-    return subprocess.run([sys.executable, "-m", "newsstance.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "newsstance.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str]:
@@ -278,8 +336,7 @@ def run_main(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     return exit_info.value.code, capsys.readouterr().err
 
 
-def test_agree_command_prints_tables_and_writes_the_report_idempotently(tmp_path: Path, monkeypatch,
-                                                                         capsys) -> None:
+def test_agree_command_prints_tables_and_writes_the_report_idempotently(tmp_path: Path, monkeypatch, capsys) -> None:
     annotations = write_lines(tmp_path / "annotations.jsonl", stance_records(KNOWN_PAIRS))
     out = tmp_path / "out" / "agreement.json"
     first = run_cli("agree", "--annotations", str(annotations), "--out", str(out), cwd=tmp_path)
@@ -293,18 +350,23 @@ def test_agree_command_prints_tables_and_writes_the_report_idempotently(tmp_path
     assert out.read_bytes() == written
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "annotations file not found"),
-    (b"{not json\n", "not valid JSON"),
-    (orjson.dumps({"annotation_id": 1}) + b"\n", "not a valid annotation record"),
-])
-def test_agree_command_fails_with_one_line(tmp_path: Path, content: bytes | None, message: str, monkeypatch,
-                                          capsys) -> None:
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "annotations file not found"),
+        (b"{not json\n", "not valid JSON"),
+        (orjson.dumps({"annotation_id": 1}) + b"\n", "not a valid annotation record"),
+    ],
+)
+def test_agree_command_fails_with_one_line(
+    tmp_path: Path, content: bytes | None, message: str, monkeypatch, capsys
+) -> None:
     path = tmp_path / "annotations.jsonl"
     if content is not None:
         path.write_bytes(content)
-    code, err = run_main(["agree", "--annotations", str(path), "--out", str(tmp_path / "agreement.json")],
-                         monkeypatch, capsys)
+    code, err = run_main(
+        ["agree", "--annotations", str(path), "--out", str(tmp_path / "agreement.json")], monkeypatch, capsys
+    )
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -54,8 +54,11 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.labelstudio,
     pytest.mark.xdist_group("labelstudio"),
-    pytest.mark.skipif(_CHROMIUM is None, reason="Debian's chromium is not installed "
-                       "(apt-get install chromium fonts-noto-color-emoji; .ci/run does it) - browser test skipped"),
+    pytest.mark.skipif(
+        _CHROMIUM is None,
+        reason="Debian's chromium is not installed "
+        "(apt-get install chromium fonts-noto-color-emoji; .ci/run does it) - browser test skipped",
+    ),
     pytest.mark.skipif(_NO_PLAYWRIGHT is not None, reason=f"{_NO_PLAYWRIGHT} - browser test skipped"),
 ]
 
@@ -65,6 +68,7 @@ SCREENSHOT_ENV = "NEWSSTANCE_SCREENSHOT_DIR"
 
 
 # --- the stories and what the annotator does with them -------------------------------------------
+
 
 @dataclass(frozen=True)
 class Span:
@@ -100,41 +104,53 @@ STORIES = (
     Story(
         key="emoji",
         title="Fair day in Port Wrenna 🙂",
-        text=("Mayor Ilse Varga opened the fair with a smile 🙂 Port Wrenna had waited years for the Tidewater Dam. "
-              "Firefighter 👨🏻‍🚒 Tomas Rell of the 𝔸lder Valley Brigade said the dam keeps Brackwater dry."),
+        text=(
+            "Mayor Ilse Varga opened the fair with a smile 🙂 Port Wrenna had waited years for the Tidewater Dam. "
+            "Firefighter 👨🏻‍🚒 Tomas Rell of the 𝔸lder Valley Brigade said the dam keeps Brackwater dry."
+        ),
         predicted=(Span("PERSON", "Ilse Varga"), Span("GPE", "Tidewater")),
         deleted=("Tidewater",),  # a wrong pre-annotation the annotator removes
-        drawn=(Span("GPE", "Port Wrenna"),  # right after 🙂
-               Span("MISC", "Tidewater Dam"),
-               Span("PERSON", "Tomas Rell", stance="favor"),  # right after the ZWJ sequence 👨🏻‍🚒
-               Span("ORG", "𝔸lder Valley Brigade"),  # starts with a non-BMP letter
-               Span("GPE", "Brackwater")),  # after three non-BMP characters
+        drawn=(
+            Span("GPE", "Port Wrenna"),  # right after 🙂
+            Span("MISC", "Tidewater Dam"),
+            Span("PERSON", "Tomas Rell", stance="favor"),  # right after the ZWJ sequence 👨🏻‍🚒
+            Span("ORG", "𝔸lder Valley Brigade"),  # starts with a non-BMP letter
+            Span("GPE", "Brackwater"),
+        ),  # after three non-BMP characters
         stances={"tidewater_dam": "favor", "carbon_levy": "not_about"},
     ),
     Story(
         key="accents",
         title="Growers’ union rejects the “unfair” levy",
-        text=("“We will not pay,” said Zoë Márquez-Öberg, chair of the Søndervik Growers’ Union, after the "
-              "carbon levy vote in Île-Réunie. The economist Jörg Ångström called the levy ‘overdue’."),
+        text=(
+            "“We will not pay,” said Zoë Márquez-Öberg, chair of the Søndervik Growers’ Union, after the "
+            "carbon levy vote in Île-Réunie. The economist Jörg Ångström called the levy ‘overdue’."
+        ),
         predicted=(Span("GPE", "Île-Réunie"),),
         deleted=(),
-        drawn=(Span("PERSON", "Zoë Márquez-Öberg", stance="against"),  # across accented words
-               Span("ORG", "Søndervik Growers’ Union"),  # curly apostrophe inside
-               Span("PERSON", "Jörg Ångström", stance="favor")),
+        drawn=(
+            Span("PERSON", "Zoë Márquez-Öberg", stance="against"),  # across accented words
+            Span("ORG", "Søndervik Growers’ Union"),  # curly apostrophe inside
+            Span("PERSON", "Jörg Ångström", stance="favor"),
+        ),
         stances={"tidewater_dam": "not_about", "carbon_levy": "against"},
     ),
     Story(
         key="paragraphs",
         title="Quillmoor votes on the dam",
-        text=("The Quillmoor Council met on Tuesday.\n\n"
-              "Councillor Oskar Feld said the Tidewater Dam would flood Harbin Cove.\n\n"
-              "Residents of Harbin Cove will march to the Old  Mill Trust on Sunday."),
+        text=(
+            "The Quillmoor Council met on Tuesday.\n\n"
+            "Councillor Oskar Feld said the Tidewater Dam would flood Harbin Cove.\n\n"
+            "Residents of Harbin Cove will march to the Old  Mill Trust on Sunday."
+        ),
         predicted=(Span("LOC", "Harbin Cove"),),
         deleted=(),
-        drawn=(Span("ORG", "Quillmoor Council"),
-               Span("PERSON", "Oskar Feld", stance="against"),  # second paragraph
-               Span("LOC", "Harbin Cove", occurrence=1),  # third paragraph, after two blank lines
-               Span("ORG", "Old  Mill Trust")),  # two spaces inside: Label Studio's value.text collapses them
+        drawn=(
+            Span("ORG", "Quillmoor Council"),
+            Span("PERSON", "Oskar Feld", stance="against"),  # second paragraph
+            Span("LOC", "Harbin Cove", occurrence=1),  # third paragraph, after two blank lines
+            Span("ORG", "Old  Mill Trust"),
+        ),  # two spaces inside: Label Studio's value.text collapses them
         stances={"tidewater_dam": "against", "carbon_levy": "not_about"},
     ),
 )
@@ -152,8 +168,9 @@ class FixedPreannotator:
         predictions = []
         for text in texts:
             spans = self.by_text[text].predicted
-            predictions.append([entity_result(f"p{i}", *span.offsets(text), text, span.label)
-                                for i, span in enumerate(spans)])
+            predictions.append(
+                [entity_result(f"p{i}", *span.offsets(text), text, span.label) for i, span in enumerate(spans)]
+            )
         return predictions
 
 
@@ -173,6 +190,7 @@ def per_region_header(label_config: str) -> str:
 
 
 # --- fixtures: push, annotate in the browser, pull -----------------------------------------------
+
 
 @dataclass
 class Pushed:
@@ -197,15 +215,23 @@ class Seen:
 
 
 @pytest.fixture(scope="module")
-def pushed(ls_conn: Connection, make_article: Any, unique_title: Any,
-           tmp_path_factory: pytest.TempPathFactory) -> Pushed:
+def pushed(
+    ls_conn: Connection, make_article: Any, unique_title: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Pushed:
     """The stories pushed as tasks with their pre-annotations, through the product's push."""
     work = tmp_path_factory.mktemp("browser-push")
     articles = [article_record(make_article, story) for story in STORIES]
     write_jsonl(work / "articles.jsonl", articles)
     title = unique_title("browser")
-    result = push_articles(ls_conn, articles, project=title, preannotator=FixedPreannotator(STORIES),
-                           state_path=work / "push-state.json", overlap=1, progress=False)
+    result = push_articles(
+        ls_conn,
+        articles,
+        project=title,
+        preannotator=FixedPreannotator(STORIES),
+        state_path=work / "push-state.json",
+        overlap=1,
+        progress=False,
+    )
     assert result.pushed == len(STORIES), result.summary()
     ids = {story.key: result.task_ids[article["id"]] for story, article in zip(STORIES, articles, strict=True)}
     return Pushed(ls_conn, title, result.project_id, ids, str(work / "articles*.jsonl"))
@@ -231,8 +257,9 @@ def _screenshot(page: Any, path: Path) -> Path:
     return path
 
 
-def _annotate(page: Any, story: Story, pushed: Pushed, seen: Seen, headers: dict[str, str], mention_header: str,
-              shots: Path) -> None:
+def _annotate(
+    page: Any, story: Story, pushed: Pushed, seen: Seen, headers: dict[str, str], mention_header: str, shots: Path
+) -> None:
     """Everything an annotator does on one task, recording what the screen shows on the way."""
     bh.open_task(page, pushed.conn.url, pushed.project_id, pushed.task_ids[story.key])
     seen.errors[story.key] = bh.error_messages(page)
@@ -297,8 +324,15 @@ def pulled(seen: Seen, pushed: Pushed, tmp_path_factory: pytest.TempPathFactory)
     """`newsstance studio pull` (its Python API) into a temp dir: records by story key, conflicts, raw export."""
     work = tmp_path_factory.mktemp("browser-pull")
     out = work / "annotations.jsonl"
-    result = pull(pushed.conn, project=pushed.project_title, out=out, exports_dir=work / "exports",
-                  state_path=work / "pull-state.json", articles_glob=pushed.articles_glob, progress=False)
+    result = pull(
+        pushed.conn,
+        project=pushed.project_title,
+        out=out,
+        exports_dir=work / "exports",
+        state_path=work / "pull-state.json",
+        articles_glob=pushed.articles_glob,
+        progress=False,
+    )
     records = list(read_jsonl(out))
     by_task = {rec["task_id"]: rec for rec in records}
     raw = [task for path in sorted((work / "exports").glob("*.json")) for task in orjson.loads(path.read_bytes())]
@@ -313,20 +347,24 @@ def pulled(seen: Seen, pushed: Pushed, tmp_path_factory: pytest.TempPathFactory)
 
 # --- what the annotator sees ---------------------------------------------------------------------
 
+
 def test_labelling_config_renders_without_error_box(seen: Seen) -> None:
     assert seen.errors == {story.key: [] for story in STORIES}
 
 
-def test_error_box_check_sees_a_broken_config(ls_conn: Connection, ls_client: Any, unique_title: Any,
-                                              annotator: tuple[str, str]) -> None:
+def test_error_box_check_sees_a_broken_config(
+    ls_conn: Connection, ls_client: Any, unique_title: Any, annotator: tuple[str, str]
+) -> None:
     """The check above must be able to fail: a config Label Studio's server lets through but its editor
     rejects (an invalid `granularity`) shows the error box instead of the task."""
     config = load_scheme().label_config()
     project = ls_client.projects.create(title=unique_title("browser-broken"), label_config=config)
-    ls_client.projects.update(id=project.id, label_config=config.replace('granularity="symbol"',
-                                                                        'granularity="by-the-letter"'))
-    (task_id,) = ls_client.projects.import_tasks(id=project.id, request=[{"data": {"text": "Any text.", "title": "T"}}],
-                                                 return_task_ids=True).task_ids
+    ls_client.projects.update(
+        id=project.id, label_config=config.replace('granularity="symbol"', 'granularity="by-the-letter"')
+    )
+    (task_id,) = ls_client.projects.import_tasks(
+        id=project.id, request=[{"data": {"text": "Any text.", "title": "T"}}], return_task_ids=True
+    ).task_ids
     assert _CHROMIUM is not None
     with bh.browser_page(_CHROMIUM) as page:
         bh.log_in(page, ls_conn.url, *annotator)
@@ -367,6 +405,7 @@ def test_screenshots_are_small_pngs(seen: Seen) -> None:
 
 # --- what pull makes of it -----------------------------------------------------------------------
 
+
 def test_pull_gives_exactly_the_spans_drawn(pulled: dict[str, Any]) -> None:
     for story in STORIES:
         record = pulled["records"][story.key]
@@ -374,7 +413,7 @@ def test_pull_gives_exactly_the_spans_drawn(pulled: dict[str, Any]) -> None:
         got = {(e["start"], e["end"], e["label"], e["text"], e["stance"]) for e in record["entities"]}
         assert got == story.expected_entities(), story.key
         for entity in record["entities"]:
-            assert story.text[entity["start"]:entity["end"]] == entity["text"]
+            assert story.text[entity["start"] : entity["end"]] == entity["text"]
         assert len(record["entities"]) == len(got), f"{story.key}: duplicate spans"
 
 
@@ -402,7 +441,7 @@ def test_browser_offsets_are_code_points(pulled: dict[str, Any], pushed: Pushed)
             value = result["value"]
             if result["from_name"] != "entities":
                 continue
-            at_offsets = story.text[value["start"]:value["end"]]
+            at_offsets = story.text[value["start"] : value["end"]]
             if " ".join(at_offsets.split()) != " ".join(value["text"].split()):
                 disagreements.append((story.key, value["start"], value["end"], value["text"], at_offsets))
     assert disagreements == [], f"browser offsets are not code points for: {disagreements}"

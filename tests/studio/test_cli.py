@@ -23,8 +23,14 @@ pytestmark = [pytest.mark.labelstudio, pytest.mark.xdist_group("labelstudio")]
 
 
 def newsstance(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "newsstance.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "newsstance.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_up_status_down(tmp_path: Path) -> None:
@@ -63,9 +69,16 @@ def test_down_never_kills_a_process_that_reused_the_pid(tmp_path: Path) -> None:
     try:
         server = ManagedServer(tmp_path / "ls")
         server.meta_dir.mkdir(parents=True)
-        record = {"pid": bystander.pid, "create_time": psutil.Process(bystander.pid).create_time() - 100,
-                  "port": 1, "url": "http://127.0.0.1:1", "data_dir": str(server.data_dir),
-                  "log": str(server.log_path), "version": "x", "started_at": time.time()}
+        record = {
+            "pid": bystander.pid,
+            "create_time": psutil.Process(bystander.pid).create_time() - 100,
+            "port": 1,
+            "url": "http://127.0.0.1:1",
+            "data_dir": str(server.data_dir),
+            "log": str(server.log_path),
+            "version": "x",
+            "started_at": time.time(),
+        }
         server.process_path.write_bytes(orjson.dumps(record))
         result = newsstance("studio", "down", "--data-dir", str(server.data_dir))
         assert result.returncode == 0 and "not running" in result.stdout
@@ -75,9 +88,9 @@ def test_down_never_kills_a_process_that_reused_the_pid(tmp_path: Path) -> None:
         bystander.wait()
 
 
-def test_push_and_pull_commands_on_any_server_with_a_pat(ls_conn: Connection, ls_client: Any, ls_pat: str,
-                                                        fictional_articles: list, unique_title: Any,
-                                                        tmp_path: Path) -> None:
+def test_push_and_pull_commands_on_any_server_with_a_pat(
+    ls_conn: Connection, ls_client: Any, ls_pat: str, fictional_articles: list, unique_title: Any, tmp_path: Path
+) -> None:
     corpus = tmp_path / "corpus" / "articles-1.jsonl"
     write_jsonl(corpus, fictional_articles)
     pat = ls_pat
@@ -97,13 +110,17 @@ def test_push_and_pull_commands_on_any_server_with_a_pat(ls_conn: Connection, ls
     assert list(read_jsonl(out)) == []  # nothing annotated yet, but the raw export is kept
     assert len(list((tmp_path / "ann" / "exports").glob(f"{title}-*.json"))) == 1
 
-    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and (pat.encode() in p.read_bytes()
-                                                                 or ls_conn.api_key.encode() in p.read_bytes())]
+    leaked = [
+        p
+        for p in tmp_path.rglob("*")
+        if p.is_file() and (pat.encode() in p.read_bytes() or ls_conn.api_key.encode() in p.read_bytes())
+    ]
     assert leaked == []
     assert pat not in pushed.stdout + pushed.stderr + pulled.stdout + pulled.stderr
 
-    bad = newsstance("studio", "pull", "--project", title, "--out", str(out), "--api-key", "9" * 40,
-                     "--url", ls_conn.url, env=env)
+    bad = newsstance(
+        "studio", "pull", "--project", title, "--out", str(out), "--api-key", "9" * 40, "--url", ls_conn.url, env=env
+    )
     assert bad.returncode == 2 and "error:" in bad.stderr and "9" * 40 not in bad.stderr
     assert "Traceback" not in bad.stderr
 
@@ -117,8 +134,9 @@ def fake_label_studio(tmp_path: Path, body: str) -> Path:
 
 
 def test_start_failure_names_the_log(tmp_path: Path) -> None:
-    server = ManagedServer(tmp_path / "ls", free_port(), bin_path=fake_label_studio(tmp_path, "exit 3"),
-                           use_template=False)
+    server = ManagedServer(
+        tmp_path / "ls", free_port(), bin_path=fake_label_studio(tmp_path, "exit 3"), use_template=False
+    )
     with pytest.raises(UserError, match="exited with code 3") as caught:
         server.start()
     assert str(server.log_path) in str(caught.value)
@@ -128,8 +146,13 @@ def test_start_failure_names_the_log(tmp_path: Path) -> None:
 
 def test_start_timeout_stops_what_it_started(tmp_path: Path) -> None:
     pid_file = tmp_path / "fake.pid"
-    server = ManagedServer(tmp_path / "ls", free_port(), use_template=False, startup_timeout=2,
-                           bin_path=fake_label_studio(tmp_path, f"echo $$ > {pid_file}\nexec sleep 60"))
+    server = ManagedServer(
+        tmp_path / "ls",
+        free_port(),
+        use_template=False,
+        startup_timeout=2,
+        bin_path=fake_label_studio(tmp_path, f"echo $$ > {pid_file}\nexec sleep 60"),
+    )
     with pytest.raises(UserError, match="within 2 s") as caught:
         server.start()
     assert str(server.log_path) in str(caught.value)
@@ -143,9 +166,15 @@ def test_anonymous_signup_is_refused(ls_conn: Connection) -> None:
 
     with httpx.Client(base_url=ls_conn.url, timeout=60) as browser:
         browser.get("/user/signup/")
-        browser.post("/user/signup/", data={"email": "stranger@newsstance.test", "password": "pw-1234567890",
-                                            "csrfmiddlewaretoken": browser.cookies.get("csrftoken", "")},
-                     headers={"Referer": f"{ls_conn.url}/user/signup/"})
+        browser.post(
+            "/user/signup/",
+            data={
+                "email": "stranger@newsstance.test",
+                "password": "pw-1234567890",
+                "csrfmiddlewaretoken": browser.cookies.get("csrftoken", ""),
+            },
+            headers={"Referer": f"{ls_conn.url}/user/signup/"},
+        )
         assert browser.get("/api/current-user/whoami").status_code == 401
     users = httpx.get(f"{ls_conn.url}/api/users/", headers={"Authorization": f"Token {ls_conn.api_key}"}).json()
     assert "stranger@newsstance.test" not in {u["email"] for u in users}

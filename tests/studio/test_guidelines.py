@@ -48,8 +48,9 @@ def test_every_entity_label_has_a_complete_section(guidelines: str) -> None:
             assert part in body, f"{name}: missing {part}"
 
 
-@pytest.mark.parametrize("title, attribute", [("Mention stance", "stance_names"),
-                                              ("Document stance", "document_stance_names")])
+@pytest.mark.parametrize(
+    "title, attribute", [("Mention stance", "stance_names"), ("Document stance", "document_stance_names")]
+)
 def test_every_stance_value_has_a_complete_section(guidelines: str, title: str, attribute: str) -> None:
     stances = chapter(guidelines, title)
     values = getattr(load_scheme(), attribute)
@@ -61,8 +62,7 @@ def test_every_stance_value_has_a_complete_section(guidelines: str, title: str, 
 
 def test_required_edge_cases_are_covered(guidelines: str) -> None:
     edge = sections(chapter(guidelines, "Edge cases"))
-    for topic in ("Titles", "Possessives", "Nested names", "Metonymy", "Nationalities", "Quoted speech",
-                  "Headlines"):
+    for topic in ("Titles", "Possessives", "Nested names", "Metonymy", "Nationalities", "Quoted speech", "Headlines"):
         assert any(topic in heading for heading in edge), topic
 
 

@@ -37,34 +37,77 @@ def utf16_span(text: str, part: str) -> tuple[int, int]:
 
 
 def label(rid: str, start: int, end: int, text: str, name: str) -> dict[str, Any]:
-    return {"id": rid, "from_name": "entities", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": end, "text": text, "labels": [name]}}
+    return {
+        "id": rid,
+        "from_name": "entities",
+        "to_name": "text",
+        "type": "labels",
+        "value": {"start": start, "end": end, "text": text, "labels": [name]},
+    }
 
 
 def mention(rid: str, start: int, end: int, text: str, stance: str) -> dict[str, Any]:
-    return {"id": rid, "from_name": "mention_stance", "to_name": "text", "type": "choices",
-            "value": {"start": start, "end": end, "text": text, "choices": [stance]}}
+    return {
+        "id": rid,
+        "from_name": "mention_stance",
+        "to_name": "text",
+        "type": "choices",
+        "value": {"start": start, "end": end, "text": text, "choices": [stance]},
+    }
 
 
 def doc(target: str, value: str) -> dict[str, Any]:
-    return {"id": f"d-{target}", "from_name": f"stance_{target}", "to_name": "text", "type": "choices",
-            "value": {"choices": [value]}}
+    return {
+        "id": f"d-{target}",
+        "from_name": f"stance_{target}",
+        "to_name": "text",
+        "type": "choices",
+        "value": {"choices": [value]},
+    }
 
 
-def annotation(aid: int, result: list[dict[str, Any]], *, user: int = 7, cancelled: bool = False,
-               ground_truth: bool = False, updated: str = "2031-05-01T10:00:00.123456Z") -> dict[str, Any]:
-    return {"id": aid, "completed_by": user, "result": result, "was_cancelled": cancelled,
-            "ground_truth": ground_truth, "created_at": "2031-05-01T09:58:00.000001Z", "updated_at": updated,
-            "lead_time": 12.5, "task": None, "project": 3}
+def annotation(
+    aid: int,
+    result: list[dict[str, Any]],
+    *,
+    user: int = 7,
+    cancelled: bool = False,
+    ground_truth: bool = False,
+    updated: str = "2031-05-01T10:00:00.123456Z",
+) -> dict[str, Any]:
+    return {
+        "id": aid,
+        "completed_by": user,
+        "result": result,
+        "was_cancelled": cancelled,
+        "ground_truth": ground_truth,
+        "created_at": "2031-05-01T09:58:00.000001Z",
+        "updated_at": updated,
+        "lead_time": 12.5,
+        "task": None,
+        "project": 3,
+    }
 
 
-def task(tid: int, article_id: str, text: str, annotations: list[dict[str, Any]],
-         sha: str | None = None) -> dict[str, Any]:
+def task(
+    tid: int, article_id: str, text: str, annotations: list[dict[str, Any]], sha: str | None = None
+) -> dict[str, Any]:
     for ann in annotations:
         ann["task"] = tid
-    return {"id": tid, "project": 3, "annotations": annotations, "predictions": [],
-            "data": {"text": text, "title": "Fictional", "article_id": article_id,
-                     "text_sha256": sha or text_sha256(text), "source": "The Fictional Gazette", "url": None}}
+    return {
+        "id": tid,
+        "project": 3,
+        "annotations": annotations,
+        "predictions": [],
+        "data": {
+            "text": text,
+            "title": "Fictional",
+            "article_id": article_id,
+            "text_sha256": sha or text_sha256(text),
+            "source": "The Fictional Gazette",
+            "url": None,
+        },
+    }
 
 
 def build_export() -> list[dict[str, Any]]:
@@ -77,29 +120,48 @@ def build_export() -> list[dict[str, Any]]:
     p_port2 = cp_span(NESTED_TEXT, "Portvale", 1)
     return [
         # UTF-16 offsets after emoji and a ZWJ sequence (as a JavaScript-counting tool writes them).
-        task(101, "a" * 16, EMOJI_TEXT, [annotation(1001, [
-            mention("r2", *e_farm, "Farmers Union", "against"),  # before its region: join by id, not order
-            label("r1", *e_name, "Ilse Marrow", "PERSON"),
-            label("r2", *e_farm, "Farmers Union", "ORG"),
-            label("r3", *e_norv, "Norvand", "GPE"),
-            mention("r1", *e_name, "Ilse Marrow", "favor"),
-            doc("carbon_levy", "favor"),
-        ])]),
-        task(102, "b" * 16, NESTED_TEXT, [
-            annotation(1002, [
-                label("n1", *p_auth, "Portvale Harbour Authority", "ORG"),
-                label("n2", *p_port, "Portvale", "GPE"),            # nested in n1
-                label("n3", *p_harb, "Harbour Forum", "EVENT"),     # overlaps nothing but shares a word
-                label("n4", *padded, NESTED_TEXT[padded[0]:padded[1]], "ORG"),  # whitespace-padded
-                mention("n1", *p_auth, "Portvale Harbour Authority", "against"),
-                mention("n4", *padded, NESTED_TEXT[padded[0]:padded[1]], "neutral"),
-                # n2 and n3 have no mention stance
-                mention("ghost", 0, 3, "The", "favor"),            # its region does not exist
-                label("n5", *p_port2, "Portvale", "CITY"),          # unknown label
-                doc("tidewater_dam", "not_about"),
-            ], user=8),
-            annotation(1003, [], user=9, cancelled=True),
-        ]),
+        task(
+            101,
+            "a" * 16,
+            EMOJI_TEXT,
+            [
+                annotation(
+                    1001,
+                    [
+                        mention("r2", *e_farm, "Farmers Union", "against"),  # before its region: join by id, not order
+                        label("r1", *e_name, "Ilse Marrow", "PERSON"),
+                        label("r2", *e_farm, "Farmers Union", "ORG"),
+                        label("r3", *e_norv, "Norvand", "GPE"),
+                        mention("r1", *e_name, "Ilse Marrow", "favor"),
+                        doc("carbon_levy", "favor"),
+                    ],
+                )
+            ],
+        ),
+        task(
+            102,
+            "b" * 16,
+            NESTED_TEXT,
+            [
+                annotation(
+                    1002,
+                    [
+                        label("n1", *p_auth, "Portvale Harbour Authority", "ORG"),
+                        label("n2", *p_port, "Portvale", "GPE"),  # nested in n1
+                        label("n3", *p_harb, "Harbour Forum", "EVENT"),  # overlaps nothing but shares a word
+                        label("n4", *padded, NESTED_TEXT[padded[0] : padded[1]], "ORG"),  # whitespace-padded
+                        mention("n1", *p_auth, "Portvale Harbour Authority", "against"),
+                        mention("n4", *padded, NESTED_TEXT[padded[0] : padded[1]], "neutral"),
+                        # n2 and n3 have no mention stance
+                        mention("ghost", 0, 3, "The", "favor"),  # its region does not exist
+                        label("n5", *p_port2, "Portvale", "CITY"),  # unknown label
+                        doc("tidewater_dam", "not_about"),
+                    ],
+                    user=8,
+                ),
+                annotation(1003, [], user=9, cancelled=True),
+            ],
+        ),
         # The task text is not the text that was pushed (hash mismatch): no record, one conflict.
         task(103, "c" * 16, "Edited in Label Studio.", [annotation(1004, [])], sha=text_sha256("Original text.")),
     ]
@@ -107,18 +169,28 @@ def build_export() -> list[dict[str, Any]]:
 
 @pytest.fixture()
 def workdir(tmp_path: Path) -> dict[str, Path]:
-    return {"export": tmp_path / "downloads" / "project-3.json", "out": tmp_path / "ann" / "annotations.jsonl",
-            "conflicts": tmp_path / "ann" / "conflicts.jsonl", "exports": tmp_path / "ann" / "exports",
-            "state": tmp_path / "state" / "pull.json"}
+    return {
+        "export": tmp_path / "downloads" / "project-3.json",
+        "out": tmp_path / "ann" / "annotations.jsonl",
+        "conflicts": tmp_path / "ann" / "conflicts.jsonl",
+        "exports": tmp_path / "ann" / "exports",
+        "state": tmp_path / "state" / "pull.json",
+    }
 
 
 def run_import(paths: dict[str, Path], export: list[dict[str, Any]] | None = None) -> Any:
     if export is not None:
         paths["export"].parent.mkdir(parents=True, exist_ok=True)
         paths["export"].write_bytes(orjson.dumps(export, option=orjson.OPT_INDENT_2))
-    return import_export(paths["export"], out=paths["out"], conflicts=paths["conflicts"],
-                         exports_dir=paths["exports"], state_path=paths["state"],
-                         articles_glob=str(paths["out"].parent / "no-corpus-*.jsonl"), progress=False)
+    return import_export(
+        paths["export"],
+        out=paths["out"],
+        conflicts=paths["conflicts"],
+        exports_dir=paths["exports"],
+        state_path=paths["state"],
+        articles_glob=str(paths["out"].parent / "no-corpus-*.jsonl"),
+        progress=False,
+    )
 
 
 def by_id(path: Path) -> dict[int, dict[str, Any]]:
@@ -136,7 +208,7 @@ def test_import_converts_verifies_and_reports(workdir: dict[str, Path]) -> None:
         assert validator.errors(record) == []
         text = EMOJI_TEXT if record["article_id"] == "a" * 16 else NESTED_TEXT
         for entity in record["entities"]:
-            assert text[entity["start"]:entity["end"]] == entity["text"]
+            assert text[entity["start"] : entity["end"]] == entity["text"]
 
     emoji = {e["text"]: (e["start"], e["end"], e["label"], e["stance"]) for e in records[1001]["entities"]}
     assert emoji == {
@@ -219,12 +291,24 @@ def test_users_sidecar_names_annotators(workdir: dict[str, Path]) -> None:
 
 def test_irreconcilable_span_goes_to_conflicts(workdir: dict[str, Path]) -> None:
     start, end = cp_span(NESTED_TEXT, "Velt Energy")
-    export = [task(201, "d" * 16, NESTED_TEXT, [annotation(2001, [
-        label("x1", start, end, "Volt Energy", "ORG"),           # text does not match the offsets
-        label("x2", 10, 500, "Authority", "ORG"),                # out of range
-        mention("x1", start, end, "Volt Energy", "favor"),
-        label("x3", *cp_span(NESTED_TEXT, "Portvale"), "Portvale", "GPE"),
-    ])])]
+    export = [
+        task(
+            201,
+            "d" * 16,
+            NESTED_TEXT,
+            [
+                annotation(
+                    2001,
+                    [
+                        label("x1", start, end, "Volt Energy", "ORG"),  # text does not match the offsets
+                        label("x2", 10, 500, "Authority", "ORG"),  # out of range
+                        mention("x1", start, end, "Volt Energy", "favor"),
+                        label("x3", *cp_span(NESTED_TEXT, "Portvale"), "Portvale", "GPE"),
+                    ],
+                )
+            ],
+        )
+    ]
     run_import(workdir, export)
     records = by_id(workdir["out"])
     assert [(e["text"], e["label"]) for e in records[2001]["entities"]] == [("Portvale", "GPE")]
@@ -240,21 +324,41 @@ def test_browser_collapsed_double_space_keeps_offsets_and_real_text(workdir: dic
     offsets stay right; the record must keep the offsets and the article's own text."""
     text = "Neighbours will march to the Old  Mill Trust on Sunday."
     start, end = cp_span(text, "Old  Mill Trust")
-    export = [task(301, "e" * 16, text, [annotation(3001, [
-        label("m1", start, end, "Old Mill Trust", "ORG"), mention("m1", start, end, "Old Mill Trust", "against"),
-    ])])]
+    export = [
+        task(
+            301,
+            "e" * 16,
+            text,
+            [
+                annotation(
+                    3001,
+                    [
+                        label("m1", start, end, "Old Mill Trust", "ORG"),
+                        mention("m1", start, end, "Old Mill Trust", "against"),
+                    ],
+                )
+            ],
+        )
+    ]
     run_import(workdir, export)
     [entity] = by_id(workdir["out"])[3001]["entities"]
-    assert (entity["start"], entity["end"], entity["text"], entity["stance"]) == (start, end, "Old  Mill Trust",
-                                                                                  "against")
+    assert (entity["start"], entity["end"], entity["text"], entity["stance"]) == (
+        start,
+        end,
+        "Old  Mill Trust",
+        "against",
+    )
     assert not workdir["conflicts"].exists() or list(read_jsonl(workdir["conflicts"])) == []
 
 
-@pytest.mark.parametrize("payload", [
-    b'[{"id": 1, "text": "min export", "entities": []}]',
-    b'{"not": "a list"}',
-    b'not json',
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'[{"id": 1, "text": "min export", "entities": []}]',
+        b'{"not": "a list"}',
+        b"not json",
+    ],
+)
 def test_non_json_exports_are_refused(workdir: dict[str, Path], payload: bytes) -> None:
     workdir["export"].parent.mkdir(parents=True)
     workdir["export"].write_bytes(payload)

@@ -30,31 +30,56 @@ def span(part: str) -> tuple[int, int]:
 
 def label(rid: str | None, part: str, name: str = "PERSON", **extra: Any) -> dict[str, Any]:
     start, end = span(part)
-    return {"id": rid, "from_name": "entities", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": end, "text": part, "labels": [name]}, **extra}
+    return {
+        "id": rid,
+        "from_name": "entities",
+        "to_name": "text",
+        "type": "labels",
+        "value": {"start": start, "end": end, "text": part, "labels": [name]},
+        **extra,
+    }
 
 
 def mention(rid: str, part: str, stance: str) -> dict[str, Any]:
     start, end = span(part)
-    return {"id": rid, "from_name": "mention_stance", "to_name": "text", "type": "choices",
-            "value": {"start": start, "end": end, "text": part, "choices": [stance]}}
+    return {
+        "id": rid,
+        "from_name": "mention_stance",
+        "to_name": "text",
+        "type": "choices",
+        "value": {"start": start, "end": end, "text": part, "choices": [stance]},
+    }
 
 
 def doc(target: str, value: Any) -> dict[str, Any]:
-    return {"id": f"d-{target}", "from_name": f"stance_{target}", "to_name": "text", "type": "choices",
-            "value": {"choices": value if isinstance(value, list) else [value]}}
+    return {
+        "id": f"d-{target}",
+        "from_name": f"stance_{target}",
+        "to_name": "text",
+        "type": "choices",
+        "value": {"choices": value if isinstance(value, list) else [value]},
+    }
 
 
 def annotation(aid: Any, result: Any, **over: Any) -> dict[str, Any]:
-    ann = {"id": aid, "completed_by": 7, "result": result, "was_cancelled": False, "ground_truth": False,
-           "created_at": "2031-05-01T09:58:00.000001Z", "updated_at": "2031-05-01T10:00:00.123456Z",
-           "lead_time": 12.5, "project": 3}
+    ann = {
+        "id": aid,
+        "completed_by": 7,
+        "result": result,
+        "was_cancelled": False,
+        "ground_truth": False,
+        "created_at": "2031-05-01T09:58:00.000001Z",
+        "updated_at": "2031-05-01T10:00:00.123456Z",
+        "lead_time": 12.5,
+        "project": 3,
+    }
     ann.update(over)
     return ann
 
 
-def task(tid: Any, annotations: Any, *, article_id: str | None = "a" * 16, text: str | None = TEXT,
-         **over: Any) -> dict[str, Any]:
+def task(
+    tid: Any, annotations: Any, *, article_id: str | None = "a" * 16, text: str | None = TEXT, **over: Any
+) -> dict[str, Any]:
     data: dict[str, Any] = {"title": "Fictional"}
     if text is not None:
         data.update(text=text, text_sha256=text_sha256(text))
@@ -65,18 +90,28 @@ def task(tid: Any, annotations: Any, *, article_id: str | None = "a" * 16, text:
 
 @pytest.fixture()
 def paths(tmp_path: Path) -> dict[str, Path]:
-    return {"export": tmp_path / "downloads" / "project-3.json", "out": tmp_path / "ann" / "annotations.jsonl",
-            "conflicts": tmp_path / "ann" / "conflicts.jsonl", "exports": tmp_path / "ann" / "exports",
-            "state": tmp_path / "state" / "pull.json"}
+    return {
+        "export": tmp_path / "downloads" / "project-3.json",
+        "out": tmp_path / "ann" / "annotations.jsonl",
+        "conflicts": tmp_path / "ann" / "conflicts.jsonl",
+        "exports": tmp_path / "ann" / "exports",
+        "state": tmp_path / "state" / "pull.json",
+    }
 
 
 def run(paths: dict[str, Path], export: Any = None, raw: bytes | None = None) -> Any:
     if export is not None or raw is not None:
         paths["export"].parent.mkdir(parents=True, exist_ok=True)
         paths["export"].write_bytes(raw if raw is not None else orjson.dumps(export))
-    return import_export(paths["export"], out=paths["out"], conflicts=paths["conflicts"],
-                         exports_dir=paths["exports"], state_path=paths["state"],
-                         articles_glob=str(paths["out"].parent / "no-corpus-*.jsonl"), progress=False)
+    return import_export(
+        paths["export"],
+        out=paths["out"],
+        conflicts=paths["conflicts"],
+        exports_dir=paths["exports"],
+        state_path=paths["state"],
+        articles_glob=str(paths["out"].parent / "no-corpus-*.jsonl"),
+        progress=False,
+    )
 
 
 def records(paths: dict[str, Path]) -> dict[int, dict[str, Any]]:
@@ -85,7 +120,7 @@ def records(paths: dict[str, Path]) -> dict[int, dict[str, Any]]:
     for rec in found.values():
         assert validator.errors(rec) == []
         for entity in rec["entities"]:
-            assert TEXT[entity["start"]:entity["end"]] == entity["text"]
+            assert TEXT[entity["start"] : entity["end"]] == entity["text"]
     return found
 
 
@@ -96,13 +131,23 @@ def conflicts(paths: dict[str, Path]) -> list[dict[str, Any]]:
 def test_user_objects_timestamps_and_flags_of_other_versions(paths: dict[str, Path]) -> None:
     paths["export"].parent.mkdir(parents=True)
     paths["export"].with_name("project-3.users").write_bytes(orjson.dumps({"users": {"9": "cy@newsstance.test"}}))
-    export = [task(1, [
-        annotation(11, [label("r1", "Brin Hollow")], completed_by={"id": 8, "email": "bo@newsstance.test"},
-                   created_at="2031-05-01T09:58:00+00:00", updated_at="2031-05-01T12:00:00+02:00"),
-        annotation(12, [], completed_by={"id": 9}, created_at=None, updated_at=None, lead_time=None),
-        annotation(13, [doc("carbon_levy", "favor")], was_cancelled="false", ground_truth="false"),
-        annotation(14, [label("r1", "Westmere", "GPE")], updated_at="last tuesday"),
-    ])]
+    export = [
+        task(
+            1,
+            [
+                annotation(
+                    11,
+                    [label("r1", "Brin Hollow")],
+                    completed_by={"id": 8, "email": "bo@newsstance.test"},
+                    created_at="2031-05-01T09:58:00+00:00",
+                    updated_at="2031-05-01T12:00:00+02:00",
+                ),
+                annotation(12, [], completed_by={"id": 9}, created_at=None, updated_at=None, lead_time=None),
+                annotation(13, [doc("carbon_levy", "favor")], was_cancelled="false", ground_truth="false"),
+                annotation(14, [label("r1", "Westmere", "GPE")], updated_at="last tuesday"),
+            ],
+        )
+    ]
     for key in ("created_at", "lead_time", "was_cancelled", "ground_truth"):
         del export[0]["annotations"][3][key]
     run(paths, export)
@@ -133,18 +178,46 @@ def test_result_items_of_other_clients(paths: dict[str, Path]) -> None:
     textarea = {"id": "t1", "from_name": "notes", "to_name": "text", "type": "textarea", "value": {"text": ["hm"]}}
     rating = {"id": "g1", "from_name": "quality", "to_name": "text", "type": "rating", "value": {"rating": 4}}
     nested_choice = doc("tidewater_dam", [["favor"]])
-    export = [task(1, [annotation(21, [
-        label("r1", "Brin Hollow", **extra), mention("r1", "Brin Hollow", "favor"), no_text, null_text, two,
-        relation, textarea, rating, nested_choice, "not an object", doc("carbon_levy", "against"),
-    ])])]
+    export = [
+        task(
+            1,
+            [
+                annotation(
+                    21,
+                    [
+                        label("r1", "Brin Hollow", **extra),
+                        mention("r1", "Brin Hollow", "favor"),
+                        no_text,
+                        null_text,
+                        two,
+                        relation,
+                        textarea,
+                        rating,
+                        nested_choice,
+                        "not an object",
+                        doc("carbon_levy", "against"),
+                    ],
+                )
+            ],
+        )
+    ]
     run(paths, export)
     rec = records(paths)[21]
     assert {(e["text"], e["label"], e["stance"]) for e in rec["entities"]} == {
-        ("Brin Hollow", "PERSON", "favor"), ("Westmere", "GPE", None), ("Quarry Guild", "ORG", None)}
+        ("Brin Hollow", "PERSON", "favor"),
+        ("Westmere", "GPE", None),
+        ("Quarry Guild", "ORG", None),
+    }
     assert rec["stances"] == {"carbon_levy": "against"}
     found = sorted((c["kind"], c["reason"].split()[0]) for c in conflicts(paths))
-    assert found == [("control", "relation"), ("control", "result"), ("control", "result"),
-                     ("label", "span"), ("label", "stance_tidewater_dam:"), ("record", "result")]
+    assert found == [
+        ("control", "relation"),
+        ("control", "result"),
+        ("control", "result"),
+        ("label", "span"),
+        ("label", "stance_tidewater_dam:"),
+        ("record", "result"),
+    ]
 
 
 def test_spans_without_region_ids_are_not_ambiguous(paths: dict[str, Path]) -> None:
@@ -173,8 +246,11 @@ def test_tasks_made_by_hand_drafts_and_full_predictions(paths: dict[str, Path]) 
 
 
 def test_region_of_another_annotation_is_a_conflict(paths: dict[str, Path]) -> None:
-    export = [task(1, [annotation(51, [label("r1", "Brin Hollow")]), annotation(52, [mention("r1", "Brin Hollow",
-                                                                                              "against")])])]
+    export = [
+        task(
+            1, [annotation(51, [label("r1", "Brin Hollow")]), annotation(52, [mention("r1", "Brin Hollow", "against")])]
+        )
+    ]
     run(paths, export)
     recs = records(paths)
     assert recs[51]["entities"][0]["stance"] is None and recs[52]["entities"] == []
@@ -183,8 +259,10 @@ def test_region_of_another_annotation_is_a_conflict(paths: dict[str, Path]) -> N
 
 
 def test_duplicate_annotation_ids_keep_first_and_report_idempotently(paths: dict[str, Path]) -> None:
-    export = [task(1, [annotation(61, [label("r1", "Brin Hollow")])]),
-              task(2, [annotation(61, [label("r1", "Westmere", "GPE")])], article_id="b" * 16)]
+    export = [
+        task(1, [annotation(61, [label("r1", "Brin Hollow")])]),
+        task(2, [annotation(61, [label("r1", "Westmere", "GPE")])], article_id="b" * 16),
+    ]
     run(paths, export)
     assert [e["text"] for e in records(paths)[61]["entities"]] == ["Brin Hollow"]
     [dup] = conflicts(paths)
@@ -194,8 +272,9 @@ def test_duplicate_annotation_ids_keep_first_and_report_idempotently(paths: dict
 
 
 def test_unkeyable_annotations_are_reported_once_per_import(paths: dict[str, Path]) -> None:
-    export = [task(1, [annotation(None, []), "garbage", annotation("71", [label("r1", "Brin Hollow")])],
-                   id="1", project="3")]
+    export = [
+        task(1, [annotation(None, []), "garbage", annotation("71", [label("r1", "Brin Hollow")])], id="1", project="3")
+    ]
     run(paths, export)
     rec = records(paths)[71]  # digit-string ids as some tools write them
     assert (rec["task_id"], rec["project_id"]) == (1, 3)
@@ -226,12 +305,15 @@ def test_bom_and_tasks_object_are_read(paths: dict[str, Path]) -> None:
     assert set(records(paths)) == {92}  # 91 is gone from project 3: reported as deleted
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"tasks": "nope"}',
-    b'[{"id": 1, "data": {"text": "x"}, "annotations": {"id": 3}}]',
-    b"\xef\xbb\xbf",
-    b"",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"tasks": "nope"}',
+        b'[{"id": 1, "data": {"text": "x"}, "annotations": {"id": 3}}]',
+        b"\xef\xbb\xbf",
+        b"",
+    ],
+)
 def test_malformed_files_are_user_errors(paths: dict[str, Path], raw: bytes) -> None:
     with pytest.raises(UserError) as caught:
         run(paths, raw=raw)

@@ -62,14 +62,24 @@ def test_env_connection_detects_pat(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def article(text: str = TEXT) -> dict:
-    return {"id": "0123456789abcdef", "title": "Fictional", "text": text, "text_sha256": text_sha256(text),
-            "source": "The Fictional Gazette", "url": None}
+    return {
+        "id": "0123456789abcdef",
+        "title": "Fictional",
+        "text": text,
+        "text_sha256": text_sha256(text),
+        "source": "The Fictional Gazette",
+        "url": None,
+    }
 
 
 def region(start: int, end: int, label: str = "PERSON", text: str | None = None, **over: object) -> dict:
-    item = {"id": "p0", "from_name": "entities", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": end, "text": TEXT[start:end] if text is None else text,
-                      "labels": [label]}}
+    item = {
+        "id": "p0",
+        "from_name": "entities",
+        "to_name": "text",
+        "type": "labels",
+        "value": {"start": start, "end": end, "text": TEXT[start:end] if text is None else text, "labels": [label]},
+    }
     item.update(over)
     return item
 
@@ -81,13 +91,16 @@ def test_valid_task_passes() -> None:
     assert task_problems(tasks[0], load_scheme()) == []
 
 
-@pytest.mark.parametrize("bad", [
-    region(40, 400),                                   # out of range
-    region(6, 14, text="Ana Ruis"),                    # value.text does not match the offsets
-    region(6, 14, label="CITY"),                       # label not in the config
-    region(6, 14, from_name="people"),                 # unknown control
-    region(6, 14, to_name="body"),                     # unknown object
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        region(40, 400),  # out of range
+        region(6, 14, text="Ana Ruis"),  # value.text does not match the offsets
+        region(6, 14, label="CITY"),  # label not in the config
+        region(6, 14, from_name="people"),  # unknown control
+        region(6, 14, to_name="body"),  # unknown object
+    ],
+)
 def test_bad_predictions_are_refused_before_sending(bad: dict) -> None:
     with pytest.raises(UserError, match="refusing to push"):
         build_tasks([article()], [[bad]], "spacy:x@1", load_scheme())
@@ -105,8 +118,11 @@ def test_review_style_predictions_with_stances_are_checked() -> None:
     start = TEXT.index("Portvale")
     span = region(start, start + 8, "GPE", id="r1")
     task = build_tasks([article()], None, None, load_scheme())[0]
-    good = [span, choice("r1", "mention_stance", "favor", start, start + 8), choice("d", "stance_carbon_levy",
-                                                                                    "not_about")]
+    good = [
+        span,
+        choice("r1", "mention_stance", "favor", start, start + 8),
+        choice("d", "stance_carbon_levy", "not_about"),
+    ]
     task["predictions"] = [{"model_version": "reviewer", "result": good}]
     assert task_problems(task, load_scheme()) == []
     for bad, why in (
@@ -132,9 +148,15 @@ def test_orphans_are_computed_from_annotations(repo_root: Path) -> None:
     smaller["stance_targets"] = smaller["stance_targets"][:1]
     controls = parse_controls(scheme_from_dict(smaller).label_config())
     results = [
-        region(0, 5, "EVENT"), region(6, 14, "PERSON"),
-        {"id": "d", "from_name": "stance_carbon_levy", "to_name": "text", "type": "choices",
-         "value": {"choices": ["favor"]}},
+        region(0, 5, "EVENT"),
+        region(6, 14, "PERSON"),
+        {
+            "id": "d",
+            "from_name": "stance_carbon_levy",
+            "to_name": "text",
+            "type": "choices",
+            "value": {"choices": ["favor"]},
+        },
     ]
     orphans = orphaned_results(results, controls)
     assert orphans == {"entities value 'EVENT' removed": 1, "control 'stance_carbon_levy' removed": 1}
@@ -163,6 +185,6 @@ def test_spacy_predictions_use_scheme_labels_and_code_points() -> None:
     for text, items in zip(texts, results, strict=True):
         for item in items:
             value = item["value"]
-            assert text[value["start"]:value["end"]] == value["text"]
+            assert text[value["start"] : value["end"]] == value["text"]
             assert value["labels"][0] in scheme.entity_names
             assert "Monday" not in value["text"]  # DATE is dropped by the mapping

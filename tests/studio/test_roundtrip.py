@@ -26,20 +26,29 @@ def span(text: str, part: str, label: str) -> dict[str, Any]:
 
 
 def labels(rid: str, text: str, part: str, label: str) -> dict[str, Any]:
-    return {"id": rid, "from_name": "entities", "to_name": "text", "type": "labels",
-            "value": span(text, part, label)}
+    return {"id": rid, "from_name": "entities", "to_name": "text", "type": "labels", "value": span(text, part, label)}
 
 
 def mention(rid: str, text: str, part: str, stance: str) -> dict[str, Any]:
     value = span(text, part, "x")
     del value["labels"]
-    return {"id": rid, "from_name": "mention_stance", "to_name": "text", "type": "choices",
-            "value": {**value, "choices": [stance]}}
+    return {
+        "id": rid,
+        "from_name": "mention_stance",
+        "to_name": "text",
+        "type": "choices",
+        "value": {**value, "choices": [stance]},
+    }
 
 
 def doc(target: str, value: str) -> dict[str, Any]:
-    return {"id": f"doc_{target}", "from_name": f"stance_{target}", "to_name": "text", "type": "choices",
-            "value": {"choices": [value]}}
+    return {
+        "id": f"doc_{target}",
+        "from_name": f"stance_{target}",
+        "to_name": "text",
+        "type": "choices",
+        "value": {"choices": [value]},
+    }
 
 
 def server_tasks(client: Any, project_id: int) -> list[dict[str, Any]]:
@@ -53,44 +62,109 @@ def create(client: Any, task_id: int, result: list[dict[str, Any]], **flags: Any
 
 
 @pytest.fixture(scope="module")
-def roundtrip(ls_conn: Connection, ls_client: Any, ls_annotators: list, fictional_articles: list,
-              spacy_preannotator: Any, unique_title: Any, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+def roundtrip(
+    ls_conn: Connection,
+    ls_client: Any,
+    ls_annotators: list,
+    fictional_articles: list,
+    spacy_preannotator: Any,
+    unique_title: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> SimpleNamespace:
     tmp = tmp_path_factory.mktemp("roundtrip")
     title = unique_title("roundtrip")
     canonical = [a for a in fictional_articles if a["duplicate_of"] is None]
-    pushed = push_articles(ls_conn, canonical, project=title, preannotator=spacy_preannotator, batch_size=2,
-                           state_path=tmp / "push-state.json", progress=False)
+    pushed = push_articles(
+        ls_conn,
+        canonical,
+        project=title,
+        preannotator=spacy_preannotator,
+        batch_size=2,
+        state_path=tmp / "push-state.json",
+        progress=False,
+    )
     a, b, _ = canonical
     ta, tb, tc = (pushed.task_ids[x["id"]] for x in canonical)
     ana, ben = (person.client() for person in ls_annotators)
     text_a, text_b = a["text"], b["text"]
     ids = {
         # Ana: stances listed before their regions and in reverse order - the join must use region ids.
-        "ana_a": create(ana, ta, [
-            mention("t1", text_a, "Tidewater Dam", "favor"), mention("r1", text_a, "Ana Ruiz", "favor"),
-            labels("r1", text_a, "Ana Ruiz", "PERSON"), labels("p1", text_a, "Portvale", "GPE"),
-            labels("t1", text_a, "Tidewater Dam", "MISC"),
-            doc("tidewater_dam", "favor"), doc("carbon_levy", "not_about")]),
+        "ana_a": create(
+            ana,
+            ta,
+            [
+                mention("t1", text_a, "Tidewater Dam", "favor"),
+                mention("r1", text_a, "Ana Ruiz", "favor"),
+                labels("r1", text_a, "Ana Ruiz", "PERSON"),
+                labels("p1", text_a, "Portvale", "GPE"),
+                labels("t1", text_a, "Tidewater Dam", "MISC"),
+                doc("tidewater_dam", "favor"),
+                doc("carbon_levy", "not_about"),
+            ],
+        ),
         # Ben disagrees: wider span, other stance, other document stance.
-        "ben_a": create(ben, ta, [
-            labels("x1", text_a, "Mayor Ana Ruiz", "PERSON"), mention("x1", text_a, "Mayor Ana Ruiz", "against"),
-            labels("x2", text_a, "Velt Energy", "ORG"), mention("x2", text_a, "Velt Energy", "neutral"),
-            doc("tidewater_dam", "against")]),
+        "ben_a": create(
+            ben,
+            ta,
+            [
+                labels("x1", text_a, "Mayor Ana Ruiz", "PERSON"),
+                mention("x1", text_a, "Mayor Ana Ruiz", "against"),
+                labels("x2", text_a, "Velt Energy", "ORG"),
+                mention("x2", text_a, "Velt Energy", "neutral"),
+                doc("tidewater_dam", "against"),
+            ],
+        ),
         # Spans after 🙂 and after the ZWJ sequence 👨🏻‍🚒, in code points.
-        "ana_b": create(ana, tb, [
-            labels("n1", text_b, "Norvand", "GPE"), mention("n1", text_b, "Norvand", "neutral"),
-            labels("f1", text_b, "Farmers Union", "ORG"), doc("carbon_levy", "favor")], lead_time=30.5),
-        "admin_b": create(ls_client, tb, [
-            labels("n1", text_b, "Norvand", "GPE"), labels("i1", text_b, "Ilse Marrow", "PERSON"),
-            mention("i1", text_b, "Ilse Marrow", "against"), doc("carbon_levy", "favor")], ground_truth=True),
+        "ana_b": create(
+            ana,
+            tb,
+            [
+                labels("n1", text_b, "Norvand", "GPE"),
+                mention("n1", text_b, "Norvand", "neutral"),
+                labels("f1", text_b, "Farmers Union", "ORG"),
+                doc("carbon_levy", "favor"),
+            ],
+            lead_time=30.5,
+        ),
+        "admin_b": create(
+            ls_client,
+            tb,
+            [
+                labels("n1", text_b, "Norvand", "GPE"),
+                labels("i1", text_b, "Ilse Marrow", "PERSON"),
+                mention("i1", text_b, "Ilse Marrow", "against"),
+                doc("carbon_levy", "favor"),
+            ],
+            ground_truth=True,
+        ),
         "ben_c": create(ben, tc, [], was_cancelled=True),
     }
-    paths = {"out": tmp / "annotations.jsonl", "conflicts": tmp / "conflicts.jsonl", "exports": tmp / "exports",
-             "state": tmp / "pull-state.json"}
-    first = pull(ls_conn, project=title, out=paths["out"], conflicts=paths["conflicts"], exports_dir=paths["exports"],
-                 state_path=paths["state"], articles_glob=str(tmp / "none-*.jsonl"), progress=False)
-    return SimpleNamespace(title=title, pushed=pushed, articles=canonical, ids=ids, paths=paths, first=first,
-                           tmp=tmp, annotators=ls_annotators)
+    paths = {
+        "out": tmp / "annotations.jsonl",
+        "conflicts": tmp / "conflicts.jsonl",
+        "exports": tmp / "exports",
+        "state": tmp / "pull-state.json",
+    }
+    first = pull(
+        ls_conn,
+        project=title,
+        out=paths["out"],
+        conflicts=paths["conflicts"],
+        exports_dir=paths["exports"],
+        state_path=paths["state"],
+        articles_glob=str(tmp / "none-*.jsonl"),
+        progress=False,
+    )
+    return SimpleNamespace(
+        title=title,
+        pushed=pushed,
+        articles=canonical,
+        ids=ids,
+        paths=paths,
+        first=first,
+        tmp=tmp,
+        annotators=ls_annotators,
+    )
 
 
 def test_push_created_tasks_with_valid_predictions(roundtrip: SimpleNamespace, ls_client: Any) -> None:
@@ -102,14 +176,15 @@ def test_push_created_tasks_with_valid_predictions(roundtrip: SimpleNamespace, l
     for article in roundtrip.articles:
         task = by_article[article["id"]]
         assert task["id"] == roundtrip.pushed.task_ids[article["id"]]
-        assert {k: task["data"][k] for k in ("text", "title", "text_sha256", "source", "url")} == \
-               {k: article[k] for k in ("text", "title", "text_sha256", "source", "url")}
+        assert {k: task["data"][k] for k in ("text", "title", "text_sha256", "source", "url")} == {
+            k: article[k] for k in ("text", "title", "text_sha256", "source", "url")
+        }
         for prediction_id in task["predictions"]:
             prediction = ls_client.predictions.get(id=prediction_id).model_dump()
             assert prediction["model_version"] == roundtrip.pushed.model_version
             for item in prediction["result"]:
                 value = item["value"]
-                assert article["text"][value["start"]:value["end"]] == value["text"]
+                assert article["text"][value["start"] : value["end"]] == value["text"]
                 assert value["labels"][0] in scheme.entity_names
                 assert (item["from_name"], item["to_name"], item["type"]) == ("entities", "text", "labels")
                 predictions += 1
@@ -127,7 +202,7 @@ def test_pull_writes_one_valid_record_per_annotation(roundtrip: SimpleNamespace)
         assert validator.errors(record) == []
         assert record["project_id"] == roundtrip.pushed.project_id
         for entity in record["entities"]:
-            assert texts[record["article_id"]][entity["start"]:entity["end"]] == entity["text"]
+            assert texts[record["article_id"]][entity["start"] : entity["end"]] == entity["text"]
     assert not roundtrip.paths["conflicts"].exists() or list(read_jsonl(roundtrip.paths["conflicts"])) == []
     assert (roundtrip.first.new, roundtrip.first.updated, roundtrip.first.deleted) == (5, 0, [])
 
@@ -145,10 +220,15 @@ def test_pull_keeps_annotators_flags_and_stances(roundtrip: SimpleNamespace, ls_
     assert records[ids["ana_b"]]["lead_time"] == 30.5
 
     stance_of = lambda rec: {(e["text"], e["label"]): e["stance"] for e in rec["entities"]}  # noqa: E731
-    assert stance_of(records[ids["ana_a"]]) == {("Ana Ruiz", "PERSON"): "favor", ("Portvale", "GPE"): None,
-                                                ("Tidewater Dam", "MISC"): "favor"}
-    assert stance_of(records[ids["ben_a"]]) == {("Mayor Ana Ruiz", "PERSON"): "against",
-                                                ("Velt Energy", "ORG"): "neutral"}
+    assert stance_of(records[ids["ana_a"]]) == {
+        ("Ana Ruiz", "PERSON"): "favor",
+        ("Portvale", "GPE"): None,
+        ("Tidewater Dam", "MISC"): "favor",
+    }
+    assert stance_of(records[ids["ben_a"]]) == {
+        ("Mayor Ana Ruiz", "PERSON"): "against",
+        ("Velt Energy", "ORG"): "neutral",
+    }
     assert records[ids["ana_a"]]["stances"] == {"tidewater_dam": "favor", "carbon_levy": "not_about"}
     assert records[ids["ben_a"]]["stances"] == {"tidewater_dam": "against"}
 
@@ -157,8 +237,10 @@ def test_emoji_spans_are_code_points(roundtrip: SimpleNamespace) -> None:
     records = {r["annotation_id"]: r for r in read_jsonl(roundtrip.paths["out"])}
     text = roundtrip.articles[1]["text"]
     got = {e["text"]: (e["start"], e["end"]) for e in records[roundtrip.ids["ana_b"]]["entities"]}
-    assert got == {"Norvand": (text.index("Norvand"), text.index("Norvand") + 7),
-                   "Farmers Union": (text.index("Farmers Union"), text.index("Farmers Union") + 13)}
+    assert got == {
+        "Norvand": (text.index("Norvand"), text.index("Norvand") + 7),
+        "Farmers Union": (text.index("Farmers Union"), text.index("Farmers Union") + 13),
+    }
     assert len(text.encode("utf-16-le")) // 2 > len(text)  # the text really has non-BMP characters
 
 
@@ -167,16 +249,29 @@ def test_raw_export_saved_and_second_pull_changes_nothing(roundtrip: SimpleNames
     assert roundtrip.first.export_path.parent == roundtrip.paths["exports"]
     assert {a["id"] for t in saved for a in t["annotations"]} == set(roundtrip.ids.values())
     before = roundtrip.paths["out"].read_bytes()
-    again = pull(ls_conn, project=roundtrip.title, out=roundtrip.paths["out"], conflicts=roundtrip.paths["conflicts"],
-                 exports_dir=roundtrip.paths["exports"], state_path=roundtrip.paths["state"],
-                 articles_glob=str(roundtrip.tmp / "none-*.jsonl"), progress=False)
+    again = pull(
+        ls_conn,
+        project=roundtrip.title,
+        out=roundtrip.paths["out"],
+        conflicts=roundtrip.paths["conflicts"],
+        exports_dir=roundtrip.paths["exports"],
+        state_path=roundtrip.paths["state"],
+        articles_glob=str(roundtrip.tmp / "none-*.jsonl"),
+        progress=False,
+    )
     assert (again.new, again.updated, again.unchanged, again.deleted) == (0, 0, 5, [])
     assert roundtrip.paths["out"].read_bytes() == before
 
 
-def test_push_is_idempotent_and_reports_changed_text(ls_conn: Connection, ls_client: Any, fictional_articles: list,
-                                                     make_article: Any, unique_title: Any, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_push_is_idempotent_and_reports_changed_text(
+    ls_conn: Connection,
+    ls_client: Any,
+    fictional_articles: list,
+    make_article: Any,
+    unique_title: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     title, state = unique_title("idempotent"), tmp_path / "state.json"
     canonical = [a for a in fictional_articles if a["duplicate_of"] is None]
     first = push_articles(ls_conn, canonical, project=title, state_path=state, progress=False)
@@ -206,8 +301,14 @@ def test_push_is_idempotent_and_reports_changed_text(ls_conn: Connection, ls_cli
     assert len(server_tasks(ls_client, first.project_id)) == 4
 
 
-def test_second_pull_is_incremental(ls_conn: Connection, ls_client: Any, ls_annotators: list, fictional_articles: list,
-                                    unique_title: Any, tmp_path: Path) -> None:
+def test_second_pull_is_incremental(
+    ls_conn: Connection,
+    ls_client: Any,
+    ls_annotators: list,
+    fictional_articles: list,
+    unique_title: Any,
+    tmp_path: Path,
+) -> None:
     title = unique_title("incremental")
     articles = [a for a in fictional_articles if a["duplicate_of"] is None][:2]
     pushed = push_articles(ls_conn, articles, project=title, state_path=tmp_path / "push.json", progress=False)
@@ -217,8 +318,14 @@ def test_second_pull_is_incremental(ls_conn: Connection, ls_client: Any, ls_anno
     keep = create(ana, t0, [labels("a", text0, "Portvale", "GPE")])
     edit = create(ana, t1, [doc("carbon_levy", "neutral")])
     gone = create(ben, t0, [doc("tidewater_dam", "favor")])
-    kwargs = dict(project=title, out=tmp_path / "a.jsonl", exports_dir=tmp_path / "exports",
-                  state_path=tmp_path / "pull.json", articles_glob=str(tmp_path / "none-*.jsonl"), progress=False)
+    kwargs = dict(
+        project=title,
+        out=tmp_path / "a.jsonl",
+        exports_dir=tmp_path / "exports",
+        state_path=tmp_path / "pull.json",
+        articles_glob=str(tmp_path / "none-*.jsonl"),
+        progress=False,
+    )
     first = pull(ls_conn, **kwargs)
     assert first.new == 3
 
@@ -232,8 +339,9 @@ def test_second_pull_is_incremental(ls_conn: Connection, ls_client: Any, ls_anno
     assert records[edit]["stances"] == {"carbon_levy": "against"}
 
 
-def test_pull_reports_article_changed_in_corpus(ls_conn: Connection, ls_annotators: list, fictional_articles: list,
-                                               unique_title: Any, tmp_path: Path) -> None:
+def test_pull_reports_article_changed_in_corpus(
+    ls_conn: Connection, ls_annotators: list, fictional_articles: list, unique_title: Any, tmp_path: Path
+) -> None:
     title = unique_title("changed")
     article = fictional_articles[2]
     pushed = push_articles(ls_conn, [article], project=title, state_path=tmp_path / "push.json", progress=False)
@@ -241,24 +349,40 @@ def test_pull_reports_article_changed_in_corpus(ls_conn: Connection, ls_annotato
     corpus = tmp_path / "articles-1.jsonl"
     renormalised = dict(article, text_sha256="f" * 64)  # the corpus now holds another text for this id
     write_jsonl(corpus, [renormalised])
-    result = pull(ls_conn, project=title, out=tmp_path / "a.jsonl", exports_dir=tmp_path / "x",
-                  state_path=tmp_path / "p.json", articles_glob=str(tmp_path / "articles-*.jsonl"), progress=False)
+    result = pull(
+        ls_conn,
+        project=title,
+        out=tmp_path / "a.jsonl",
+        exports_dir=tmp_path / "x",
+        state_path=tmp_path / "p.json",
+        articles_glob=str(tmp_path / "articles-*.jsonl"),
+        progress=False,
+    )
     conflicts = list(read_jsonl(tmp_path / "conflicts.jsonl"))
     assert result.conflicts == 1 and [c["kind"] for c in conflicts] == ["text_hash"]
     assert conflicts[0]["annotation_id"] == annotation_id and conflicts[0]["article_id"] == article["id"]
     assert list(read_jsonl(tmp_path / "a.jsonl")) == []
 
 
-def test_scheme_change_that_orphans_annotations_is_refused(ls_conn: Connection, ls_client: Any, ls_annotators: list,
-                                                           fictional_articles: list, unique_title: Any,
-                                                           repo_root: Path, tmp_path: Path) -> None:
+def test_scheme_change_that_orphans_annotations_is_refused(
+    ls_conn: Connection,
+    ls_client: Any,
+    ls_annotators: list,
+    fictional_articles: list,
+    unique_title: Any,
+    repo_root: Path,
+    tmp_path: Path,
+) -> None:
     import yaml
 
     title = unique_title("orphans")
     article = fictional_articles[0]
     pushed = push_articles(ls_conn, [article], project=title, state_path=tmp_path / "s.json", progress=False)
-    create(ls_annotators[0].client(), pushed.task_ids[article["id"]],
-           [labels("e", article["text"], "Harbour Forum", "EVENT"), doc("carbon_levy", "neutral")])
+    create(
+        ls_annotators[0].client(),
+        pushed.task_ids[article["id"]],
+        [labels("e", article["text"], "Harbour Forum", "EVENT"), doc("carbon_levy", "neutral")],
+    )
     data = yaml.safe_load((repo_root / "annotations" / "scheme.yaml").read_text())
 
     without_event = dict(data, entity_labels=[e for e in data["entity_labels"] if e["name"] != "EVENT"])
@@ -275,16 +399,18 @@ def test_scheme_change_that_orphans_annotations_is_refused(ls_conn: Connection, 
     assert 'value="LAW"' in ls_client.projects.get(pushed.project_id).model_dump()["label_config"]
 
 
-def test_legacy_and_personal_access_tokens_both_work(ls_conn: Connection, ls_pat: str, unique_title: Any,
-                                                     fictional_articles: list, tmp_path: Path) -> None:
+def test_legacy_and_personal_access_tokens_both_work(
+    ls_conn: Connection, ls_pat: str, unique_title: Any, fictional_articles: list, tmp_path: Path
+) -> None:
     assert token_kind(ls_conn.api_key) == "legacy"
     assert check(ls_conn)["email"]
     pat = ls_pat
     assert token_kind(pat) == "pat"
     pat_conn = Connection(url=ls_conn.url, api_key=pat, kind="pat")
     assert check(pat_conn)["email"] == check(ls_conn)["email"]
-    result = push_articles(pat_conn, fictional_articles[2:3], project=unique_title("pat"),
-                           state_path=tmp_path / "s.json", progress=False)
+    result = push_articles(
+        pat_conn, fictional_articles[2:3], project=unique_title("pat"), state_path=tmp_path / "s.json", progress=False
+    )
     assert result.pushed == 1
 
     wrong = Connection(url=ls_conn.url, api_key="0" * 40)
@@ -293,13 +419,20 @@ def test_legacy_and_personal_access_tokens_both_work(ls_conn: Connection, ls_pat
     assert "0" * 40 not in str(caught.value) and "401" in str(caught.value)
 
 
-def test_push_cli_reads_corpus_glob(ls_conn: Connection, fictional_articles: list, unique_title: Any,
-                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_push_cli_reads_corpus_glob(
+    ls_conn: Connection, fictional_articles: list, unique_title: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     corpus = tmp_path / "articles-1.jsonl"
     write_jsonl(corpus, fictional_articles)
     monkeypatch.setenv("NEWSSTANCE_STATE_DIR", str(tmp_path / "state"))
     title = unique_title("glob")
-    result = push(ls_conn, project=title, articles_glob=str(tmp_path / "articles-*.jsonl"), limit=2,
-                  preannotate="none", progress=False)
+    result = push(
+        ls_conn,
+        project=title,
+        articles_glob=str(tmp_path / "articles-*.jsonl"),
+        limit=2,
+        preannotate="none",
+        progress=False,
+    )
     assert result.pushed == 2 and result.predictions == 0
     assert list((tmp_path / "state" / "studio" / "push").rglob("*.json"))

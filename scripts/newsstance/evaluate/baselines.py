@@ -17,6 +17,8 @@ from newsstance.ner import DEFAULT_MODEL, SpacyNER
 from newsstance.scheme import Scheme
 
 BASELINES = ("majority", "gazetteer", "spacy")
+
+
 def _most_common(counter: Counter, order: Sequence[str]) -> str | None:
     """Most frequent value; ties go to the earlier name in the scheme, so the choice is deterministic."""
     if not counter:
@@ -55,8 +57,9 @@ def prediction_record(article_id: str, entities: Iterable[Span], stances: dict[s
     return {"id": article_id, "entities": out_entities, "stances": dict(stances)}
 
 
-def majority_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme
-                         ) -> Iterator[dict[str, Any]]:
+def majority_predictions(
+    train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme
+) -> Iterator[dict[str, Any]]:
     stances = majority_stances(train, scheme)
     for article in articles:
         yield prediction_record(article.id, [], stances)
@@ -74,7 +77,7 @@ class Gazetteer:
         stances: dict[str, Counter] = defaultdict(Counter)
         for article in train:
             for span in article.entities:
-                surface = article.text[span.start:span.end]
+                surface = article.text[span.start : span.end]
                 if surface.strip():
                     labels[surface][span.label] += 1
                     if span.stance:
@@ -82,8 +85,7 @@ class Gazetteer:
         self.labels = {surface: _most_common(counter, scheme.entity_names) for surface, counter in labels.items()}
         self.stances = {surface: _most_common(counter, scheme.stance_names) for surface, counter in stances.items()}
         names = sorted(self.labels, key=lambda s: (-len(s), s))
-        self.pattern = (re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)")
-                        if names else None)
+        self.pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)") if names else None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -91,20 +93,28 @@ class Gazetteer:
     def tag(self, text: str) -> list[Span]:
         if self.pattern is None:
             return []
-        return [Span(match.start(), match.end(), self.labels[match.group()], self.stances.get(match.group()))
-                for match in self.pattern.finditer(text)]
+        return [
+            Span(match.start(), match.end(), self.labels[match.group()], self.stances.get(match.group()))
+            for match in self.pattern.finditer(text)
+        ]
 
 
-def gazetteer_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme
-                          ) -> Iterator[dict[str, Any]]:
+def gazetteer_predictions(
+    train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme
+) -> Iterator[dict[str, Any]]:
     gazetteer = Gazetteer(train, scheme)
     stances = majority_stances(train, scheme)
     for article in articles:
         yield prediction_record(article.id, gazetteer.tag(article.text), stances)
 
 
-def spacy_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme,
-                      model: str = DEFAULT_MODEL, batch_size: int = 32) -> Iterator[dict[str, Any]]:
+def spacy_predictions(
+    train: Sequence[GoldArticle],
+    articles: Sequence[GoldArticle],
+    scheme: Scheme,
+    model: str = DEFAULT_MODEL,
+    batch_size: int = 32,
+) -> Iterator[dict[str, Any]]:
     """spaCy entities mapped to the scheme (as in pre-annotation); document and mention stance by train majority."""
     ner = SpacyNER(scheme, model)
     stances = majority_stances(train, scheme)
@@ -114,8 +124,9 @@ def spacy_predictions(train: Sequence[GoldArticle], articles: Sequence[GoldArtic
         yield prediction_record(article.id, [Span(s.start, s.end, s.label, mention) for s in found], stances)
 
 
-def baseline_predictions(name: str, train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme,
-                         model: str = DEFAULT_MODEL) -> Iterator[dict[str, Any]]:
+def baseline_predictions(
+    name: str, train: Sequence[GoldArticle], articles: Sequence[GoldArticle], scheme: Scheme, model: str = DEFAULT_MODEL
+) -> Iterator[dict[str, Any]]:
     if name == "majority":
         return majority_predictions(train, articles, scheme)
     if name == "gazetteer":

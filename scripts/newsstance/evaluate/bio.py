@@ -37,9 +37,7 @@ def span_token_range(starts: Sequence[int], ends: Sequence[int], start: int, end
     return first, max(first, stop)
 
 
-def spans_to_bio(
-    starts: Sequence[int], ends: Sequence[int], spans: Sequence[tuple[int, int, int]]
-) -> list[int]:
+def spans_to_bio(starts: Sequence[int], ends: Sequence[int], spans: Sequence[tuple[int, int, int]]) -> list[int]:
     """BIO tag ids for `(start, end, label_index)` spans; a token is tagged when it overlaps the span.
 
     Overlapping spans cannot all be encoded in BIO: spans are taken by start, longer first,
@@ -81,9 +79,7 @@ def bio_chunks(tags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return label[first], first, last
 
 
-def bio_to_spans(
-    tags: Sequence[int], starts: Sequence[int], ends: Sequence[int]
-) -> list[tuple[int, int, int]]:
+def bio_to_spans(tags: Sequence[int], starts: Sequence[int], ends: Sequence[int]) -> list[tuple[int, int, int]]:
     """Character spans `(start, end, label_index)` of the chunks in a tag sequence (decoding a tagger)."""
     labels, first, last = bio_chunks(np.asarray(tags, dtype=np.int64))
     return [(starts[f], ends[la], int(lab)) for lab, f, la in zip(labels, first, last, strict=True)]

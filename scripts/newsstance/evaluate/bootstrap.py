@@ -38,8 +38,14 @@ def resampled_sums(counts: np.ndarray, resamples: int, seed: int, progress: bool
         return np.zeros((resamples, counts.shape[1]))
     matrix = counts.astype(np.float64)
     chunks = resample_weights(n_articles, resamples, seed)
-    bar = tqdm(chunks, total=-(-resamples // CHUNK), desc="bootstrap", unit="chunk", disable=None if progress else True,
-               leave=False)
+    bar = tqdm(
+        chunks,
+        total=-(-resamples // CHUNK),
+        desc="bootstrap",
+        unit="chunk",
+        disable=None if progress else True,
+        leave=False,
+    )
     if not resamples:
         return np.zeros((0, counts.shape[1]))
     # One BLAS thread: the products are small, and threaded OpenBLAS spins badly on a busy 2-core machine
@@ -71,16 +77,24 @@ class Difference:
     significant: bool
 
     def as_dict(self) -> dict[str, float | bool | None]:
-        return {"a": self.a, "b": self.b, "difference": self.difference, "ci_low": self.ci_low,
-                "ci_high": self.ci_high, "p_value": self.p_value, "significant": self.significant}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "difference": self.difference,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "significant": self.significant,
+        }
 
 
 def _number(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 
 
-def paired_difference(point_a: float, point_b: float, resampled_a: np.ndarray, resampled_b: np.ndarray,
-                      confidence: float, alpha: float) -> Difference:
+def paired_difference(
+    point_a: float, point_b: float, resampled_a: np.ndarray, resampled_b: np.ndarray, confidence: float, alpha: float
+) -> Difference:
     """Difference A - B; p = twice the smaller share of resamples on either side of zero (add-one smoothed)."""
     observed = point_a - point_b
     deltas = resampled_a - resampled_b
@@ -91,6 +105,6 @@ def paired_difference(point_a: float, point_b: float, resampled_a: np.ndarray, r
     below = (np.count_nonzero(deltas <= 0) + 1) / (deltas.size + 1)
     above = (np.count_nonzero(deltas >= 0) + 1) / (deltas.size + 1)
     p_value = float(min(1.0, 2 * min(below, above)))
-    return Difference(float(point_a), float(point_b), float(observed), low, high, p_value,
-                      bool(p_value < alpha and observed != 0))
-
+    return Difference(
+        float(point_a), float(point_b), float(observed), low, high, p_value, bool(p_value < alpha and observed != 0)
+    )

@@ -42,8 +42,9 @@ def evaluate(
         if path is not None and not path.is_file():
             raise UserError(f"predictions file not found: {path}")
     release = load_release(dataset, config=config, split=split, revision=revision)
-    results = evaluate_predictions(predictions, release, allow_missing=allow_missing, resamples=resamples,
-                                   seed=seed, compare=compare)
+    results = evaluate_predictions(
+        predictions, release, allow_missing=allow_missing, resamples=resamples, seed=seed, compare=compare
+    )
     render(results)
     if output:
         write_results(output, results)
@@ -69,8 +70,14 @@ def baseline(
     if name not in BASELINES:
         raise UserError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
     scheme = load_scheme()
-    release = load_release(dataset, config=config, split=split, revision=revision,
-                           extra_splits=("train",) if split != "train" else (), scheme=scheme)
+    release = load_release(
+        dataset,
+        config=config,
+        split=split,
+        revision=revision,
+        extra_splits=("train",) if split != "train" else (),
+        scheme=scheme,
+    )
     train = release.other_splits.get("train", release.articles)
     count = write_jsonl(output, baseline_predictions(name, train, release.articles, scheme, model))
     typer.echo(f"wrote {count} predictions to {output}")
@@ -82,10 +89,13 @@ def leaderboard(
     revision: RevisionOption = None,
     split: SplitOption = "test",
     model: ModelOption = DEFAULT_MODEL,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Results JSON (default benchmarks/results/leaderboard-<version>.json).")] = None,
-    predictions_dir: Annotated[Path | None, typer.Option(
-        "--predictions-dir", help="Keep each baseline's predictions file here.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Results JSON (default benchmarks/results/leaderboard-<version>.json)."),
+    ] = None,
+    predictions_dir: Annotated[
+        Path | None, typer.Option("--predictions-dir", help="Keep each baseline's predictions file here.")
+    ] = None,
     resamples: ResamplesOption = 1000,
     seed: SeedOption = 0,
 ) -> None:
@@ -93,8 +103,16 @@ def leaderboard(
     from newsstance.evaluate.leaderboard import leaderboard_markdown, run_leaderboard, write_leaderboard
     from newsstance.paths import project_root
 
-    results = run_leaderboard(dataset, split=split, config=config, revision=revision, spacy_model=model,
-                              predictions_dir=predictions_dir, resamples=resamples, seed=seed)
+    results = run_leaderboard(
+        dataset,
+        split=split,
+        config=config,
+        revision=revision,
+        spacy_model=model,
+        predictions_dir=predictions_dir,
+        resamples=resamples,
+        seed=seed,
+    )
     version = (results.get("dataset") or {}).get("version") or "unversioned"
     output = output or project_root() / "benchmarks" / "results" / f"leaderboard-{version}.json"
     write_leaderboard(output, results)

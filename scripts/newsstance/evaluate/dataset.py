@@ -109,8 +109,9 @@ def label_maps(features: Any, scheme: Scheme) -> LabelMaps:
         entity=_class_names(entity_feature["label"], "entities.label"),
         stance=_class_names(entity_feature["stance"], "entities.stance"),
         bio=_class_names(_inner(features["ner_tags"]), "ner_tags"),
-        document={target: _class_names(feature, f"stances.{target}")
-                  for target, feature in features["stances"].items()},
+        document={
+            target: _class_names(feature, f"stances.{target}") for target, feature in features["stances"].items()
+        },
     )
     expected = {
         "entity labels": (maps.entity, scheme.entity_names),
@@ -121,12 +122,14 @@ def label_maps(features: Any, scheme: Scheme) -> LabelMaps:
         if found != wanted:
             raise UserError(f"the release's {what} {found} differ from the scheme's {wanted}: use a matching toolkit")
     if sorted(maps.document) != sorted(scheme.target_ids):
-        raise UserError(f"the release's stance targets {sorted(maps.document)} differ from the scheme's "
-                        f"{sorted(scheme.target_ids)}")
+        raise UserError(
+            f"the release's stance targets {sorted(maps.document)} differ from the scheme's {sorted(scheme.target_ids)}"
+        )
     for target, names in maps.document.items():
         if names != scheme.document_stance_names:
-            raise UserError(f"the release's stances for {target} {names} differ from the scheme's "
-                            f"{scheme.document_stance_names}")
+            raise UserError(
+                f"the release's stances for {target} {names} differ from the scheme's {scheme.document_stance_names}"
+            )
     return maps
 
 
@@ -157,8 +160,10 @@ def _entity_columns(table: Any, maps: LabelMaps) -> tuple[np.ndarray, list[list[
     lengths = pc.fill_null(pc.list_value_length(chunked), 0).to_numpy()
     offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
     flat = pc.list_flatten(chunked)
-    fields = {name: pc.fill_null(pc.struct_field(flat, name), -1).to_numpy() if len(flat) else np.zeros(0, np.int64)
-              for name in ("start", "end", "label", "stance")}
+    fields = {
+        name: pc.fill_null(pc.struct_field(flat, name), -1).to_numpy() if len(flat) else np.zeros(0, np.int64)
+        for name in ("start", "end", "label", "stance")
+    }
     labels, stances = fields["label"], fields["stance"]
     ids = table.column("id")
     for values, names, what in ((labels, maps.entity, "label"), (stances, maps.stance, "stance")):
@@ -166,13 +171,17 @@ def _entity_columns(table: Any, maps: LabelMaps) -> tuple[np.ndarray, list[list[
         bad = np.flatnonzero((values < low) | (values >= len(names)))
         if bad.size:
             row = int(np.searchsorted(offsets, bad[0], side="right")) - 1
-            raise UserError(f"article {ids[row].as_py()} entity {int(bad[0] - offsets[row])}: {what} ClassLabel id "
-                            f"{int(values[bad[0]])} out of range 0..{len(names) - 1}")
+            raise UserError(
+                f"article {ids[row].as_py()} entity {int(bad[0] - offsets[row])}: {what} ClassLabel id "
+                f"{int(values[bad[0]])} out of range 0..{len(names) - 1}"
+            )
     label_names = [maps.entity[i] for i in labels.tolist()]
     stance_names = [None if i < 0 else maps.stance[i] for i in stances.tolist()]
-    spans = [Span(*values) for values in zip(fields["start"].tolist(), fields["end"].tolist(), label_names,
-                                             stance_names, strict=True)]
-    return offsets, [spans[offsets[row]:offsets[row + 1]] for row in range(len(offsets) - 1)]
+    spans = [
+        Span(*values)
+        for values in zip(fields["start"].tolist(), fields["end"].tolist(), label_names, stance_names, strict=True)
+    ]
+    return offsets, [spans[offsets[row] : offsets[row + 1]] for row in range(len(offsets) - 1)]
 
 
 def gold_articles(table: Any, maps: LabelMaps) -> list[GoldArticle]:
@@ -188,8 +197,9 @@ def gold_articles(table: Any, maps: LabelMaps) -> list[GoldArticle]:
     if tags.size and (tags.min() < 0 or tags.max() >= len(maps.bio)):
         bad = int(np.flatnonzero((tags < 0) | (tags >= len(maps.bio)))[0])
         article = ids[int(np.searchsorted(tag_offsets, bad, side="right")) - 1]
-        raise UserError(f"article {article} ner_tags: ClassLabel id {int(tags[bad])} out of range "
-                        f"0..{len(maps.bio) - 1}")
+        raise UserError(
+            f"article {article} ner_tags: ClassLabel id {int(tags[bad])} out of range 0..{len(maps.bio) - 1}"
+        )
     has_offsets = "token_starts" in table.column_names and "token_ends" in table.column_names
     if has_offsets:
         starts, start_offsets = _flat_list_column(table, "token_starts")
@@ -208,10 +218,15 @@ def gold_articles(table: Any, maps: LabelMaps) -> list[GoldArticle]:
             if len(tokens[number] or []) != stop - begin:
                 raise UserError(f"article {article_id}: {len(tokens[number] or [])} tokens but {stop - begin} ner_tags")
             token_starts, token_ends = token_offsets(texts[number], tokens[number] or [], article_id)
-        document = {target: _name(names, (stances[number] or {}).get(target), f"article {article_id} stance {target}")
-                    for target, names in maps.document.items()}
-        out.append(GoldArticle(article_id, texts[number], entities[number], document,
-                               tags[begin:stop], token_starts, token_ends))
+        document = {
+            target: _name(names, (stances[number] or {}).get(target), f"article {article_id} stance {target}")
+            for target, names in maps.document.items()
+        }
+        out.append(
+            GoldArticle(
+                article_id, texts[number], entities[number], document, tags[begin:stop], token_starts, token_ends
+            )
+        )
     return out
 
 

@@ -54,8 +54,14 @@ def run_leaderboard(
     """Train (where needed) and score each baseline on `split`; returns the leaderboard results."""
     scheme = scheme or load_scheme()
     if release is None:
-        release = load_release(str(dataset) if dataset else None, config=config, split=split, revision=revision,
-                               extra_splits=("train",) if split != "train" else (), scheme=scheme)
+        release = load_release(
+            str(dataset) if dataset else None,
+            config=config,
+            split=split,
+            revision=revision,
+            extra_splits=("train",) if split != "train" else (),
+            scheme=scheme,
+        )
     train = release.other_splits.get("train", release.articles)
     models = []
     with tempfile.TemporaryDirectory(prefix="newsstance-baselines-") as tmp:
@@ -63,17 +69,20 @@ def run_leaderboard(
         for name in baselines:
             path = folder / f"{name}.predictions.jsonl"
             write_jsonl(path, baseline_predictions(name, train, release.articles, scheme, spacy_model))
-            results = evaluate_predictions(path, release, scheme=scheme, resamples=resamples, seed=seed,
-                                           progress=progress)
+            results = evaluate_predictions(
+                path, release, scheme=scheme, resamples=resamples, seed=seed, progress=progress
+            )
             flat = flatten(results)
-            models.append({
-                "name": name if name != "spacy" else f"spacy ({spacy_model})",
-                "baseline": name,
-                "description": DESCRIPTIONS[name].format(model=spacy_model),
-                "predictions_sha256": results["predictions"]["sha256"],
-                "figures": {key: flat[key] for key in COLUMNS.values()},
-                "results": results,
-            })
+            models.append(
+                {
+                    "name": name if name != "spacy" else f"spacy ({spacy_model})",
+                    "baseline": name,
+                    "description": DESCRIPTIONS[name].format(model=spacy_model),
+                    "predictions_sha256": results["predictions"]["sha256"],
+                    "figures": {key: flat[key] for key in COLUMNS.values()},
+                    "results": results,
+                }
+            )
     first = models[0]["results"] if models else {}
     return {
         "tool": {"name": "newsstance", "version": __version__},

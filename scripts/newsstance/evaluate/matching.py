@@ -48,8 +48,9 @@ class Window:
         return range(bisect_right(self.starts, pred[0] - self.longest), bisect_left(self.starts, pred[1]))
 
 
-def boundary_counts(window: Window, pred: Sequence[Entity], *, with_label: bool, min_overlap: float
-                    ) -> tuple[int, int, int, int]:
+def boundary_counts(
+    window: Window, pred: Sequence[Entity], *, with_label: bool, min_overlap: float
+) -> tuple[int, int, int, int]:
     """nervaluate's strict (`with_label`) or exact scheme: (correct, incorrect, missed, spurious).
 
     The partial scheme has the same outcome with `incorrect` read as `partial`.
@@ -118,8 +119,7 @@ def group_counts(gold: Sequence[Entity], pred: Sequence[Entity], min_overlap: fl
         return [[0, 0, 0, len(gold), 0]] * len(SCHEMES)
     window = Window(gold)
     s_correct, s_wrong, s_missed, s_spurious = boundary_counts(window, pred, with_label=True, min_overlap=min_overlap)
-    e_correct, e_wrong, e_missed, e_spurious = boundary_counts(window, pred, with_label=False,
-                                                               min_overlap=min_overlap)
+    e_correct, e_wrong, e_missed, e_spurious = boundary_counts(window, pred, with_label=False, min_overlap=min_overlap)
     t_correct, t_wrong, t_missed, t_spurious = type_counts(window, pred, min_overlap=min_overlap)
     return [
         [s_correct, s_wrong, 0, s_missed, s_spurious],
@@ -129,8 +129,9 @@ def group_counts(gold: Sequence[Entity], pred: Sequence[Entity], min_overlap: fl
     ]
 
 
-def article_counts(gold: Sequence[Entity], pred: Sequence[Entity], n_labels: int, min_overlap: float = 1.0
-                   ) -> np.ndarray:
+def article_counts(
+    gold: Sequence[Entity], pred: Sequence[Entity], n_labels: int, min_overlap: float = 1.0
+) -> np.ndarray:
     """Outcome counts of one article: array [scheme, group, outcome], group 0 = all labels, 1 + k = label k.
 
     Per-label groups score only that label's gold and predicted entities, as nervaluate does.
@@ -140,6 +141,7 @@ def article_counts(gold: Sequence[Entity], pred: Sequence[Entity], n_labels: int
     groups = [[[0] * len(OUTCOMES)] * len(SCHEMES) for _ in range(n_labels + 1)]
     groups[0] = group_counts(gold, pred, min_overlap)
     for label in {entity[2] for entity in gold} | {entity[2] for entity in pred}:
-        groups[label + 1] = group_counts([g for g in gold if g[2] == label], [p for p in pred if p[2] == label],
-                                         min_overlap)
+        groups[label + 1] = group_counts(
+            [g for g in gold if g[2] == label], [p for p in pred if p[2] == label], min_overlap
+        )
     return np.array(groups, dtype=np.int32).transpose(1, 0, 2)

@@ -59,8 +59,9 @@ def _label_problem(record: dict[str, Any], scheme: Scheme) -> str | None:
             if target not in scheme.target_ids:
                 return f"unknown stance target {target!r} (known: {', '.join(scheme.target_ids)})"
             if isinstance(value, str) and value not in scheme.document_stance_names:
-                return (f"unknown stance {value!r} for target {target!r} "
-                        f"(known: {', '.join(scheme.document_stance_names)})")
+                return (
+                    f"unknown stance {value!r} for target {target!r} (known: {', '.join(scheme.document_stance_names)})"
+                )
     return None
 
 
@@ -114,15 +115,18 @@ def read_predictions(
             except UserError as exc:
                 raise UserError(f"{path}:{number}: {exc}") from None
             if prediction.id in by_id:
-                raise UserError(f"{path}:{number}: duplicate id {prediction.id} "
-                                f"(first on line {first_line[prediction.id]})")
+                raise UserError(
+                    f"{path}:{number}: duplicate id {prediction.id} (first on line {first_line[prediction.id]})"
+                )
             by_id[prediction.id] = prediction
             first_line[prediction.id] = number
     missing = [article_id for article_id in text_lengths if article_id not in by_id]
     if missing and not allow_missing:
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-        raise UserError(f"{path}: {len(missing)} of {len(text_lengths)} articles of split {split!r} have no prediction "
-                        f"({shown}); pass --allow-missing to score them as empty predictions")
+        raise UserError(
+            f"{path}: {len(missing)} of {len(text_lengths)} articles of split {split!r} have no prediction "
+            f"({shown}); pass --allow-missing to score them as empty predictions"
+        )
     for article_id in missing:
         by_id[article_id] = Prediction(article_id, [], {})
     return PredictionsFile(path, digest.hexdigest(), by_id, missing)

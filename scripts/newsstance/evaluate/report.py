@@ -74,8 +74,9 @@ def _figures(point: dict[str, np.ndarray], resampled: dict[str, np.ndarray] | No
     return figures
 
 
-def _scored(scheme: Scheme, release: Release, predictions: PredictionsFile, min_overlap: float,
-            progress: bool) -> np.ndarray:
+def _scored(
+    scheme: Scheme, release: Release, predictions: PredictionsFile, min_overlap: float, progress: bool
+) -> np.ndarray:
     ordered = [predictions.by_id[article.id] for article in release.articles]
     return count_matrix(scheme, release.articles, ordered, min_overlap=min_overlap, progress=progress)
 
@@ -95,10 +96,12 @@ def evaluate_predictions(
     """Every figure with its 95% bootstrap CI (and, with `compare`, paired differences A - B)."""
     scheme = scheme or load_scheme()
     text_lengths = {article.id: len(article.text) for article in release.articles}
-    loaded = read_predictions(predictions_path, scheme, text_lengths, allow_missing=allow_missing,
-                              split=release.split)
-    other = (read_predictions(compare, scheme, text_lengths, allow_missing=allow_missing, split=release.split)
-             if compare else None)
+    loaded = read_predictions(predictions_path, scheme, text_lengths, allow_missing=allow_missing, split=release.split)
+    other = (
+        read_predictions(compare, scheme, text_lengths, allow_missing=allow_missing, split=release.split)
+        if compare
+        else None
+    )
     counts = _scored(scheme, release, loaded, min_overlap, progress)
     width = layout_for(scheme).width
     if other is not None:
@@ -143,14 +146,23 @@ def evaluate_predictions(
         both_mention = loaded.has_mention_stance and other.has_mention_stance
         for key in point:
             if key.startswith("mention_stance/") and not both_mention:
-                differences[key] = {"a": None, "b": None, "difference": None, "ci_low": None, "ci_high": None,
-                                    "p_value": None, "significant": False}
+                differences[key] = {
+                    "a": None,
+                    "b": None,
+                    "difference": None,
+                    "ci_low": None,
+                    "ci_high": None,
+                    "p_value": None,
+                    "significant": False,
+                }
                 continue
             differences[key] = paired_difference(
-                float(point[key][0]), float(point_b[key][0]),
+                float(point[key][0]),
+                float(point_b[key][0]),
                 resampled[key] if resampled is not None else np.array([]),
                 resampled_b[key] if resampled_b is not None else np.array([]),
-                CONFIDENCE, ALPHA,
+                CONFIDENCE,
+                ALPHA,
             ).as_dict()
         results["comparison"] = {
             "a": str(predictions_path),
@@ -178,6 +190,7 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
 
 # --- printing ----------------------------------------------------------------------------------
 
+
 def _fmt(figure: Mapping[str, Any] | None, with_ci: bool = True) -> str:
     if not figure or figure.get("value") is None:
         return "-"
@@ -191,22 +204,38 @@ def render(results: Mapping[str, Any], console: Console | None = None) -> None:
     """Print the headline tables (entities, per label, stance, comparison)."""
     console = console or Console(width=None if sys.stdout.isatty() else 120)
     dataset = results["dataset"]
-    console.print(f"[bold]{results['predictions']['path']}[/] on {dataset['id']} "
-                  f"({dataset['config']}, split {dataset['split']}, version {dataset['version'] or '-'}, "
-                  f"{dataset['articles']} articles); 95% CI: bootstrap over articles, "
-                  f"{results['settings']['resamples']} resamples, seed {results['settings']['seed']}")
+    console.print(
+        f"[bold]{results['predictions']['path']}[/] on {dataset['id']} "
+        f"({dataset['config']}, split {dataset['split']}, version {dataset['version'] or '-'}, "
+        f"{dataset['articles']} articles); 95% CI: bootstrap over articles, "
+        f"{results['settings']['resamples']} resamples, seed {results['settings']['seed']}"
+    )
     entities = results["entities"]
     table = Table(title="Entities (nervaluate schemes) and tokens (seqeval)")
     for column in ("scheme", "precision", "recall", "F1 [95% CI]", "macro F1"):
         table.add_column(column, justify="left" if column == "scheme" else "right")
-    for scheme_name, label in (("strict", "strict"), ("exact", "exact boundary"), ("partial", "partial"),
-                               ("type", "type only")):
+    for scheme_name, label in (
+        ("strict", "strict"),
+        ("exact", "exact boundary"),
+        ("partial", "partial"),
+        ("type", "type only"),
+    ):
         micro = entities[scheme_name]["micro"]
-        table.add_row(label, _fmt(micro["precision"], False), _fmt(micro["recall"], False), _fmt(micro["f1"]),
-                      _fmt(entities[scheme_name]["macro"]["f1"], False))
+        table.add_row(
+            label,
+            _fmt(micro["precision"], False),
+            _fmt(micro["recall"], False),
+            _fmt(micro["f1"]),
+            _fmt(entities[scheme_name]["macro"]["f1"], False),
+        )
     tokens = results["tokens"]
-    table.add_row("tokens (seqeval)", _fmt(tokens["micro"]["precision"], False), _fmt(tokens["micro"]["recall"], False),
-                  _fmt(tokens["micro"]["f1"]), _fmt(tokens["macro"]["f1"], False))
+    table.add_row(
+        "tokens (seqeval)",
+        _fmt(tokens["micro"]["precision"], False),
+        _fmt(tokens["micro"]["recall"], False),
+        _fmt(tokens["micro"]["f1"]),
+        _fmt(tokens["macro"]["f1"], False),
+    )
     console.print(table)
 
     labels = Table(title="Per label (strict)")
@@ -214,9 +243,14 @@ def render(results: Mapping[str, Any], console: Console | None = None) -> None:
         labels.add_column(column, justify="left" if column == "label" else "right")
     for label, figures in entities["strict"]["per_label"].items():
         gold = figures["correct"] + figures["incorrect"] + figures["missed"]
-        labels.add_row(label, _fmt(figures["precision"], False), _fmt(figures["recall"], False),
-                       _fmt(figures["f1"], False), _fmt(entities["partial"]["per_label"][label]["f1"], False),
-                       str(gold))
+        labels.add_row(
+            label,
+            _fmt(figures["precision"], False),
+            _fmt(figures["recall"], False),
+            _fmt(figures["f1"], False),
+            _fmt(entities["partial"]["per_label"][label]["f1"], False),
+            str(gold),
+        )
     console.print(labels)
 
     stance = Table(title="Stance")
@@ -225,16 +259,27 @@ def render(results: Mapping[str, Any], console: Console | None = None) -> None:
     document = results["document_stance"]
     rows = [("overall", document["overall"]), *document["per_target"].items()]
     for name, figures in rows:
-        stance.add_row(name, _fmt(figures["accuracy"], False), _fmt(figures["macro_f1"]), _fmt(figures["f_avg"]),
-                       str(figures["pairs"]))
+        stance.add_row(
+            name,
+            _fmt(figures["accuracy"], False),
+            _fmt(figures["macro_f1"]),
+            _fmt(figures["f_avg"]),
+            str(figures["pairs"]),
+        )
     mention = results["mention_stance"]
-    stance.add_row("mentions (exact spans)", _fmt(mention["accuracy"], False), _fmt(mention["macro_f1"]), "-",
-                   f"{mention['matched']}/{mention['gold_with_stance']}")
+    stance.add_row(
+        "mentions (exact spans)",
+        _fmt(mention["accuracy"], False),
+        _fmt(mention["macro_f1"]),
+        "-",
+        f"{mention['matched']}/{mention['gold_with_stance']}",
+    )
     console.print(stance)
 
     if "comparison" in results:
-        comparison = Table(title=f"Paired bootstrap: A = {results['predictions']['path']} vs "
-                                 f"B = {results['comparison']['b']['path']}")
+        comparison = Table(
+            title=f"Paired bootstrap: A = {results['predictions']['path']} vs B = {results['comparison']['b']['path']}"
+        )
         for column in ("figure", "A", "B", "A - B [95% CI]", "p", "significant"):
             comparison.add_column(column, justify="left" if column == "figure" else "right")
         flat = flatten(results["comparison"]["figures"])
@@ -244,7 +289,12 @@ def render(results: Mapping[str, Any], console: Console | None = None) -> None:
                 comparison.add_row(key, "-", "-", "-", "-", "-")
                 continue
             ci = f" [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]" if diff["ci_low"] is not None else ""
-            comparison.add_row(key, f"{diff['a']:.3f}", f"{diff['b']:.3f}", f"{diff['difference']:+.3f}{ci}",
-                               "-" if diff["p_value"] is None else f"{diff['p_value']:.3f}",
-                               "yes" if diff["significant"] else "no")
+            comparison.add_row(
+                key,
+                f"{diff['a']:.3f}",
+                f"{diff['b']:.3f}",
+                f"{diff['difference']:+.3f}{ci}",
+                "-" if diff["p_value"] is None else f"{diff['p_value']:.3f}",
+                "yes" if diff["significant"] else "no",
+            )
         console.print(comparison)

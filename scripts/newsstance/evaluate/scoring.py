@@ -65,18 +65,20 @@ class Layout:
         for name, shape in self.blocks.items():
             size = int(np.prod(shape))
             if name == block:
-                return sums[:, offset:offset + size].reshape(sums.shape[0], *shape)
+                return sums[:, offset : offset + size].reshape(sums.shape[0], *shape)
             offset += size
         raise KeyError(block)
 
 
 def layout_for(scheme: Scheme) -> Layout:
-    return Layout(len(scheme.entity_names), len(scheme.target_ids), len(scheme.document_stance_names),
-                  len(scheme.stance_names))
+    return Layout(
+        len(scheme.entity_names), len(scheme.target_ids), len(scheme.document_stance_names), len(scheme.stance_names)
+    )
 
 
-def _token_blocks(gold: Sequence[GoldArticle], preds: Sequence[Prediction], label_index: dict[str, int],
-                  n_labels: int) -> np.ndarray:
+def _token_blocks(
+    gold: Sequence[GoldArticle], preds: Sequence[Prediction], label_index: dict[str, int], n_labels: int
+) -> np.ndarray:
     """seqeval's chunk counts per article and label, from the release's gold tags and projected predictions.
 
     Articles are concatenated with an O between them, as seqeval does with sentences.
@@ -87,11 +89,12 @@ def _token_blocks(gold: Sequence[GoldArticle], preds: Sequence[Prediction], labe
     pred_tags = np.zeros(int(offsets[-1]), dtype=np.int64)
     for number, (article, prediction) in enumerate(zip(gold, preds, strict=True)):
         begin = offsets[number]
-        gold_tags[begin:begin + len(article.ner_tags)] = article.ner_tags
+        gold_tags[begin : begin + len(article.ner_tags)] = article.ner_tags
         spans = [(span.start, span.end, label_index[span.label]) for span in prediction.entities]
         if spans:
-            pred_tags[begin:begin + len(article.ner_tags)] = spans_to_bio(article.token_starts, article.token_ends,
-                                                                          spans)
+            pred_tags[begin : begin + len(article.ner_tags)] = spans_to_bio(
+                article.token_starts, article.token_ends, spans
+            )
     total = int(offsets[-1]) + 1
     n_articles = len(gold)
     out = np.zeros((n_articles, n_labels, 3), dtype=np.int32)
@@ -105,11 +108,13 @@ def _token_blocks(gold: Sequence[GoldArticle], preds: Sequence[Prediction], labe
     gold_keys, gold_labels, gold_articles = keyed(gold_tags)
     pred_keys, pred_labels, pred_articles = keyed(pred_tags)
     hits = np.isin(pred_keys, gold_keys)
-    for column, (labels, articles, weights) in enumerate((
-        (pred_labels, pred_articles, hits.astype(np.float64)),
-        (pred_labels, pred_articles, None),
-        (gold_labels, gold_articles, None),
-    )):
+    for column, (labels, articles, weights) in enumerate(
+        (
+            (pred_labels, pred_articles, hits.astype(np.float64)),
+            (pred_labels, pred_articles, None),
+            (gold_labels, gold_articles, None),
+        )
+    ):
         flat = articles * n_labels + labels
         counts = np.bincount(flat, weights=weights, minlength=n_articles * n_labels)
         out[:, :, column] = counts.reshape(n_articles, n_labels)
@@ -123,13 +128,25 @@ def _class_counts(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndar
     gold_hot = (gold[..., None] == classes) & present[..., None]
     pred_hot = (pred[..., None] == classes) & present[..., None]
     correct = present & (gold == pred)
-    return np.concatenate([
-        present[..., None], correct[..., None], gold_hot & pred_hot, pred_hot, gold_hot,
-    ], axis=-1).astype(np.int32)
+    return np.concatenate(
+        [
+            present[..., None],
+            correct[..., None],
+            gold_hot & pred_hot,
+            pred_hot,
+            gold_hot,
+        ],
+        axis=-1,
+    ).astype(np.int32)
 
 
-def count_matrix(scheme: Scheme, gold: Sequence[GoldArticle], preds: Sequence[Prediction],
-                 min_overlap: float = 1.0, progress: bool = True) -> np.ndarray:
+def count_matrix(
+    scheme: Scheme,
+    gold: Sequence[GoldArticle],
+    preds: Sequence[Prediction],
+    min_overlap: float = 1.0,
+    progress: bool = True,
+) -> np.ndarray:
     """One row of counts per article (gold and predictions aligned by position)."""
     layout = layout_for(scheme)
     label_index = {name: index for index, name in enumerate(scheme.entity_names)}
@@ -143,8 +160,14 @@ def count_matrix(scheme: Scheme, gold: Sequence[GoldArticle], preds: Sequence[Pr
     mention_gold: list[int] = []
     mention_pred: list[int] = []
     mention_article: list[int] = []
-    pairs = tqdm(enumerate(zip(gold, preds, strict=True)), total=n, desc="matching", unit="article",
-                 disable=None if progress else True, leave=False)
+    pairs = tqdm(
+        enumerate(zip(gold, preds, strict=True)),
+        total=n,
+        desc="matching",
+        unit="article",
+        disable=None if progress else True,
+        leave=False,
+    )
     for number, (article, prediction) in pairs:
         gold_entities = [(span.start, span.end, label_index[span.label]) for span in article.entities]
         pred_entities = [(span.start, span.end, label_index[span.label]) for span in prediction.entities]
@@ -169,16 +192,25 @@ def count_matrix(scheme: Scheme, gold: Sequence[GoldArticle], preds: Sequence[Pr
                 mention_article.append(number)
     tokens = _token_blocks(gold, preds, label_index, layout.n_labels)
     document = _class_counts(doc_gold, doc_pred, layout.n_doc_classes)
-    pair_counts = _class_counts(np.array(mention_gold, dtype=np.int64), np.array(mention_pred, dtype=np.int64),
-                                layout.n_stance_classes)
+    pair_counts = _class_counts(
+        np.array(mention_gold, dtype=np.int64), np.array(mention_pred, dtype=np.int64), layout.n_stance_classes
+    )
     mention = np.zeros((n, 2 + 3 * layout.n_stance_classes), dtype=np.int32)
     np.add.at(mention, np.array(mention_article, dtype=np.int64), pair_counts)
-    return np.concatenate([
-        entities.reshape(n, -1), tokens.reshape(n, -1), document.reshape(n, -1), mention_counts, mention,
-    ], axis=1)
+    return np.concatenate(
+        [
+            entities.reshape(n, -1),
+            tokens.reshape(n, -1),
+            document.reshape(n, -1),
+            mention_counts,
+            mention,
+        ],
+        axis=1,
+    )
 
 
 # --- metrics from summed counts ----------------------------------------------------------------
+
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, 0 where the denominator is 0 (nervaluate's and sklearn's zero_division=0)."""
@@ -226,7 +258,8 @@ def entity_metrics(counts: np.ndarray, label_names: Sequence[str]) -> Metrics:
             out[f"entities/{scheme}/macro/{metric}"] = _masked_mean(values[:, 1:], present)
             for label_number, label in enumerate(label_names, start=1):
                 out[f"entities/{scheme}/per_label/{label}/{metric}"] = _only_present(
-                    values[:, label_number], present[:, label_number - 1])
+                    values[:, label_number], present[:, label_number - 1]
+                )
     return out
 
 
@@ -245,8 +278,7 @@ def token_metrics(counts: np.ndarray, label_names: Sequence[str]) -> Metrics:
     return out
 
 
-def classification_metrics(counts: np.ndarray, class_names: Sequence[str], prefix: str, *,
-                           f_avg: bool) -> Metrics:
+def classification_metrics(counts: np.ndarray, class_names: Sequence[str], prefix: str, *, f_avg: bool) -> Metrics:
     """Accuracy, macro-F1 over classes present in gold or predictions, per-class P/R/F1, and F_avg.
 
     counts: rows x (pairs, correct, tp..., predicted..., gold...). F_avg is SemEval-2016's
@@ -254,9 +286,9 @@ def classification_metrics(counts: np.ndarray, class_names: Sequence[str], prefi
     """
     n_classes = len(class_names)
     pairs, correct = counts[:, 0], counts[:, 1]
-    tp = counts[:, 2:2 + n_classes]
-    predicted = counts[:, 2 + n_classes:2 + 2 * n_classes]
-    gold = counts[:, 2 + 2 * n_classes:2 + 3 * n_classes]
+    tp = counts[:, 2 : 2 + n_classes]
+    predicted = counts[:, 2 + n_classes : 2 + 2 * n_classes]
+    gold = counts[:, 2 + 2 * n_classes : 2 + 3 * n_classes]
     precision, recall, f1 = _prf(tp, predicted, gold)
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(pairs > 0, correct / np.where(pairs > 0, pairs, 1), np.nan)
@@ -281,16 +313,23 @@ def metrics(scheme: Scheme, sums: np.ndarray) -> Metrics:
     out = entity_metrics(layout.view(sums, "entities"), scheme.entity_names)
     out.update(token_metrics(layout.view(sums, "tokens"), scheme.entity_names))
     document = layout.view(sums, "document")
-    out.update(classification_metrics(document.sum(axis=1), scheme.document_stance_names,
-                                      "document_stance/overall", f_avg=True))
+    out.update(
+        classification_metrics(
+            document.sum(axis=1), scheme.document_stance_names, "document_stance/overall", f_avg=True
+        )
+    )
     for number, target in enumerate(scheme.target_ids):
-        out.update(classification_metrics(document[:, number], scheme.document_stance_names,
-                                          f"document_stance/per_target/{target}", f_avg=True))
+        out.update(
+            classification_metrics(
+                document[:, number], scheme.document_stance_names, f"document_stance/per_target/{target}", f_avg=True
+            )
+        )
     mention = layout.view(sums, "mention")
     out.update(classification_metrics(mention[:, 1:], scheme.stance_names, "mention_stance", f_avg=False))
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["mention_stance/coverage"] = np.where(mention[:, 0] > 0, mention[:, 1] / np.where(
-            mention[:, 0] > 0, mention[:, 0], 1), np.nan)
+        out["mention_stance/coverage"] = np.where(
+            mention[:, 0] > 0, mention[:, 1] / np.where(mention[:, 0] > 0, mention[:, 0], 1), np.nan
+        )
     return out
 
 
@@ -317,10 +356,12 @@ def raw_counts(scheme: Scheme, totals: np.ndarray) -> dict[str, int]:
         out[f"document_stance/per_target/{target}/pairs"] = int(document[number, 0])
         for class_number, name in enumerate(scheme.document_stance_names):
             out[f"document_stance/per_target/{target}/per_class/{name}/support"] = int(
-                document[number, 2 + 2 * n_classes + class_number])
+                document[number, 2 + 2 * n_classes + class_number]
+            )
     for class_number, name in enumerate(scheme.document_stance_names):
         out[f"document_stance/overall/per_class/{name}/support"] = int(
-            document[:, 2 + 2 * n_classes + class_number].sum())
+            document[:, 2 + 2 * n_classes + class_number].sum()
+        )
     mention = layout.view(totals, "mention")[0]
     out["mention_stance/gold_with_stance"] = int(mention[0])
     out["mention_stance/matched"] = int(mention[1])

@@ -15,22 +15,41 @@ SCHEMA_KINDS = ("article", "annotation", "gold", "predictions")
 def normalize(
     paths: Annotated[list[Path] | None, typer.Argument(help="Raw files or folders (default corpus/raw).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default corpus/normalized).")] = None,
-    crawl_time: Annotated[str | None, typer.Option("--crawl-time", help="Crawl time for every file (ISO 8601); "
-                                                   "default: sidecar, crawl manifest, record, file mtime.")] = None,
+    crawl_time: Annotated[
+        str | None,
+        typer.Option(
+            "--crawl-time",
+            help="Crawl time for every file (ISO 8601); default: sidecar, crawl manifest, record, file mtime.",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 1,
-    max_bytes: Annotated[int, typer.Option("--max-bytes", help="Files larger than this are quarantined.")]
-    = DEFAULT_MAX_BYTES,
+    max_bytes: Annotated[
+        int, typer.Option("--max-bytes", help="Files larger than this are quarantined.")
+    ] = DEFAULT_MAX_BYTES,
     config: Annotated[Path | None, typer.Option("--config", help="Chrome phrase config (YAML).")] = None,
-    corpus_root: Annotated[Path | None, typer.Option(
-        "--corpus-root", help="Folder provenance paths and ids are relative to (default: corpus/raw when the "
-        "inputs are inside it, else their common folder).")] = None,
+    corpus_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--corpus-root",
+            help="Folder provenance paths and ids are relative to (default: corpus/raw when the "
+            "inputs are inside it, else their common folder).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Turn raw news pages into schema-valid, deduplicated article records (idempotent)."""
     from newsstance.normalize.runner import run_normalize
 
-    summary = run_normalize(paths or None, out, crawl_time=crawl_time, workers=workers, max_bytes=max_bytes,
-                            config=config, progress=not quiet, corpus_root=corpus_root)
+    summary = run_normalize(
+        paths or None,
+        out,
+        crawl_time=crawl_time,
+        workers=workers,
+        max_bytes=max_bytes,
+        config=config,
+        progress=not quiet,
+        corpus_root=corpus_root,
+    )
     for line in summary.render():
         typer.echo(line)
 
@@ -49,8 +68,9 @@ def validate(
     if len(report.lines) > max_errors:
         typer.echo(f"... {len(report.lines) - max_errors} more error(s)")
     if report.invalid:
-        typer.echo(f"{file}: {report.invalid} of {report.records} record(s) invalid against the {schema} schema",
-                   err=True)
+        typer.echo(
+            f"{file}: {report.invalid} of {report.records} record(s) invalid against the {schema} schema", err=True
+        )
         raise typer.Exit(1)
     typer.echo(f"{file}: {report.records} record(s) valid against the {schema} schema")
 

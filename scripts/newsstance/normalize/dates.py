@@ -17,12 +17,44 @@ from dateutil.relativedelta import relativedelta
 
 from newsstance.normalize.model import iso_utc
 
-_NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-                 "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
-_UNITS = {"second": "seconds", "sec": "seconds", "minute": "minutes", "min": "minutes", "hour": "hours",
-          "hr": "hours", "day": "days", "week": "weeks", "month": "months", "year": "years", "yr": "years"}
-_UNIT_PRECISION = {"seconds": "minute", "minutes": "minute", "hours": "hour", "days": "day", "weeks": "week",
-                   "months": "month", "years": "year"}
+_NUMBER_WORDS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+}
+_UNITS = {
+    "second": "seconds",
+    "sec": "seconds",
+    "minute": "minutes",
+    "min": "minutes",
+    "hour": "hours",
+    "hr": "hours",
+    "day": "days",
+    "week": "weeks",
+    "month": "months",
+    "year": "years",
+    "yr": "years",
+}
+_UNIT_PRECISION = {
+    "seconds": "minute",
+    "minutes": "minute",
+    "hours": "hour",
+    "days": "day",
+    "weeks": "week",
+    "months": "month",
+    "years": "year",
+}
 _RELATIVE = re.compile(
     r"(?:about |around |over |almost |nearly )?"
     r"(?P<num>\d{1,4}|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s*"
@@ -30,9 +62,15 @@ _RELATIVE = re.compile(
     re.I,
 )
 _WORDS = {
-    "just now": ("minutes", 0), "moments ago": ("minutes", 0), "a moment ago": ("minutes", 0),
-    "now": ("minutes", 0), "today": ("days", 0), "yesterday": ("days", 1),
-    "last week": ("weeks", 1), "last month": ("months", 1), "last year": ("years", 1),
+    "just now": ("minutes", 0),
+    "moments ago": ("minutes", 0),
+    "a moment ago": ("minutes", 0),
+    "now": ("minutes", 0),
+    "today": ("days", 0),
+    "yesterday": ("days", 1),
+    "last week": ("weeks", 1),
+    "last month": ("months", 1),
+    "last year": ("years", 1),
 }
 _ISO = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)"
@@ -89,8 +127,13 @@ def _dateparser(base_iso: str) -> Any:
     from dateparser.date import DateDataParser
 
     base = datetime.fromisoformat(base_iso).replace(tzinfo=None)
-    settings = {"RELATIVE_BASE": base, "TIMEZONE": "UTC", "TO_TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True,
-                "RETURN_TIME_AS_PERIOD": True}
+    settings = {
+        "RELATIVE_BASE": base,
+        "TIMEZONE": "UTC",
+        "TO_TIMEZONE": "UTC",
+        "RETURN_AS_TIMEZONE_AWARE": True,
+        "RETURN_TIME_AS_PERIOD": True,
+    }
     return DateDataParser(languages=["en"], settings=settings)
 
 

@@ -17,11 +17,20 @@ from dataclasses import dataclass
 from newsstance.normalize.model import Reason
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "PNG image"), (b"GIF87a", "GIF image"), (b"GIF89a", "GIF image"),
-    (b"\xff\xd8\xff", "JPEG image"), (b"%PDF-", "PDF document"), (b"PK\x03\x04", "ZIP archive"),
-    (b"\x1f\x8b", "gzip archive"), (b"BZh", "bzip2 archive"), (b"7z\xbc\xaf\x27\x1c", "7z archive"),
-    (b"\x7fELF", "ELF executable"), (b"RIFF", "RIFF media"),
-    (b"OggS", "Ogg media"), (b"ID3", "MP3 audio"), (b"\xd0\xcf\x11\xe0", "OLE document"),
+    (b"\x89PNG\r\n\x1a\n", "PNG image"),
+    (b"GIF87a", "GIF image"),
+    (b"GIF89a", "GIF image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"%PDF-", "PDF document"),
+    (b"PK\x03\x04", "ZIP archive"),
+    (b"\x1f\x8b", "gzip archive"),
+    (b"BZh", "bzip2 archive"),
+    (b"7z\xbc\xaf\x27\x1c", "7z archive"),
+    (b"\x7fELF", "ELF executable"),
+    (b"RIFF", "RIFF media"),
+    (b"OggS", "Ogg media"),
+    (b"ID3", "MP3 audio"),
+    (b"\xd0\xcf\x11\xe0", "OLE document"),
 )
 _UTF16_BOMS = ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -35,11 +44,29 @@ _UNDEFINED_CP1252 = {chr(b): bytes([b]) for b in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _LINE_SEPARATORS = re.compile("[\u2028\u2029]")
 # A charset the page declares itself: <meta charset=...>, http-equiv Content-Type, or an XML declaration.
-_DECLARED_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})"""
-                               rb"""|<\?xml[^>]{0,100}?encoding\s*=\s*["']([A-Za-z0-9_.:-]{2,40})""", re.IGNORECASE)
+_DECLARED_CHARSET = re.compile(
+    rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})"""
+    rb"""|<\?xml[^>]{0,100}?encoding\s*=\s*["']([A-Za-z0-9_.:-]{2,40})""",
+    re.IGNORECASE,
+)
 # Browsers (WHATWG Encoding) read these labels as windows-1252; so do we.
-_CP1252_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "cp819",
-                            "ibm819", "iso_8859-1", "windows-1252", "cp1252", "x-cp1252"})
+_CP1252_LABELS = frozenset(
+    {
+        "iso-8859-1",
+        "iso8859-1",
+        "latin1",
+        "latin-1",
+        "l1",
+        "us-ascii",
+        "ascii",
+        "cp819",
+        "ibm819",
+        "iso_8859-1",
+        "windows-1252",
+        "cp1252",
+        "x-cp1252",
+    }
+)
 
 
 class DecodeError(Exception):
@@ -103,12 +130,12 @@ def _decode_raw(data: bytes) -> tuple[str, str, list[str]]:
     for bom, encoding in _UTF16_BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom):].decode(encoding), encoding, ["bom"]
+                return data[len(bom) :].decode(encoding), encoding, ["bom"]
             except UnicodeDecodeError as exc:
                 raise DecodeError(Reason.UNDECODABLE, f"invalid {encoding} at byte {exc.start}") from None
     repairs: list[str] = []
     if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM):]
+        data = data[len(_UTF8_BOM) :]
         repairs.append("bom")
     try:
         return data.decode("utf-8"), "utf-8", repairs

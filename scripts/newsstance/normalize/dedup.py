@@ -510,8 +510,9 @@ def cluster(
 
     results: dict[str, DedupResult] = {}
     ids = got.ids
-    for index, (dup, canon, j) in enumerate(zip(is_duplicate.tolist(), canonical_index.tolist(), jaccard.tolist(),
-                                                strict=True)):
+    for index, (dup, canon, j) in enumerate(
+        zip(is_duplicate.tolist(), canonical_index.tolist(), jaccard.tolist(), strict=True)
+    ):
         results[ids[index]] = DedupResult(ids[canon], j) if dup else DedupResult(None, None)
     exact = is_duplicate & ~differs
     same_group = root == group

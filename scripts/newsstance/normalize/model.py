@@ -100,8 +100,12 @@ class Quarantine:
     record_index: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"path": self.rel, "sha256": self.sha256, "reason": str(self.reason),
-                                 "detail": self.detail}
+        entry: dict[str, Any] = {
+            "path": self.rel,
+            "sha256": self.sha256,
+            "reason": str(self.reason),
+            "detail": self.detail,
+        }
         if self.errors is not None:
             entry["errors"] = self.errors
         if self.line is not None:

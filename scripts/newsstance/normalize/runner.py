@@ -73,9 +73,19 @@ class Summary:
         return sum(self.quarantined.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"files": self.files, "changed": self.changed, "new": self.new, "modified": self.modified,
-                "deleted": self.deleted, "reparsed": self.reparsed, "articles": self.articles, "roles": self.roles,
-                "duplicates": self.duplicates, "truncated": self.truncated, "quarantined": self.quarantined}
+        return {
+            "files": self.files,
+            "changed": self.changed,
+            "new": self.new,
+            "modified": self.modified,
+            "deleted": self.deleted,
+            "reparsed": self.reparsed,
+            "articles": self.articles,
+            "roles": self.roles,
+            "duplicates": self.duplicates,
+            "truncated": self.truncated,
+            "quarantined": self.quarantined,
+        }
 
     def render(self) -> list[str]:
         roles = ", ".join(f"{role} {self.roles.get(role, 0)}" for role in ROLES)
@@ -155,8 +165,9 @@ def discover(inputs: Sequence[Path], exclude: Path) -> list[Path]:
     return sorted(found)
 
 
-def plan_tasks(files: Sequence[Path], corpus_root: Path, planner: CrawlPlanner,
-               previous: dict[str, dict[str, Any]]) -> list[FileTask]:
+def plan_tasks(
+    files: Sequence[Path], corpus_root: Path, planner: CrawlPlanner, previous: dict[str, dict[str, Any]]
+) -> list[FileTask]:
     """One FileTask per raw file, with its crawl context and previous cache entry, sorted by
     provenance path (the order of the output)."""
     tasks = []
@@ -174,7 +185,7 @@ def shard_tasks(tasks: Sequence[FileTask], rank: int, world_size: int) -> list[F
     """Contiguous, balanced shard `rank` of `world_size` (keeps each shard sorted by path)."""
     base, extra = divmod(len(tasks), world_size)
     start = rank * base + min(rank, extra)
-    return list(tasks[start: start + base + (1 if rank < extra else 0)])
+    return list(tasks[start : start + base + (1 if rank < extra else 0)])
 
 
 # ---------------------------------------------------------------- workers
@@ -205,8 +216,12 @@ def _item_rel(item: Any) -> str:
     return item.rel
 
 
-def process_shard(tasks: list[FileTask], steps: list[PipelineStep], cache_key: str, writer: storage.PartWriter,
-                  ) -> list[dict[str, Any]]:
+def process_shard(
+    tasks: list[FileTask],
+    steps: list[PipelineStep],
+    cache_key: str,
+    writer: storage.PartWriter,
+) -> list[dict[str, Any]]:
     """Run the steps over one shard; write each parsed file's segment; return its index entries."""
     by_rel = {task.rel: task for task in tasks}
     entries: dict[str, dict[str, Any]] = {}
@@ -236,10 +251,19 @@ def _entry_for(task: FileTask, items: list[Any], cache_key: str, writer: storage
     articles = [i for i in items if isinstance(i, Article)]
     quarantined = [i for i in items if isinstance(i, Quarantine)]
     sha256 = next((i.record["provenance"]["sha256"] for i in articles), None) or next(
-        (q.sha256 for q in quarantined if q.sha256), None)
-    entry: dict[str, Any] = {"path": task.rel, "sha256": sha256, "size": task.size, "key": entry_key(cache_key, task),
-                             "records": len(articles), "quarantine": [q.as_dict() for q in quarantined],
-                             "part": None, "rec": [0, 0], "dd": [0, 0]}
+        (q.sha256 for q in quarantined if q.sha256), None
+    )
+    entry: dict[str, Any] = {
+        "path": task.rel,
+        "sha256": sha256,
+        "size": task.size,
+        "key": entry_key(cache_key, task),
+        "records": len(articles),
+        "quarantine": [q.as_dict() for q in quarantined],
+        "part": None,
+        "rec": [0, 0],
+        "dd": [0, 0],
+    }
     if articles:
         rec = b"".join(orjson.dumps(a.record) + b"\n" for a in articles)
         dd = b"".join(storage.dedup_line(a) for a in articles)
@@ -267,8 +291,15 @@ def files_per_shard(files: int, workers: int) -> int:
     return max(1, min(MAX_FILES_PER_SHARD, math.ceil(files / max(1, workers * 8))))
 
 
-def _execute(tasks: list[FileTask], config: NormalizeConfig, cache_key: str, parts_dir: Path, run_id: str,
-             workers: int, on_progress: Callable[[int], None]) -> list[ShardResult]:
+def _execute(
+    tasks: list[FileTask],
+    config: NormalizeConfig,
+    cache_key: str,
+    parts_dir: Path,
+    run_id: str,
+    workers: int,
+    on_progress: Callable[[int], None],
+) -> list[ShardResult]:
     """Run every shard, in-process for one worker, else in a process pool."""
     if not tasks:
         return []
@@ -294,8 +325,9 @@ def _execute(tasks: list[FileTask], config: NormalizeConfig, cache_key: str, par
 # ---------------------------------------------------------------- merge
 
 
-def _dedup_items(index: list[dict[str, Any]], reader: storage.SegmentReader, counts: Counter[str],
-                 compactor: _Compactor | None) -> Iterator[Any]:
+def _dedup_items(
+    index: list[dict[str, Any]], reader: storage.SegmentReader, counts: Counter[str], compactor: _Compactor | None
+) -> Iterator[Any]:
     from newsstance.normalize import dedup
 
     for entry in index:
@@ -308,9 +340,14 @@ def _dedup_items(index: list[dict[str, Any]], reader: storage.SegmentReader, cou
             item = orjson.loads(line)
             counts[f"role:{item['role']}"] += 1
             counts["truncated"] += item["truncated"]
-            yield dedup.DedupItem(id=item["id"], identity=item["identity"], text_sha256=item["text_sha256"],
-                                  length=item["length"], truncated=item["truncated"],
-                                  signature=storage.decode_signature(item))
+            yield dedup.DedupItem(
+                id=item["id"],
+                identity=item["identity"],
+                text_sha256=item["text_sha256"],
+                length=item["length"],
+                truncated=item["truncated"],
+                signature=storage.decode_signature(item),
+            )
 
 
 class _Compactor:
@@ -349,8 +386,14 @@ def _needs_compaction(parts_dir: Path, index: list[dict[str, Any]]) -> bool:
     return dead > COMPACT_MIN_DEAD_BYTES and dead > sum(live.values())
 
 
-def merge(index: list[dict[str, Any]], parts_dir: Path, staging: storage.Staging, shard_size: int,
-          progress: bool, compactor: _Compactor | None = None) -> tuple[dict[str, dict[str, Any]], Counter[str]]:
+def merge(
+    index: list[dict[str, Any]],
+    parts_dir: Path,
+    staging: storage.Staging,
+    shard_size: int,
+    progress: bool,
+    compactor: _Compactor | None = None,
+) -> tuple[dict[str, dict[str, Any]], Counter[str]]:
     """Cluster duplicates, then write article shards and the quarantine file into `staging`.
 
     Returns the output files' hashes and the counts for the summary.
@@ -369,8 +412,9 @@ def merge(index: list[dict[str, Any]], parts_dir: Path, staging: storage.Staging
         shard: storage.HashingWriter | None = None
         quarantine = storage.HashingWriter(staging.file(storage.QUARANTINE_NAME))
         total = sum(entry["records"] for entry in index)
-        bar = tqdm(total=total, desc="write", unit="rec", file=sys.stderr, disable=not progress or total < 10_000,
-                   leave=False)
+        bar = tqdm(
+            total=total, desc="write", unit="rec", file=sys.stderr, disable=not progress or total < 10_000, leave=False
+        )
         for entry in index:
             for item in entry["quarantine"]:
                 quarantine.write_line(orjson.dumps(item) + b"\n")
@@ -429,8 +473,7 @@ class _LazyBar:
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.total, desc="normalize", unit="file", file=sys.stderr,
-                             disable=not self.enabled)
+            self._bar = tqdm(total=self.total, desc="normalize", unit="file", file=sys.stderr, disable=not self.enabled)
         self._bar.update(count)
 
     def close(self) -> None:
@@ -466,12 +509,32 @@ def _root_label(corpus_root: Path) -> str:
         return str(corpus_root)
 
 
-def _manifest(summary: Summary, corpus_root: Path, settings: dict[str, Any], index: list[dict[str, Any]],
-              outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    files = {e["path"]: {"sha256": e["sha256"], "size": e["size"], "records": e["records"],
-                         "quarantined": len(e["quarantine"]), "parser_version": PARSER_VERSION} for e in index}
-    return {"parser_version": PARSER_VERSION, "schema_version": SCHEMA_VERSION, "corpus_root": _root_label(corpus_root),
-            "settings": settings, "summary": summary.as_dict(), "outputs": outputs, "files": files}
+def _manifest(
+    summary: Summary,
+    corpus_root: Path,
+    settings: dict[str, Any],
+    index: list[dict[str, Any]],
+    outputs: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    files = {
+        e["path"]: {
+            "sha256": e["sha256"],
+            "size": e["size"],
+            "records": e["records"],
+            "quarantined": len(e["quarantine"]),
+            "parser_version": PARSER_VERSION,
+        }
+        for e in index
+    }
+    return {
+        "parser_version": PARSER_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "corpus_root": _root_label(corpus_root),
+        "settings": settings,
+        "summary": summary.as_dict(),
+        "outputs": outputs,
+        "files": files,
+    }
 
 
 def run_normalize(
@@ -497,8 +560,11 @@ def run_normalize(
     out = Path(out_dir) if out_dir else root / "corpus" / "normalized"
     out = (out if out.is_absolute() else Path.cwd() / out).resolve()
     if isinstance(config, NormalizeConfig):
-        cfg = config if max_bytes == DEFAULT_MAX_BYTES else NormalizeConfig(config.chrome, config.default_language,
-                                                                            max_bytes)
+        cfg = (
+            config
+            if max_bytes == DEFAULT_MAX_BYTES
+            else NormalizeConfig(config.chrome, config.default_language, max_bytes)
+        )
     else:
         cfg = load_config(Path(config) if config else None, max_bytes=max_bytes)
     if workers < 1:
@@ -549,14 +615,16 @@ def run_normalize(
         old_files = old_manifest.get("files", {}) if isinstance(old_manifest.get("files"), dict) else {}
         summary.reparsed = sum(1 for e in index if not e.get("cached"))
         summary.new = sum(1 for p in new_paths if p not in old_files)
-        summary.modified = sum(1 for e in index if e["path"] in old_files and old_files[e["path"]].get("sha256")
-                               != e["sha256"])
+        summary.modified = sum(
+            1 for e in index if e["path"] in old_files and old_files[e["path"]].get("sha256") != e["sha256"]
+        )
         summary.deleted = sum(1 for p in old_files if p not in new_paths)
         for entry in index:
             entry.pop("cached", None)
 
         same_setup = old_manifest.get("settings") == settings and old_manifest.get("corpus_root") == _root_label(
-            corpus_root)
+            corpus_root
+        )
         if summary.reparsed == 0 and summary.changed == 0 and same_setup and storage.outputs_intact(out, old_manifest):
             storage.remove_stale(out, {e["part"] for e in index if e.get("part")})
             _fill_from_manifest(summary, old_manifest)
@@ -572,8 +640,9 @@ def run_normalize(
             summary.duplicates = counts["duplicates"]
             summary.truncated = counts["truncated"]
             summary.roles = {role: counts[f"role:{role}"] for role in ROLES}
-            summary.quarantined = {k.split(":", 1)[1]: v for k, v in sorted(counts.items())
-                                   if k.startswith("quarantine:")}
+            summary.quarantined = {
+                k.split(":", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("quarantine:")
+            }
             with staging.file(storage.INDEX_NAME).open("wb") as handle:
                 for entry in index:
                     handle.write(orjson.dumps(entry) + b"\n")

@@ -110,8 +110,11 @@ class LoadFiles(PipelineStep):
                 sha256 = file_sha256(task.path)
                 self.stats["too_large"] += 1
                 return self._cached(task, sha256) or Quarantine(
-                    task.rel, sha256, Reason.TOO_LARGE, f"{size} bytes is over the limit of {self.max_bytes} "
-                    "(--max-bytes)")
+                    task.rel,
+                    sha256,
+                    Reason.TOO_LARGE,
+                    f"{size} bytes is over the limit of {self.max_bytes} (--max-bytes)",
+                )
             with open(task.path, "rb") as handle:
                 data = handle.read()
         except OSError as exc:
@@ -125,8 +128,9 @@ class LoadFiles(PipelineStep):
         self.stats["read"] += 1
         if not data.strip():
             self.stats["empty"] += 1
-            return Quarantine(task.rel, sha256, Reason.EMPTY,
-                              "the file is empty" if not data else "the file holds only whitespace")
+            return Quarantine(
+                task.rel, sha256, Reason.EMPTY, "the file is empty" if not data else "the file holds only whitespace"
+            )
         return RawPage(task, data, sha256)
 
 
@@ -191,8 +195,14 @@ class ExtractArticles(PipelineStep):
                 outputs = list(self._extract(item, kind))
             except Exception as exc:
                 self.stats["reader_error"] += 1
-                outputs = [Quarantine(item.task.rel, item.sha256, Reason.NO_ARTICLE,
-                                      f"the {kind} reader failed: {type(exc).__name__}: {exc}")]
+                outputs = [
+                    Quarantine(
+                        item.task.rel,
+                        item.sha256,
+                        Reason.NO_ARTICLE,
+                        f"the {kind} reader failed: {type(exc).__name__}: {exc}",
+                    )
+                ]
             for out in outputs:
                 if isinstance(out, Draft):
                     self.stats[f"role:{out.role}"] += 1
@@ -225,12 +235,20 @@ class ExtractArticles(PipelineStep):
         for position, article in enumerate(result.articles):
             own = article.role != "related"
             yield Draft(
-                page=page, format=result.format, title=article.title, text=join_paragraphs(article.paragraphs),
-                role=article.role, source=article.source or (crawl.outlet if own else None),
-                url=crawl.url if own else None, authors=article.authors,
-                language=crawl.language or self.config.default_language, published_raw=article.published_raw,
-                position=position, main_position=main_position if article.role == "related" else None,
-                line_start=article.line_start, line_end=article.line_end,
+                page=page,
+                format=result.format,
+                title=article.title,
+                text=join_paragraphs(article.paragraphs),
+                role=article.role,
+                source=article.source or (crawl.outlet if own else None),
+                url=crawl.url if own else None,
+                authors=article.authors,
+                language=crawl.language or self.config.default_language,
+                published_raw=article.published_raw,
+                position=position,
+                main_position=main_position if article.role == "related" else None,
+                line_start=article.line_start,
+                line_end=article.line_end,
             )
 
     def _html(self, page: TextPage) -> Iterator[Draft | Quarantine]:
@@ -246,10 +264,17 @@ class ExtractArticles(PipelineStep):
             return
         crawl = page.task.crawl
         yield Draft(
-            page=page, format=Format.HTML, title=article.title, text=join_paragraphs(paragraphs),
-            source=article.source or crawl.outlet, url=article.url or crawl.url, authors=article.authors,
+            page=page,
+            format=Format.HTML,
+            title=article.title,
+            text=join_paragraphs(paragraphs),
+            source=article.source or crawl.outlet,
+            url=article.url or crawl.url,
+            authors=article.authors,
             language=article.language or crawl.language or self.config.default_language,
-            published_raw=article.published_raw, byte_start=0, byte_end=page.size,
+            published_raw=article.published_raw,
+            byte_start=0,
+            byte_end=page.size,
         )
 
     def _newsplease(self, page: TextPage, kind: str) -> Iterator[Draft | Quarantine]:
@@ -275,8 +300,14 @@ class ExtractArticles(PipelineStep):
         for item in items:
             if item.record is None:
                 self.stats[item.reason or "no_article"] += 1
-                yield Quarantine(page.task.rel, page.sha256, Reason(item.reason or "no_article"), item.error or "",
-                                 line=item.line, record_index=item.record_index)
+                yield Quarantine(
+                    page.task.rel,
+                    page.sha256,
+                    Reason(item.reason or "no_article"),
+                    item.error or "",
+                    line=item.line,
+                    record_index=item.record_index,
+                )
                 continue
             yield self._newsplease_draft(page, fmt, item, position)
             position += 1
@@ -302,12 +333,20 @@ class ExtractArticles(PipelineStep):
         source = text_or_raw(record.get("source_domain")) or None
         url = text_or_raw(record.get("url")) or None
         return Draft(
-            page=page, format=fmt, title=_newsplease_title(record), text=text if text is not None else "",
-            source=source if source is not None else crawl.outlet, url=url if url is not None else crawl.url,
-            authors=authors, language=text_or_raw(language),
+            page=page,
+            format=fmt,
+            title=_newsplease_title(record),
+            text=text if text is not None else "",
+            source=source if source is not None else crawl.outlet,
+            url=url if url is not None else crawl.url,
+            authors=authors,
+            language=text_or_raw(language),
             published_raw=_newsplease_date(published),
-            record_time=dates.parse_timestamp(record.get("date_download")), position=position,
-            line_start=item.line, line_end=item.line, record_index=item.record_index,
+            record_time=dates.parse_timestamp(record.get("date_download")),
+            position=position,
+            line_start=item.line,
+            line_end=item.line,
+            record_index=item.record_index,
         )
 
 
@@ -328,8 +367,11 @@ def html_to_lines(markup: str) -> str:
 def strip_html_chrome(paragraphs: list[str], chrome: ChromeConfig) -> list[str]:
     """Chrome that the extractor kept: inline phrases ("Advertisement") anywhere, and trailing
     end-of-article lines such as "Read more: <headline>" or "Related"."""
-    kept = [p for p in paragraphs if not (len(p.split()) <= PHRASE_MATCH_MAX_WORDS and chrome.is_phrase(p)
-                                          and not chrome.is_end(p))]
+    kept = [
+        p
+        for p in paragraphs
+        if not (len(p.split()) <= PHRASE_MATCH_MAX_WORDS and chrome.is_phrase(p) and not chrome.is_end(p))
+    ]
     while kept and _is_trailing_chrome(kept[-1], chrome):
         kept.pop()
     return kept
@@ -376,7 +418,7 @@ _LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})((?:[-_][A-Za-z0-9]{2,8})*)")
 
 
 def normalise_language(value: Any) -> Any:
-    """"EN" -> "en", "en_gb" -> "en-GB"; anything not shaped like a tag ("English") is left for the schema to reject."""
+    """ "EN" -> "en", "en_gb" -> "en-GB"; anything not shaped like a tag ("English") is left for the schema to reject."""
     if not isinstance(value, str) or not (match := _LANGUAGE_TAG.fullmatch(value.strip())):
         return value
     subtags = [part for part in match.group(2).replace("_", "-").split("-") if part]
@@ -452,10 +494,15 @@ def build_record(draft: Draft) -> dict[str, Any]:
         value = getattr(draft, key)
         if value is not None:
             provenance[key] = value
-    provenance.update({
-        "parser_version": PARSER_VERSION, "encoding": page.encoding, "repairs": list(page.repairs),
-        "crawl_time_source": draft.crawl_source, "near_duplicate_jaccard": None,
-    })
+    provenance.update(
+        {
+            "parser_version": PARSER_VERSION,
+            "encoding": page.encoding,
+            "repairs": list(page.repairs),
+            "crawl_time_source": draft.crawl_source,
+            "near_duplicate_jaccard": None,
+        }
+    )
     return {
         "id": draft.id,
         "title": draft.title,
@@ -501,10 +548,15 @@ class BuildRecords(PipelineStep):
             errors = self._validator.errors(record)
             if errors:
                 self.stats["schema_invalid"] += 1
-                yield Quarantine(item.page.task.rel, item.page.sha256, Reason.SCHEMA_INVALID,
-                                 "; ".join(str(e) for e in errors[:3]) + (" ..." if len(errors) > 3 else ""),
-                                 errors=[e.as_dict() for e in errors], line=item.line_start,
-                                 record_index=item.record_index)
+                yield Quarantine(
+                    item.page.task.rel,
+                    item.page.sha256,
+                    Reason.SCHEMA_INVALID,
+                    "; ".join(str(e) for e in errors[:3]) + (" ..." if len(errors) > 3 else ""),
+                    errors=[e.as_dict() for e in errors],
+                    line=item.line_start,
+                    record_index=item.record_index,
+                )
                 continue
             self.stats["valid"] += 1
             yield Article(item.page.task.rel, record, item.identity)
@@ -547,8 +599,16 @@ class AddSignatures(PipelineStep):
 
 def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
     """The full per-record chain, from FileTask to signed Article."""
-    return [LoadFiles(config.max_bytes, cache_key), DecodeText(), ExtractArticles(config), ResolveDates(),
-            FlagTruncation(), AssignIds(), BuildRecords(), AddSignatures()]
+    return [
+        LoadFiles(config.max_bytes, cache_key),
+        DecodeText(),
+        ExtractArticles(config),
+        ResolveDates(),
+        FlagTruncation(),
+        AssignIds(),
+        BuildRecords(),
+        AddSignatures(),
+    ]
 
 
 def run_steps(items: Iterable[Any], steps: list[PipelineStep]) -> Iterator[Any]:

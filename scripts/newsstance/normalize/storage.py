@@ -48,8 +48,12 @@ def dedup_line(article: Article) -> bytes:
     record = article.record
     signature = article.signature
     entry: dict[str, Any] = {
-        "id": record["id"], "identity": article.identity, "text_sha256": record["text_sha256"],
-        "length": len(record["text"]), "truncated": record["truncated"], "role": record["role"],
+        "id": record["id"],
+        "identity": article.identity,
+        "text_sha256": record["text_sha256"],
+        "length": len(record["text"]),
+        "truncated": record["truncated"],
+        "role": record["role"],
     }
     if signature is not None:
         array = np.ascontiguousarray(signature)
@@ -150,7 +154,7 @@ def segment_available(parts_dir: Path, entry: dict[str, Any]) -> bool:
     rec = parts_dir / f"{entry['part']}.rec.jsonl"
     dd = parts_dir / f"{entry['part']}.dd.jsonl"
     try:
-        return (rec.stat().st_size >= sum(entry["rec"]) and dd.stat().st_size >= sum(entry["dd"]))
+        return rec.stat().st_size >= sum(entry["rec"]) and dd.stat().st_size >= sum(entry["dd"])
     except OSError:
         return False
 

@@ -12,8 +12,12 @@ from newsstance import ids
 from newsstance.errors import UserError
 from newsstance.records import Validator, validator
 
-SCHEMA_FILES = {"article": "article.schema.json", "annotation": "annotation.schema.json",
-                "gold": "gold.schema.json", "predictions": "predictions.schema.json"}
+SCHEMA_FILES = {
+    "article": "article.schema.json",
+    "annotation": "annotation.schema.json",
+    "gold": "gold.schema.json",
+    "predictions": "predictions.schema.json",
+}
 
 
 @dataclass

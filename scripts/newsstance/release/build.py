@@ -80,8 +80,9 @@ def _say(enabled: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def to_tables(columns: Mapping[str, Mapping[str, Columns]], features: Mapping[str, Features]
-              ) -> dict[str, dict[str, pa.Table]]:
+def to_tables(
+    columns: Mapping[str, Mapping[str, Columns]], features: Mapping[str, Features]
+) -> dict[str, dict[str, pa.Table]]:
     """config -> split -> arrow table with the HF features embedded.
 
     An empty split is left out: datasets cannot read a parquet file without rows, so a corpus too
@@ -95,8 +96,9 @@ def to_tables(columns: Mapping[str, Mapping[str, Columns]], features: Mapping[st
     return tables
 
 
-def write_split(table: pa.Table, folder: Path, config: str, split: str,
-                max_rows: int = MAX_ROWS_PER_SHARD) -> list[str]:
+def write_split(
+    table: pa.Table, folder: Path, config: str, split: str, max_rows: int = MAX_ROWS_PER_SHARD
+) -> list[str]:
     """Write zstd parquet shard(s) named by their content hash; returns paths relative to `folder`."""
     target = folder / "data" / config
     target.mkdir(parents=True, exist_ok=True)
@@ -114,8 +116,9 @@ def write_split(table: pa.Table, folder: Path, config: str, split: str,
     return names
 
 
-def verify_with_fresh_cache(release_dir: Path, tables: Mapping[str, Mapping[str, pa.Table]],
-                            features: Mapping[str, Features]) -> None:
+def verify_with_fresh_cache(
+    release_dir: Path, tables: Mapping[str, Mapping[str, pa.Table]], features: Mapping[str, Features]
+) -> None:
     """Load every config with `datasets.load_dataset` and an empty cache; rows must equal what was built."""
     import datasets
     from datasets.utils.logging import is_progress_bar_enabled
@@ -129,8 +132,9 @@ def verify_with_fresh_cache(release_dir: Path, tables: Mapping[str, Mapping[str,
             datasets.enable_progress_bars()
 
 
-def _load_and_compare(release_dir: Path, tables: Mapping[str, Mapping[str, pa.Table]],
-                      features: Mapping[str, Features]) -> None:
+def _load_and_compare(
+    release_dir: Path, tables: Mapping[str, Mapping[str, pa.Table]], features: Mapping[str, Features]
+) -> None:
     import datasets
 
     with tempfile.TemporaryDirectory(prefix="newsstance-verify-") as cache:
@@ -166,8 +170,9 @@ def _inputs_digest(*parts: Any) -> str:
     return hashlib.sha256(orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _load_silver(articles: list[Record], scheme: Scheme, silver_model: str | None, silver_predictions: Path | None,
-                 show: bool) -> Any:
+def _load_silver(
+    articles: list[Record], scheme: Scheme, silver_model: str | None, silver_predictions: Path | None, show: bool
+) -> Any:
     canonical = [a for a in articles if a.get("duplicate_of") is None]
     if silver_predictions is not None:
         from newsstance.release.silver import silver_from_predictions
@@ -226,8 +231,9 @@ def build_release(
     if version is not None:
         ver.parse_version(version)
         if (out / version).exists():
-            raise UserError(f"release {version} already exists in {out}; releases are never overwritten "
-                            "(pick a new version)")
+            raise UserError(
+                f"release {version} already exists in {out}; releases are never overwritten (pick a new version)"
+            )
     if agreement is not None and not agreement_path.is_file():
         raise UserError(f"agreement file not found: {agreement_path}")
     if results is not None and not Path(results).is_file():
@@ -238,11 +244,24 @@ def build_release(
 
     _say(progress, f"reading {len(article_paths)} article file(s) and {gold_path}")
     return _build(
-        version=version, out=out, root=root, article_paths=article_paths, gold_path=gold_path,
-        splits_path=splits_path, agreement_path=agreement_path, results_path=results_path,
-        template_path=template_path, ratios=ratios, license_id=license_id, scheme=scheme,
-        silver_model=silver_model, silver_predictions=Path(silver_predictions) if silver_predictions else None,
-        pretty_name=pretty_name, max_rows_per_shard=max_rows_per_shard, verify=verify, progress=progress,
+        version=version,
+        out=out,
+        root=root,
+        article_paths=article_paths,
+        gold_path=gold_path,
+        splits_path=splits_path,
+        agreement_path=agreement_path,
+        results_path=results_path,
+        template_path=template_path,
+        ratios=ratios,
+        license_id=license_id,
+        scheme=scheme,
+        silver_model=silver_model,
+        silver_predictions=Path(silver_predictions) if silver_predictions else None,
+        pretty_name=pretty_name,
+        max_rows_per_shard=max_rows_per_shard,
+        verify=verify,
+        progress=progress,
         with_benchmarks=with_benchmarks,
     )
 
@@ -262,10 +281,26 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _build(
-    *, version: str | None, out: Path, root: Path, article_paths: list[Path], gold_path: Path, splits_path: Path,
-    agreement_path: Path, results_path: Path | None, template_path: Path, ratios: tuple[float, float, float],
-    license_id: str, scheme: Scheme, silver_model: str | None, silver_predictions: Path | None, pretty_name: str,
-    max_rows_per_shard: int, verify: bool, progress: bool, with_benchmarks: bool = False,
+    *,
+    version: str | None,
+    out: Path,
+    root: Path,
+    article_paths: list[Path],
+    gold_path: Path,
+    splits_path: Path,
+    agreement_path: Path,
+    results_path: Path | None,
+    template_path: Path,
+    ratios: tuple[float, float, float],
+    license_id: str,
+    scheme: Scheme,
+    silver_model: str | None,
+    silver_predictions: Path | None,
+    pretty_name: str,
+    max_rows_per_shard: int,
+    verify: bool,
+    progress: bool,
+    with_benchmarks: bool = False,
 ) -> ReleaseResult:
     with _gc_paused():
         records = load_articles(article_paths)
@@ -279,8 +314,15 @@ def _build(
     configs = [DEFAULT, ARTICLES, *([SILVER] if silver is not None else [])]
     features = {config: features_for(scheme, config) for config in configs}
     with _gc_paused(), tqdm(total=len(records), desc="rows", disable=not progress, file=sys.stderr) as bar:
-        columns = config_columns(records, gold_records, assignment.split_of, scheme,
-                                 {c: f.arrow_schema for c, f in features.items()}, silver, progress=bar)
+        columns = config_columns(
+            records,
+            gold_records,
+            assignment.split_of,
+            scheme,
+            {c: f.arrow_schema for c, f in features.items()},
+            silver,
+            progress=bar,
+        )
         tables = to_tables(columns, features)
         del columns
     gold_methods = Counter(record["method"] for record in gold_records.values())
@@ -290,9 +332,15 @@ def _build(
         if empty:
             _say(progress, f"warning: {config} has no rows for {', '.join(empty)}; those splits are left out")
     _say(progress, "integrity checks")
-    check_release(tables, features, cluster_of,
-                  allow_missing={DEFAULT: {("entities", "[]", "stance")},
-                                 SILVER: {("entities", "[]", "stance"), *(("stances", t) for t in scheme.target_ids)}})
+    check_release(
+        tables,
+        features,
+        cluster_of,
+        allow_missing={
+            DEFAULT: {("entities", "[]", "stance")},
+            SILVER: {("entities", "[]", "stance"), *(("stances", t) for t in scheme.target_ids)},
+        },
+    )
 
     snapshot = ver.snapshot_from_tables(tables, scheme.entity_names, scheme.stance_names, scheme.target_ids)
     existing = ver.existing_versions(out)
@@ -301,7 +349,8 @@ def _build(
     before = None
     if previous:
         prev_tables = ver.read_release_tables(
-            out / previous, {ARTICLES: ("id", *ver.ARTICLE_FIELDS), DEFAULT: ("id", "entities", "stances")})
+            out / previous, {ARTICLES: ("id", *ver.ARTICLE_FIELDS), DEFAULT: ("id", "entities", "stances")}
+        )
         before = ver.snapshot_from_tables(prev_tables, scheme.entity_names, scheme.stance_names, scheme.target_ids)
     diff = ver.diff_snapshots(before, snapshot, previous)
     features_dict = {c: f.to_dict() for c, f in features.items()}
@@ -310,9 +359,16 @@ def _build(
     results_data = _read_json_optional(results_path)
     if with_benchmarks:
         results_data = None  # replaced by this version's own leaderboard below; the digest records the flag
-    inputs_digest = _inputs_digest(license_id, pretty_name, agreement_data, results_data, with_benchmarks,
-                                   template_path.read_text(encoding="utf-8") if template_path.is_file() else None,
-                                   silver.model if silver else None, ratios)
+    inputs_digest = _inputs_digest(
+        license_id,
+        pretty_name,
+        agreement_data,
+        results_data,
+        with_benchmarks,
+        template_path.read_text(encoding="utf-8") if template_path.is_file() else None,
+        silver.model if silver else None,
+        ratios,
+    )
     bump = ver.bump_for(diff, features_changed)
     unchanged = prev_manifest is not None and bump == "patch" and prev_manifest.get("inputs_digest") == inputs_digest
     if version is None:
@@ -327,29 +383,56 @@ def _build(
     staging = Path(tempfile.mkdtemp(prefix=f".newsstance-build-{version}-", dir=out.parent))
     try:
         _say(progress, f"writing release {version}")
-        data_files = {c: {s: write_split(t, staging, c, s, max_rows_per_shard) for s, t in splits_.items()}
-                      for c, splits_ in tables.items()}
+        data_files = {
+            c: {s: write_split(t, staging, c, s, max_rows_per_shard) for s, t in splits_.items()}
+            for c, splits_ in tables.items()
+        }
         rows = {c: {s: t.num_rows for s, t in splits_.items()} for c, splits_ in tables.items()}
-        written = {c: {s: sum(pq.read_metadata(staging / f).num_rows for f in files) for s, files in fs.items()}
-                   for c, fs in data_files.items()}
+        written = {
+            c: {s: sum(pq.read_metadata(staging / f).num_rows for f in files) for s, files in fs.items()}
+            for c, fs in data_files.items()
+        }
         if written != rows:
             raise IntegrityError(f"rows in the written parquet files {written} != rows built {rows}")
         git_head, git_dirty = ver.git_commit(root)
         now = datetime.now(UTC).replace(microsecond=0)
-        history = [*(prev_manifest.get("history", []) if prev_manifest else []),
-                   {"version": version, "date": now.date().isoformat(), "rows": rows, **ver.diff_summary(diff)}]
+        history = [
+            *(prev_manifest.get("history", []) if prev_manifest else []),
+            {"version": version, "date": now.date().isoformat(), "rows": rows, **ver.diff_summary(diff)},
+        ]
         inputs = CardInputs(
-            scheme=scheme, version=version, release_date=now.date().isoformat(), pretty_name=pretty_name,
-            license_id=license_id, tables=tables, features=features, data_files=data_files, rows=rows,
-            snapshot=snapshot, diff=diff, history=history, gold_methods=gold_methods, agreement=agreement_data,
-            results=results_data, silver_model=silver.model if silver else None, ratios=ratios,
-            tool_version=__version__, git_commit=git_head, root=root,
+            scheme=scheme,
+            version=version,
+            release_date=now.date().isoformat(),
+            pretty_name=pretty_name,
+            license_id=license_id,
+            tables=tables,
+            features=features,
+            data_files=data_files,
+            rows=rows,
+            snapshot=snapshot,
+            diff=diff,
+            history=history,
+            gold_methods=gold_methods,
+            agreement=agreement_data,
+            results=results_data,
+            silver_model=silver.model if silver else None,
+            ratios=ratios,
+            tool_version=__version__,
+            git_commit=git_head,
+            root=root,
         )
         yaml_data = card_mod.card_data(
-            pretty_name=pretty_name, license_id=license_id, languages=inputs.languages(),
-            num_rows=max(sum(r.values()) for r in rows.values()), silver=silver is not None, data_files=data_files,
-            features=features, split_rows=rows,
-            split_bytes={c: {s: t.nbytes for s, t in sp.items()} for c, sp in tables.items()}, version=version,
+            pretty_name=pretty_name,
+            license_id=license_id,
+            languages=inputs.languages(),
+            num_rows=max(sum(r.values()) for r in rows.values()),
+            silver=silver is not None,
+            data_files=data_files,
+            features=features,
+            split_rows=rows,
+            split_bytes={c: {s: t.nbytes for s, t in sp.items()} for c, sp in tables.items()},
+            version=version,
         )
         readme = card_mod.render_card(template_path, card_context(inputs, yaml_data.to_yaml()))
         card_mod.validate_card(readme, features, rows, staging)
@@ -375,14 +458,18 @@ def _build(
             "git_dirty": git_dirty,
             "scheme_version": scheme.scheme_version,
             "article_schema_version": _article_schema_version(),
-            "configs": {c: {s: {"rows": rows[c][s], "files": files} for s, files in fs.items()}
-                        for c, fs in data_files.items()},
+            "configs": {
+                c: {s: {"rows": rows[c][s], "files": files} for s, files in fs.items()} for c, fs in data_files.items()
+            },
             "rows": rows,
             "files": ver.file_entries(staging, [*file_names, "README.md", ver.DIFF]),
             "features": features_dict,
             "tokenizer": {"pattern": TOKEN_PATTERN, "split_at_entity_boundaries": True},
-            "splits": {"ratios": list(ratios), "file": _relative(splits_path, root),
-                       "new_ids": len(assignment.new_ids)},
+            "splits": {
+                "ratios": list(ratios),
+                "file": _relative(splits_path, root),
+                "new_ids": len(assignment.new_ids),
+            },
             "silver_model": silver.model if silver else None,
             "inputs": {
                 "articles": [{"path": _relative(p, root), "sha256": ver.sha256_file(p)} for p in article_paths],

@@ -24,35 +24,146 @@ from newsstance.errors import UserError
 from newsstance.paths import project_root
 
 # Licence ids the Hub accepts (subset of https://huggingface.co/docs/hub/repositories-licenses).
-KNOWN_LICENSES = frozenset({
-    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
-    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
-    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0",
-    "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0",
-    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0",
-    "cdla-sharing-1.0", "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0",
-    "etalab-2.0", "eupl-1.1", "eupl-1.2", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1",
-    "lgpl-3.0", "isc", "h-research", "intel-research", "lppl-1.3c", "ms-pl", "apple-ascl", "apple-amlr", "mpl-2.0",
-    "odc-by", "odbl", "openmdw-1.0", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib",
-    "pddl", "lgpl-lr", "deepfloyd-if-license", "fair-noncommercial-research-license", "llama2", "llama3",
-    "llama3.1", "llama3.2", "llama3.3", "llama4", "gemma", "unknown", "other",
-})
-SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
-                   "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T")
-KNOWN_TASK_CATEGORIES = frozenset({
-    "token-classification", "text-classification", "text-generation", "question-answering", "summarization",
-    "translation", "fill-mask", "sentence-similarity", "zero-shot-classification", "feature-extraction",
-    "table-question-answering", "text2text-generation", "other",
-})
-KNOWN_TASK_IDS = frozenset({
-    "named-entity-recognition", "part-of-speech", "parsing", "lemmatization", "word-sense-disambiguation",
-    "coreference-resolution", "multi-class-classification", "multi-label-classification", "topic-classification",
-    "sentiment-classification", "sentiment-analysis", "fact-checking", "intent-classification",
-    "natural-language-inference", "semantic-similarity-classification", "text-scoring", "hate-speech-detection",
-    "entity-linking-classification", "acceptability-classification", "language-identification",
-})
-KNOWN_CREATORS = frozenset({"crowdsourced", "expert-generated", "found", "machine-generated", "no-annotation",
-                            "other"})
+KNOWN_LICENSES = frozenset(
+    {
+        "apache-2.0",
+        "mit",
+        "openrail",
+        "bigscience-openrail-m",
+        "creativeml-openrail-m",
+        "bigscience-bloom-rail-1.0",
+        "bigcode-openrail-m",
+        "afl-3.0",
+        "artistic-2.0",
+        "bsl-1.0",
+        "bsd",
+        "bsd-2-clause",
+        "bsd-3-clause",
+        "bsd-3-clause-clear",
+        "c-uda",
+        "cc",
+        "cc0-1.0",
+        "cc-by-2.0",
+        "cc-by-2.5",
+        "cc-by-3.0",
+        "cc-by-4.0",
+        "cc-by-sa-3.0",
+        "cc-by-sa-4.0",
+        "cc-by-nc-2.0",
+        "cc-by-nc-3.0",
+        "cc-by-nc-4.0",
+        "cc-by-nd-4.0",
+        "cc-by-nc-nd-3.0",
+        "cc-by-nc-nd-4.0",
+        "cc-by-nc-sa-2.0",
+        "cc-by-nc-sa-3.0",
+        "cc-by-nc-sa-4.0",
+        "cdla-sharing-1.0",
+        "cdla-permissive-1.0",
+        "cdla-permissive-2.0",
+        "wtfpl",
+        "ecl-2.0",
+        "epl-1.0",
+        "epl-2.0",
+        "etalab-2.0",
+        "eupl-1.1",
+        "eupl-1.2",
+        "agpl-3.0",
+        "gfdl",
+        "gpl",
+        "gpl-2.0",
+        "gpl-3.0",
+        "lgpl",
+        "lgpl-2.1",
+        "lgpl-3.0",
+        "isc",
+        "h-research",
+        "intel-research",
+        "lppl-1.3c",
+        "ms-pl",
+        "apple-ascl",
+        "apple-amlr",
+        "mpl-2.0",
+        "odc-by",
+        "odbl",
+        "openmdw-1.0",
+        "openrail++",
+        "osl-3.0",
+        "postgresql",
+        "ofl-1.1",
+        "ncsa",
+        "unlicense",
+        "zlib",
+        "pddl",
+        "lgpl-lr",
+        "deepfloyd-if-license",
+        "fair-noncommercial-research-license",
+        "llama2",
+        "llama3",
+        "llama3.1",
+        "llama3.2",
+        "llama3.3",
+        "llama4",
+        "gemma",
+        "unknown",
+        "other",
+    }
+)
+SIZE_CATEGORIES = (
+    "n<1K",
+    "1K<n<10K",
+    "10K<n<100K",
+    "100K<n<1M",
+    "1M<n<10M",
+    "10M<n<100M",
+    "100M<n<1B",
+    "1B<n<10B",
+    "10B<n<100B",
+    "100B<n<1T",
+    "n>1T",
+)
+KNOWN_TASK_CATEGORIES = frozenset(
+    {
+        "token-classification",
+        "text-classification",
+        "text-generation",
+        "question-answering",
+        "summarization",
+        "translation",
+        "fill-mask",
+        "sentence-similarity",
+        "zero-shot-classification",
+        "feature-extraction",
+        "table-question-answering",
+        "text2text-generation",
+        "other",
+    }
+)
+KNOWN_TASK_IDS = frozenset(
+    {
+        "named-entity-recognition",
+        "part-of-speech",
+        "parsing",
+        "lemmatization",
+        "word-sense-disambiguation",
+        "coreference-resolution",
+        "multi-class-classification",
+        "multi-label-classification",
+        "topic-classification",
+        "sentiment-classification",
+        "sentiment-analysis",
+        "fact-checking",
+        "intent-classification",
+        "natural-language-inference",
+        "semantic-similarity-classification",
+        "text-scoring",
+        "hate-speech-detection",
+        "entity-linking-classification",
+        "acceptability-classification",
+        "language-identification",
+    }
+)
+KNOWN_CREATORS = frozenset({"crowdsourced", "expert-generated", "found", "machine-generated", "no-annotation", "other"})
 
 
 def size_category(n: int) -> str:
@@ -70,9 +181,17 @@ def check_license(license_id: str) -> str:
 
 
 def card_data(
-    *, pretty_name: str, license_id: str, languages: list[str], num_rows: int, silver: bool,
-    data_files: Mapping[str, Mapping[str, list[str]]], features: Mapping[str, Features],
-    split_rows: Mapping[str, Mapping[str, int]], split_bytes: Mapping[str, Mapping[str, int]], version: str,
+    *,
+    pretty_name: str,
+    license_id: str,
+    languages: list[str],
+    num_rows: int,
+    silver: bool,
+    data_files: Mapping[str, Mapping[str, list[str]]],
+    features: Mapping[str, Features],
+    split_rows: Mapping[str, Mapping[str, int]],
+    split_bytes: Mapping[str, Mapping[str, int]],
+    version: str,
 ) -> DatasetCardData:
     """The YAML metadata: Hub enums plus `configs` and `dataset_info` written by datasets' own classes."""
     data = DatasetCardData(
@@ -88,18 +207,28 @@ def card_data(
         language_creators=["found"],
         source_datasets=["original"],
     )
-    MetadataConfigs({
-        config: {"data_files": [{"split": split, "path": paths} for split, paths in files.items()]}
-        for config, files in data_files.items()
-    }).to_dataset_card_data(data)
-    infos = DatasetInfosDict({
-        config: DatasetInfo(
-            config_name=config, features=features[config], version=version,
-            splits=SplitDict({split: SplitInfo(name=split, num_examples=n, num_bytes=split_bytes[config][split])
-                              for split, n in split_rows[config].items()}),
-        )
-        for config in data_files
-    })
+    MetadataConfigs(
+        {
+            config: {"data_files": [{"split": split, "path": paths} for split, paths in files.items()]}
+            for config, files in data_files.items()
+        }
+    ).to_dataset_card_data(data)
+    infos = DatasetInfosDict(
+        {
+            config: DatasetInfo(
+                config_name=config,
+                features=features[config],
+                version=version,
+                splits=SplitDict(
+                    {
+                        split: SplitInfo(name=split, num_examples=n, num_bytes=split_bytes[config][split])
+                        for split, n in split_rows[config].items()
+                    }
+                ),
+            )
+            for config in data_files
+        }
+    )
     infos.to_dataset_card_data(data)
     return data
 
@@ -114,24 +243,34 @@ def render_card(template: Path, context: Mapping[str, Any]) -> str:
         source = template.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"card template not found: {template}") from None
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-                             lstrip_blocks=True, autoescape=False)
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
     try:
         return env.from_string(source).render(**context)
     except jinja2.TemplateError as exc:
         raise UserError(f"{template}: cannot render the card ({exc})") from None
 
 
-def validate_card(text: str, features: Mapping[str, Features], split_rows: Mapping[str, Mapping[str, int]],
-                  release_dir: Path) -> None:
+def validate_card(
+    text: str, features: Mapping[str, Features], split_rows: Mapping[str, Mapping[str, int]], release_dir: Path
+) -> None:
     """Parse the card as the Hub and datasets will and compare it with what was built; raise on any mismatch."""
     card = DatasetCard(text)
     data = card.data
     if data.get("license") not in KNOWN_LICENSES:
         raise UserError(f"card: unknown license {data.get('license')!r}")
-    for key, known in (("size_categories", SIZE_CATEGORIES), ("task_categories", KNOWN_TASK_CATEGORIES),
-                       ("task_ids", KNOWN_TASK_IDS), ("annotations_creators", KNOWN_CREATORS),
-                       ("language_creators", KNOWN_CREATORS)):
+    for key, known in (
+        ("size_categories", SIZE_CATEGORIES),
+        ("task_categories", KNOWN_TASK_CATEGORIES),
+        ("task_ids", KNOWN_TASK_IDS),
+        ("annotations_creators", KNOWN_CREATORS),
+        ("language_creators", KNOWN_CREATORS),
+    ):
         unknown = [v for v in data.get(key) or [] if v not in known]
         if unknown or not data.get(key):
             raise UserError(f"card: {key} has unknown or no values: {unknown}")

@@ -54,8 +54,12 @@ class CardInputs:
     root: Path
 
     def column(self, config: str, name: str) -> list[Any]:
-        return [v for split in SPLITS if split in self.tables[config]
-                for v in self.tables[config][split].column(name).to_pylist()]
+        return [
+            v
+            for split in SPLITS
+            if split in self.tables[config]
+            for v in self.tables[config][split].column(name).to_pylist()
+        ]
 
     def languages(self) -> list[str]:
         found = sorted({lang.split("-")[0] for lang in self.column(ARTICLES, "language") if lang})
@@ -82,8 +86,9 @@ def _example(inputs: CardInputs) -> str:
 def _field_tables(inputs: CardInputs) -> dict[str, str]:
     tables = {}
     for config, features in inputs.features.items():
-        rows = [[f"`{name}`", describe_feature(feature), DESCRIPTIONS.get(name, "")] for name, feature in
-                features.items()]
+        rows = [
+            [f"`{name}`", describe_feature(feature), DESCRIPTIONS.get(name, "")] for name, feature in features.items()
+        ]
         tables[config] = markdown_table(["field", "type", "description"], rows)
     return tables
 
@@ -117,11 +122,17 @@ def _sources_table(inputs: CardInputs) -> tuple[str, int, str, str]:
         entry["gold"] += bool(is_gold)
         if date:
             entry["dates"].append(date[:10])
-    rows = [[name, e["n"], e["gold"], min(e["dates"], default="-"), max(e["dates"], default="-")]
-            for name, e in sorted(per.items())]
+    rows = [
+        [name, e["n"], e["gold"], min(e["dates"], default="-"), max(e["dates"], default="-")]
+        for name, e in sorted(per.items())
+    ]
     all_dates = [d[:10] for d in dates if d]
-    return (markdown_table(["outlet", "articles", "gold-annotated", "first published", "last published"], rows),
-            len(per), min(all_dates, default="unknown"), max(all_dates, default="unknown"))
+    return (
+        markdown_table(["outlet", "articles", "gold-annotated", "first published", "last published"], rows),
+        len(per),
+        min(all_dates, default="unknown"),
+        max(all_dates, default="unknown"),
+    )
 
 
 def _flatten_numbers(data: Any, prefix: str = "") -> list[list[Any]]:
@@ -184,25 +195,39 @@ def _history(inputs: CardInputs) -> str:
     rows = []
     for entry in reversed(inputs.history):
         gold_rows = entry.get("rows", {}).get(DEFAULT, {})
-        rows.append([
-            entry["version"], entry["date"],
-            f"+{entry['articles_added']} / -{entry['articles_removed']} / ~{entry['articles_changed']}",
-            f"+{entry['annotations_added']} / -{entry['annotations_removed']} / ~{entry['annotations_changed']}",
-            " / ".join(str(gold_rows.get(s, 0)) for s in SPLITS),
-        ])
-    return markdown_table(["version", "date", "articles (added / removed / changed)",
-                           "annotations (added / removed / changed)", "gold rows (train / validation / test)"], rows)
+        rows.append(
+            [
+                entry["version"],
+                entry["date"],
+                f"+{entry['articles_added']} / -{entry['articles_removed']} / ~{entry['articles_changed']}",
+                f"+{entry['annotations_added']} / -{entry['annotations_removed']} / ~{entry['annotations_changed']}",
+                " / ".join(str(gold_rows.get(s, 0)) for s in SPLITS),
+            ]
+        )
+    return markdown_table(
+        [
+            "version",
+            "date",
+            "articles (added / removed / changed)",
+            "annotations (added / removed / changed)",
+            "gold rows (train / validation / test)",
+        ],
+        rows,
+    )
 
 
 def _diff_details(inputs: CardInputs) -> str:
     diff = inputs.diff
     if diff.get("first_release"):
         return f"Version {inputs.version} is the first release."
-    lines = [f"Changes in {inputs.version} since {diff['previous_version']}: "
-             f"{len(diff['articles_added'])} article(s) added, {len(diff['articles_removed'])} removed, "
-             f"{len(diff['articles_changed'])} changed; {len(diff['annotations_added'])} annotation(s) added, "
-             f"{len(diff['annotations_removed'])} removed, {len(diff['annotations_changed'])} changed; "
-             f"{len(diff['split_moves'])} article(s) moved between splits. Ids are listed in `diff.json`.", ""]
+    lines = [
+        f"Changes in {inputs.version} since {diff['previous_version']}: "
+        f"{len(diff['articles_added'])} article(s) added, {len(diff['articles_removed'])} removed, "
+        f"{len(diff['articles_changed'])} changed; {len(diff['annotations_added'])} annotation(s) added, "
+        f"{len(diff['annotations_removed'])} removed, {len(diff['annotations_changed'])} changed; "
+        f"{len(diff['split_moves'])} article(s) moved between splits. Ids are listed in `diff.json`.",
+        "",
+    ]
     before, after = diff["labels_before"], diff["labels_after"]
     keys = sorted({k for counts in (*before.values(), *after.values()) for k in counts})
     rows = []
@@ -211,8 +236,7 @@ def _diff_details(inputs: CardInputs) -> str:
         if any(before.get(s, {}).get(key, 0) != after.get(s, {}).get(key, 0) for s in SPLITS):
             rows.append([_label_name(key, inputs.scheme), *cells])
     if rows:
-        lines += ["Label counts per split that changed (before → after):", "",
-                  markdown_table(["label", *SPLITS], rows)]
+        lines += ["Label counts per split that changed (before → after):", "", markdown_table(["label", *SPLITS], rows)]
     return "\n".join(lines)
 
 
@@ -232,15 +256,17 @@ def _annotation_tool() -> str:
 
 def _citation(inputs: CardInputs) -> str:
     key = f"newsstance_{inputs.version.replace('.', '_')}"
-    return "\n".join([
-        f"@misc{{{key},",
-        f"  title        = {{{{{inputs.pretty_name}}}: an English news corpus annotated for entities and stance}},",
-        "  author       = {{The newsstance project}},",
-        f"  year         = {{{inputs.release_date[:4]}}},",
-        f"  version      = {{{inputs.version}}},",
-        f"  note         = {{Hugging Face dataset, revision v{inputs.version}}}",
-        "}",
-    ])
+    return "\n".join(
+        [
+            f"@misc{{{key},",
+            f"  title        = {{{{{inputs.pretty_name}}}: an English news corpus annotated for entities and stance}},",
+            "  author       = {{The newsstance project}},",
+            f"  year         = {{{inputs.release_date[:4]}}},",
+            f"  version      = {{{inputs.version}}},",
+            f"  note         = {{Hugging Face dataset, revision v{inputs.version}}}",
+            "}",
+        ]
+    )
 
 
 def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
@@ -250,8 +276,10 @@ def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
     agreement_table, n_annotators = _agreement(inputs)
     labels = inputs.snapshot["labels"]
     guidelines = inputs.root / "annotations" / "guidelines.md"
-    split_rows = [[config, *(inputs.rows[config].get(s, 0) for s in SPLITS), sum(inputs.rows[config].values())]
-                  for config in inputs.rows]
+    split_rows = [
+        [config, *(inputs.rows[config].get(s, 0) for s in SPLITS), sum(inputs.rows[config].values())]
+        for config in inputs.rows
+    ]
     return {
         "card_data": yaml_text.strip(),
         "pretty_name": inputs.pretty_name,
@@ -270,32 +298,40 @@ def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
         "silver_model": inputs.silver_model,
         "languages": inputs.languages(),
         "license": inputs.license_id,
-        "license_note": "" if inputs.license_id not in {"other", "unknown"} else
-        "No licence was chosen for this build (`other`): treat the release as all rights reserved until one is set.",
+        "license_note": ""
+        if inputs.license_id not in {"other", "unknown"}
+        else "No licence was chosen for this build (`other`): treat the release as all rights reserved until one is set.",
         "scheme_version": scheme.scheme_version,
         "schema_version": validator("article.schema.json").schema.get("x-schema-version", "?"),
         "tool_version": inputs.tool_version,
         "git_commit": inputs.git_commit,
         "configs_table": markdown_table(
             ["config", "purpose", "files"],
-            [[f"`{c}`", CONFIG_PURPOSE.get(c, ""), ", ".join(f"`{f}`" for fs in files.values() for f in fs)]
-             for c, files in inputs.data_files.items()]),
+            [
+                [f"`{c}`", CONFIG_PURPOSE.get(c, ""), ", ".join(f"`{f}`" for fs in files.values() for f in fs)]
+                for c, files in inputs.data_files.items()
+            ],
+        ),
         "example": _example(inputs),
         "field_tables": _field_tables(inputs),
         "token_pattern": TOKEN_PATTERN,
-        "entity_table": markdown_table(["label", "description"],
-                                       [[e.name, e.description] for e in scheme.entity_labels]),
-        "stance_table": markdown_table(["label", "description"],
-                                       [[s.name, s.description] for s in scheme.stance_labels]),
-        "target_table": markdown_table(["id", "name", "question"],
-                                       [[f"`{t.id}`", t.name, t.question] for t in scheme.stance_targets]),
+        "entity_table": markdown_table(
+            ["label", "description"], [[e.name, e.description] for e in scheme.entity_labels]
+        ),
+        "stance_table": markdown_table(
+            ["label", "description"], [[s.name, s.description] for s in scheme.stance_labels]
+        ),
+        "target_table": markdown_table(
+            ["id", "name", "question"], [[f"`{t.id}`", t.name, t.question] for t in scheme.stance_targets]
+        ),
         "counts_table": _counts_table(inputs),
         "splits_table": markdown_table(["config", *SPLITS, "total"], split_rows),
         "ratios": " / ".join(f"{s} {r:g}" for s, r in zip(SPLITS, inputs.ratios, strict=True)),
         "sources_table": sources_table,
         "annotation_tool": _annotation_tool(),
-        "guidelines": "`annotations/guidelines.md` in the project repository" if guidelines.is_file() else
-        "the label descriptions below and the hints in the labelling configuration (`annotations/label_config.xml`)",
+        "guidelines": "`annotations/guidelines.md` in the project repository"
+        if guidelines.is_file()
+        else "the label descriptions below and the hints in the labelling configuration (`annotations/label_config.xml`)",
         "methods_table": markdown_table(["method", "gold articles"], sorted(inputs.gold_methods.items())),
         "agreement_table": agreement_table,
         "n_annotators": n_annotators,

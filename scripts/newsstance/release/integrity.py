@@ -61,8 +61,9 @@ def _values_at(table: pa.Table, path: tuple[str, ...]) -> pa.Array:
     return current
 
 
-def check_class_labels(config: str, split: str, table: pa.Table, features: Features,
-                       allow_missing: set[tuple[str, ...]]) -> None:
+def check_class_labels(
+    config: str, split: str, table: pa.Table, features: Features, allow_missing: set[tuple[str, ...]]
+) -> None:
     for path, label in _label_paths(features):
         values = _values_at(table, path)
         if len(values) == 0:
@@ -72,8 +73,11 @@ def check_class_labels(config: str, split: str, table: pa.Table, features: Featu
         low, high = (v.as_py() for v in pc.min_max(values).values())
         floor = -1 if path in allow_missing else 0
         if low < floor or high >= label.num_classes:
-            raise _fail(config, split, f"{'.'.join(path)} label id out of range [{floor}, {label.num_classes - 1}]: "
-                                       f"min {low}, max {high}")
+            raise _fail(
+                config,
+                split,
+                f"{'.'.join(path)} label id out of range [{floor}, {label.num_classes - 1}]: min {low}, max {high}",
+            )
 
 
 def check_spans_match_text(config: str, split: str, table: pa.Table) -> None:
@@ -83,8 +87,12 @@ def check_spans_match_text(config: str, split: str, table: pa.Table) -> None:
         for entity in entities:
             start, end = entity["start"], entity["end"]
             if not 0 <= start < end <= len(text) or text[start:end] != entity["text"]:
-                raise _fail(config, split, f"article {article_id}: entity [{start}, {end}) text {entity['text']!r} "
-                                           f"does not match the article text {text[start:end]!r}")
+                raise _fail(
+                    config,
+                    split,
+                    f"article {article_id}: entity [{start}, {end}) text {entity['text']!r} "
+                    f"does not match the article text {text[start:end]!r}",
+                )
 
 
 def check_tokens(config: str, split: str, table: pa.Table) -> None:
@@ -107,8 +115,11 @@ def check_tokens(config: str, split: str, table: pa.Table) -> None:
     if bad.any():
         first = int(np.argmax(bad))
         article_id = table.column("id")[int(row[first])]
-        raise _fail(config, split, f"article {article_id}: token {first - offsets[row[first]]} "
-                                   "has offsets that do not match its text")
+        raise _fail(
+            config,
+            split,
+            f"article {article_id}: token {first - offsets[row[first]]} has offsets that do not match its text",
+        )
 
 
 def decode_bio(tags: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -140,14 +151,21 @@ def check_bio_agrees(config: str, split: str, table: pa.Table) -> None:
     try:
         row, first, last, label = decode_bio(tags.to_numpy(zero_copy_only=False).astype(np.int64), offsets)
     except ValueError as exc:
-        raise _fail(config, split, f"article {ids[int(str(exc))]}: an I- tag follows neither B- nor I- of its label") \
-            from None
+        raise _fail(
+            config, split, f"article {ids[int(str(exc))]}: an I- tag follows neither B- nor I- of its label"
+        ) from None
     starts_np = starts.to_numpy(zero_copy_only=False).astype(np.int64)
     ends_np = ends.to_numpy(zero_copy_only=False).astype(np.int64)
     bio = np.stack([row, starts_np[first], ends_np[last], label]) if len(first) else np.zeros((4, 0), np.int64)
     ent_row = np.repeat(np.arange(len(ent_offsets) - 1), np.diff(ent_offsets))
-    span = np.stack([ent_row] + [ents.field(f).to_numpy(zero_copy_only=False).astype(np.int64)
-                                 for f in ("start", "end", "label")]) if len(ents) else np.zeros((4, 0), np.int64)
+    span = (
+        np.stack(
+            [ent_row]
+            + [ents.field(f).to_numpy(zero_copy_only=False).astype(np.int64) for f in ("start", "end", "label")]
+        )
+        if len(ents)
+        else np.zeros((4, 0), np.int64)
+    )
     bio = bio[:, np.lexsort(bio[::-1])]
     span = span[:, np.lexsort(span[::-1])]
     if bio.shape != span.shape or not np.array_equal(bio, span):
@@ -160,8 +178,7 @@ def check_bio_agrees(config: str, split: str, table: pa.Table) -> None:
         raise _fail(config, split, f"article {ids[bad_row]}: BIO tags do not agree with the entity spans")
 
 
-def check_splits_disjoint(config: str, tables: Mapping[str, pa.Table], cluster_of: Mapping[str, str]
-                          ) -> dict[str, str]:
+def check_splits_disjoint(config: str, tables: Mapping[str, pa.Table], cluster_of: Mapping[str, str]) -> dict[str, str]:
     """No id in two splits (or twice in one); no near-duplicate cluster in two splits. Returns id -> split."""
     split_of: dict[str, str] = {}
     cluster_split: dict[str, tuple[str, str]] = {}
@@ -177,8 +194,12 @@ def check_splits_disjoint(config: str, tables: Mapping[str, pa.Table], cluster_o
     return split_of
 
 
-def check_release(tables: Tables, features: Mapping[str, Features], cluster_of: Mapping[str, str],
-                  allow_missing: Mapping[str, set[tuple[str, ...]]]) -> None:
+def check_release(
+    tables: Tables,
+    features: Mapping[str, Features],
+    cluster_of: Mapping[str, str],
+    allow_missing: Mapping[str, set[tuple[str, ...]]],
+) -> None:
     """Every check on every config and split; the first failure raises IntegrityError."""
     split_everywhere: dict[str, tuple[str, str]] = {}
     for config, splits in tables.items():

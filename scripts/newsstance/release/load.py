@@ -26,9 +26,15 @@ def release_dir(path: Path | str, version: str | None = None) -> Path:
     return folder
 
 
-def load_release_dataset(path: Path | str, config: str = DEFAULT, split: str | None = None, *,
-                         version: str | None = None, streaming: bool = False, cache_dir: Path | str | None = None
-                         ) -> Any:
+def load_release_dataset(
+    path: Path | str,
+    config: str = DEFAULT,
+    split: str | None = None,
+    *,
+    version: str | None = None,
+    streaming: bool = False,
+    cache_dir: Path | str | None = None,
+) -> Any:
     """`datasets.load_dataset` on a release folder (or on `dist` + version; latest when omitted).
 
     Data file names are content-addressed, so the normal cache is safe even for rebuilt folders.
@@ -36,5 +42,6 @@ def load_release_dataset(path: Path | str, config: str = DEFAULT, split: str | N
     import datasets
 
     folder = release_dir(path, version)
-    return datasets.load_dataset(str(folder), config, split=split, streaming=streaming,
-                                 cache_dir=str(cache_dir) if cache_dir else None)
+    return datasets.load_dataset(
+        str(folder), config, split=split, streaming=streaming, cache_dir=str(cache_dir) if cache_dir else None
+    )

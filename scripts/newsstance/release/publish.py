@@ -23,7 +23,7 @@ class PublishPlan:
     version: str
     tag: str
     folder: Path
-    files: list[tuple[str, int]]   # path in repo, size in bytes
+    files: list[tuple[str, int]]  # path in repo, size in bytes
     private: bool
 
 
@@ -67,8 +67,15 @@ def resolve_token(token: str | None = None) -> str:
     return found
 
 
-def publish_release(repo_id: str, version: str, *, dist: Path | str = "dist", private: bool = False,
-                    dry_run: bool = False, token: str | None = None) -> PublishResult:
+def publish_release(
+    repo_id: str,
+    version: str,
+    *,
+    dist: Path | str = "dist",
+    private: bool = False,
+    dry_run: bool = False,
+    token: str | None = None,
+) -> PublishResult:
     """create_repo(exist_ok=True) -> upload_folder (one commit) -> create_tag("vX.Y.Z") on that commit."""
     plan = plan_publish(repo_id, version, Path(dist), private)
     if dry_run:
@@ -85,14 +92,18 @@ def publish_release(repo_id: str, version: str, *, dist: Path | str = "dist", pr
             raise UserError(f"tag {plan.tag} already exists on {repo_id}; versions are never re-tagged")
         step = "upload the release"
         commit = api.upload_folder(
-            repo_id=repo_id, repo_type="dataset", folder_path=plan.folder,
-            allow_patterns=[path for path, _ in plan.files], delete_patterns=["data/**"],
+            repo_id=repo_id,
+            repo_type="dataset",
+            folder_path=plan.folder,
+            allow_patterns=[path for path, _ in plan.files],
+            delete_patterns=["data/**"],
             commit_message=f"Release {plan.tag}",
             commit_description=f"newsstance release {version}: {len(plan.files)} files, see manifest.json.",
         )
         step = f"create the tag {plan.tag}"
-        api.create_tag(repo_id, tag=plan.tag, tag_message=f"newsstance release {version}", revision=commit.oid,
-                       repo_type="dataset")
+        api.create_tag(
+            repo_id, tag=plan.tag, tag_message=f"newsstance release {version}", revision=commit.oid, repo_type="dataset"
+        )
     except OfflineModeIsEnabled:
         raise UserError("cannot publish while HF_HUB_OFFLINE is set") from None
     except HfHubHTTPError as exc:

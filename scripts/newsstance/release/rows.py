@@ -78,11 +78,15 @@ def load_gold(path: Path, articles_by_id: Mapping[str, Record], scheme: Scheme) 
         if article is None:
             raise UserError(f"{where}: gold for unknown article {record['article_id']}")
         if record["text_sha256"] != article["text_sha256"]:
-            raise UserError(f"{where}: gold for article {record['article_id']} was made on a different text "
-                            "(text_sha256 differs); re-annotate or re-import it")
+            raise UserError(
+                f"{where}: gold for article {record['article_id']} was made on a different text "
+                "(text_sha256 differs); re-annotate or re-import it"
+            )
         if record["scheme_version"].split(".")[0] != major:
-            raise UserError(f"{where}: scheme_version {record['scheme_version']} does not match the scheme's "
-                            f"{scheme.scheme_version}")
+            raise UserError(
+                f"{where}: scheme_version {record['scheme_version']} does not match the scheme's "
+                f"{scheme.scheme_version}"
+            )
         if record["article_id"] in gold:
             raise UserError(f"{where}: second gold record for article {record['article_id']}")
         gold[record["article_id"]] = record
@@ -128,7 +132,10 @@ class Columns:
 
 
 def _entity_rows(
-    article: Record, entities: Iterable[Record], scheme: Scheme, entity_index: Mapping[str, int],
+    article: Record,
+    entities: Iterable[Record],
+    scheme: Scheme,
+    entity_index: Mapping[str, int],
     stance_index: Mapping[str, int],
 ) -> list[dict[str, Any]]:
     """Entities sorted by offset with label ids; clear errors for spans that cannot become BIO tags."""
@@ -140,12 +147,25 @@ def _entity_rows(
         start, end = entity["start"], entity["end"]
         covered = text[start:end]
         label = entity_index.get(entity["label"])
-        if (not 0 <= start < end <= size or entity.get("text", covered) != covered or covered[0].isspace()
-                or covered[-1].isspace() or label is None or start < previous_end):
+        if (
+            not 0 <= start < end <= size
+            or entity.get("text", covered) != covered
+            or covered[0].isspace()
+            or covered[-1].isspace()
+            or label is None
+            or start < previous_end
+        ):
             raise _entity_error(article, entity, rows, scheme)
         stance = entity.get("stance")
-        rows.append({"start": start, "end": end, "label": label, "text": covered,
-                     "stance": stance_index[stance] if stance is not None else -1})
+        rows.append(
+            {
+                "start": start,
+                "end": end,
+                "label": label,
+                "text": covered,
+                "stance": stance_index[stance] if stance is not None else -1,
+            }
+        )
         previous_end = end
     return rows
 
@@ -165,8 +185,10 @@ def _entity_error(article: Record, entity: Record, previous: list[dict[str, Any]
     if entity["label"] not in scheme.entity_names:
         return UserError(f"{span}: label not in the scheme ({', '.join(scheme.entity_names)})")
     prev = previous[-1]
-    return UserError(f"{span} overlaps [{prev['start']}, {prev['end']}) {scheme.entity_names[prev['label']]}; "
-                     "BIO tags need non-overlapping spans")
+    return UserError(
+        f"{span} overlaps [{prev['start']}, {prev['end']}) {scheme.entity_names[prev['label']]}; "
+        "BIO tags need non-overlapping spans"
+    )
 
 
 def _metadata(article: Record) -> dict[str, Any]:
@@ -187,12 +209,19 @@ class LabelIds:
         def index(names: list[str]) -> dict[str, int]:
             return {name: i for i, name in enumerate(names)}
 
-        return cls(index(scheme.entity_names), index(scheme.stance_names), index(scheme.document_stance_names),
-                   tuple(scheme.target_ids))
+        return cls(
+            index(scheme.entity_names),
+            index(scheme.stance_names),
+            index(scheme.document_stance_names),
+            tuple(scheme.target_ids),
+        )
 
 
 def annotated_row(
-    article: Record, entities: Iterable[Record], stances: Mapping[str, str], scheme: Scheme,
+    article: Record,
+    entities: Iterable[Record],
+    stances: Mapping[str, str],
+    scheme: Scheme,
     ids: LabelIds | None = None,
 ) -> dict[str, Any]:
     """One `default`/`silver` row: metadata, entities, tokens with offsets, BIO tag ids, stance per target."""
@@ -239,8 +268,9 @@ class Silver:
     stances: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def _columns(configs: dict[str, dict[str, Columns]], config: str, split: str, schemas: Mapping[str, pa.Schema]
-             ) -> Columns:
+def _columns(
+    configs: dict[str, dict[str, Columns]], config: str, split: str, schemas: Mapping[str, pa.Schema]
+) -> Columns:
     if split not in configs[config]:
         configs[config][split] = Columns(schemas[config])
     return configs[config][split]
@@ -266,12 +296,14 @@ def config_columns(
         record = gold.get(article_id)
         if record is not None:
             _columns(configs, DEFAULT, split, schemas).append(
-                annotated_row(article, record["entities"], record["stances"], scheme, ids))
+                annotated_row(article, record["entities"], record["stances"], scheme, ids)
+            )
         if article.get("duplicate_of") is None:
             _columns(configs, ARTICLES, split, schemas).append(article_row(article, record is not None))
             if silver is not None:
-                row = annotated_row(article, silver.entities.get(article_id, []),
-                                    silver.stances.get(article_id, {}), scheme, ids)
+                row = annotated_row(
+                    article, silver.entities.get(article_id, []), silver.stances.get(article_id, {}), scheme, ids
+                )
                 _columns(configs, SILVER, split, schemas).append({**row, "model": silver.model})
         if progress is not None:
             progress.update(1)

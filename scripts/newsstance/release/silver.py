@@ -18,8 +18,11 @@ from newsstance.scheme import Scheme, record_validator
 
 
 def silver_from_spacy(
-    articles: Iterable[Record], scheme: Scheme, model: str = DEFAULT_MODEL,
-    label_map_path: Path | None = None, progress: object = None,
+    articles: Iterable[Record],
+    scheme: Scheme,
+    model: str = DEFAULT_MODEL,
+    label_map_path: Path | None = None,
+    progress: object = None,
 ) -> Silver:
     """Run the project's spaCy NER (the one used for pre-annotation) over every article text."""
     ner = SpacyNER(scheme, model, label_map_path)
@@ -27,8 +30,9 @@ def silver_from_spacy(
     entities: dict[str, list[Record]] = {}
     for record, spans in zip(records, ner.spans(r["text"] for r in records), strict=True):
         text = record["text"]
-        entities[record["id"]] = [{"start": s.start, "end": s.end, "label": s.label, "text": text[s.start:s.end]}
-                                  for s in spans]
+        entities[record["id"]] = [
+            {"start": s.start, "end": s.end, "label": s.label, "text": text[s.start : s.end]} for s in spans
+        ]
         if progress is not None:
             progress.update(1)
     return Silver(model=ner.model_version, entities=entities)
@@ -47,6 +51,6 @@ def silver_from_predictions(path: Path, articles_by_id: Mapping[str, Record], mo
         if article is None:
             raise UserError(f"{path}:{number}: prediction for unknown article {record['id']}")
         text = article["text"]
-        entities[record["id"]] = [{**e, "text": text[e["start"]:e["end"]]} for e in record["entities"]]
+        entities[record["id"]] = [{**e, "text": text[e["start"] : e["end"]]} for e in record["entities"]]
         stances[record["id"]] = dict(record.get("stances") or {})
     return Silver(model=model or f"predictions:{path.name}", entities=entities, stances=stances)

@@ -103,8 +103,8 @@ def clusters_of(articles: Iterable[Record]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class SplitAssignment:
-    split_of: dict[str, str]      # every article id of this build -> split
-    new_ids: list[str]            # ids assigned by this build (not in the frozen file before)
+    split_of: dict[str, str]  # every article id of this build -> split
+    new_ids: list[str]  # ids assigned by this build (not in the frozen file before)
 
 
 def read_frozen(path: Path) -> dict[str, Record]:
@@ -114,7 +114,7 @@ def read_frozen(path: Path) -> dict[str, Record]:
     frozen: dict[str, Record] = {}
     for number, record in enumerate(read_jsonl(path), start=1):
         if not isinstance(record, dict) or record.get("split") not in SPLITS or not isinstance(record.get("id"), str):
-            raise UserError(f"{path}:{number}: expected {{\"id\": ..., \"split\": train|validation|test}}")
+            raise UserError(f'{path}:{number}: expected {{"id": ..., "split": train|validation|test}}')
         frozen[record["id"]] = record
     return frozen
 
@@ -128,7 +128,8 @@ def _pick_split(counts: Mapping[str, int], weight: int, ratios: Sequence[float])
     total = sum(counts.values()) + weight
     best = max(
         (ratio * total - counts[split], -index, split)
-        for index, (split, ratio) in enumerate(zip(SPLITS, ratios, strict=True)) if ratio > 0
+        for index, (split, ratio) in enumerate(zip(SPLITS, ratios, strict=True))
+        if ratio > 0
     )
     return best[2]
 

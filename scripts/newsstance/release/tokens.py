@@ -34,7 +34,7 @@ def tokenize(text: str, cuts: Iterable[int] = ()) -> tuple[list[str], list[int],
         index = bisect_right(starts, cut) - 1
         if index >= 0 and starts[index] < cut < ends[index]:
             token, start = tokens[index], starts[index]
-            tokens[index:index + 1] = [token[:cut - start], token[cut - start:]]
+            tokens[index : index + 1] = [token[: cut - start], token[cut - start :]]
             starts.insert(index + 1, cut)
             ends.insert(index, cut)
     return tokens, starts, ends
@@ -54,9 +54,7 @@ class SpanOffTokens(ValueError):
     """An entity span does not start or end on a token boundary (e.g. it has outer whitespace)."""
 
 
-def bio_tag_ids(
-    starts: Sequence[int], ends: Sequence[int], spans: Iterable[tuple[int, int, int]]
-) -> list[int]:
+def bio_tag_ids(starts: Sequence[int], ends: Sequence[int], spans: Iterable[tuple[int, int, int]]) -> list[int]:
     """BIO tag ids per token from non-overlapping `(start, end, label_id)` spans.
 
     Tag ids follow `Scheme.bio_tags`: 0 is O, `1 + 2 * label` is B-label, `2 + 2 * label` I-label.
@@ -68,5 +66,5 @@ def bio_tag_ids(
         if first >= len(starts) or starts[first] != start or last >= len(ends) or ends[last] != end or last < first:
             raise SpanOffTokens(f"span [{start}, {end}) does not start and end on token boundaries")
         tags[first] = 1 + 2 * label
-        tags[first + 1:last + 1] = [2 + 2 * label] * (last - first)
+        tags[first + 1 : last + 1] = [2 + 2 * label] * (last - first)
     return tags

@@ -80,14 +80,20 @@ def git_commit(root: Path) -> tuple[str | None, bool | None]:
     """HEAD commit of the checkout and whether it has uncommitted changes (None outside git)."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return None, None
     return head.stdout.strip(), bool(dirty.stdout.strip())
 
 
 # --- snapshots: what a diff compares --------------------------------------
+
 
 def _digest(value: Any) -> str:
     return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
@@ -96,8 +102,9 @@ def _digest(value: Any) -> str:
 ARTICLE_FIELDS = ("title", "text", "source", "url", "published_at", "language")
 
 
-def snapshot_from_tables(tables: Mapping[str, Mapping[str, pa.Table]], entity_names: list[str],
-                         stance_names: list[str], targets: list[str]) -> dict[str, Any]:
+def snapshot_from_tables(
+    tables: Mapping[str, Mapping[str, pa.Table]], entity_names: list[str], stance_names: list[str], targets: list[str]
+) -> dict[str, Any]:
     """ids -> content digests, split of each id, and label counts per split, for a diff."""
     articles: dict[str, str] = {}
     annotations: dict[str, str] = {}
@@ -137,10 +144,19 @@ def read_release_tables(release_dir: Path, columns: Mapping[str, Iterable[str]])
 def diff_snapshots(before: Mapping[str, Any] | None, after: Mapping[str, Any], previous: str | None) -> dict[str, Any]:
     """Full diff (id lists) of two snapshots; `before` None means a first release."""
     if before is None:
-        return {"previous_version": previous, "first_release": True,
-                "articles_added": sorted(after["articles"]), "articles_removed": [], "articles_changed": [],
-                "annotations_added": sorted(after["annotations"]), "annotations_removed": [],
-                "annotations_changed": [], "split_moves": [], "labels_before": {}, "labels_after": after["labels"]}
+        return {
+            "previous_version": previous,
+            "first_release": True,
+            "articles_added": sorted(after["articles"]),
+            "articles_removed": [],
+            "articles_changed": [],
+            "annotations_added": sorted(after["annotations"]),
+            "annotations_removed": [],
+            "annotations_changed": [],
+            "split_moves": [],
+            "labels_before": {},
+            "labels_after": after["labels"],
+        }
     old_a, new_a = before["articles"], after["articles"]
     old_g, new_g = before["annotations"], after["annotations"]
     moved = sorted(i for i, s in after["split_of"].items() if before["split_of"].get(i, s) != s)
@@ -161,8 +177,15 @@ def diff_snapshots(before: Mapping[str, Any] | None, after: Mapping[str, Any], p
 
 def diff_summary(diff: Mapping[str, Any]) -> dict[str, Any]:
     """Counts only (for the manifest and the card's version history)."""
-    keys = ("articles_added", "articles_removed", "articles_changed", "annotations_added", "annotations_removed",
-            "annotations_changed", "split_moves")
+    keys = (
+        "articles_added",
+        "articles_removed",
+        "articles_changed",
+        "annotations_added",
+        "annotations_removed",
+        "annotations_changed",
+        "split_moves",
+    )
     return {"previous_version": diff["previous_version"], **{k: len(diff[k]) for k in keys}}
 
 
@@ -170,12 +193,23 @@ def bump_for(diff: Mapping[str, Any], features_changed: bool) -> str:
     """major when the features change, minor when data changes, else patch."""
     if features_changed:
         return "major"
-    if any(diff[k] for k in ("articles_added", "articles_removed", "articles_changed", "annotations_added",
-                             "annotations_removed", "annotations_changed")):
+    if any(
+        diff[k]
+        for k in (
+            "articles_added",
+            "articles_removed",
+            "articles_changed",
+            "annotations_added",
+            "annotations_removed",
+            "annotations_changed",
+        )
+    ):
         return "minor"
     return "patch"
 
 
 def file_entries(release_dir: Path, names: Iterable[str]) -> list[Record]:
-    return [{"path": name, "sha256": sha256_file(release_dir / name), "size": (release_dir / name).stat().st_size}
-            for name in sorted(names)]
+    return [
+        {"path": name, "sha256": sha256_file(release_dir / name), "size": (release_dir / name).stat().st_size}
+        for name in sorted(names)
+    ]

@@ -100,9 +100,14 @@ def vote_on_items(voters: list[Record], scheme: Scheme, policy: str) -> dict[str
         kept = decide(votes.values(), policy)
         all_unanimous &= kept.unanimous
         if not kept.resolved:
-            items.append({"item": "entity", **entity_record(span, texts[span], None),
-                          "marked_by": sorted(a for a, v in votes.items() if v),
-                          "not_marked_by": sorted(a for a, v in votes.items() if not v)})
+            items.append(
+                {
+                    "item": "entity",
+                    **entity_record(span, texts[span], None),
+                    "marked_by": sorted(a for a, v in votes.items() if v),
+                    "not_marked_by": sorted(a for a, v in votes.items() if not v),
+                }
+            )
             continue
         if not kept.value:
             continue
@@ -110,8 +115,13 @@ def vote_on_items(voters: list[Record], scheme: Scheme, policy: str) -> dict[str
         stance = decide(stances.values(), policy)
         all_unanimous &= stance.unanimous
         if not stance.resolved:
-            items.append({"item": "mention_stance", **entity_record(span, texts[span], None),
-                          "votes": vote_list(stances, annotators)})
+            items.append(
+                {
+                    "item": "mention_stance",
+                    **entity_record(span, texts[span], None),
+                    "votes": vote_list(stances, annotators),
+                }
+            )
         entities.append(entity_record(span, texts[span], stance.value))
     stances_out = {}
     for target in scheme.target_ids:
@@ -121,24 +131,46 @@ def vote_on_items(voters: list[Record], scheme: Scheme, policy: str) -> dict[str
         if decision.resolved:
             stances_out[target] = decision.value
         else:
-            items.append({"item": "stance", "target": target, "votes": vote_list(answers, annotators),
-                          "unanswered_by": sorted(set(annotators) - set(answers))})
+            items.append(
+                {
+                    "item": "stance",
+                    "target": target,
+                    "votes": vote_list(answers, annotators),
+                    "unanswered_by": sorted(set(annotators) - set(answers)),
+                }
+            )
     return {"entities": entities, "stances": stances_out, "items": items, "unanimous": all_unanimous}
 
 
 def annotation_content(record: Record) -> dict[str, Any]:
     """Entities and stances of one annotation in gold form (for ground truth and single annotations)."""
-    entities = [entity_record(span, text, span_stances(record)[span])
-                for span, text in sorted(span_texts([record]).items())]
+    entities = [
+        entity_record(span, text, span_stances(record)[span]) for span, text in sorted(span_texts([record]).items())
+    ]
     return {"entities": entities, "stances": dict(record["stances"])}
 
 
-def conflict(article_id: str, reason: str, message: str, annotation_ids: Iterable[int], *, gold_written: bool,
-             annotation_id: int | None = None, **detail: Any) -> Record:
+def conflict(
+    article_id: str,
+    reason: str,
+    message: str,
+    annotation_ids: Iterable[int],
+    *,
+    gold_written: bool,
+    annotation_id: int | None = None,
+    **detail: Any,
+) -> Record:
     """One adjudication entry: `reason` is a code, `detail` holds a readable message and the competing values."""
-    return {"kind": KIND, "stage": STAGE, "annotation_id": annotation_id, "annotation_ids": sorted(annotation_ids),
-            "article_id": article_id, "reason": reason, "gold_written": gold_written,
-            "detail": {"message": message, **detail}}
+    return {
+        "kind": KIND,
+        "stage": STAGE,
+        "annotation_id": annotation_id,
+        "annotation_ids": sorted(annotation_ids),
+        "article_id": article_id,
+        "reason": reason,
+        "gold_written": gold_written,
+        "detail": {"message": message, **detail},
+    }
 
 
 def adjudicate_article(
@@ -153,9 +185,15 @@ def adjudicate_article(
     cancelled = [rec for rec in records if rec["cancelled"]]
     active = [rec for rec in records if not rec["cancelled"]]
     entries = [
-        conflict(article_id, CANCELLED, f"annotation {rec['annotation_id']} by {rec['annotator']} was cancelled "
-                 "(skipped) in Label Studio; not used for gold", [rec["annotation_id"]], gold_written=False,
-                 annotation_id=rec["annotation_id"])
+        conflict(
+            article_id,
+            CANCELLED,
+            f"annotation {rec['annotation_id']} by {rec['annotator']} was cancelled "
+            "(skipped) in Label Studio; not used for gold",
+            [rec["annotation_id"]],
+            gold_written=False,
+            annotation_id=rec["annotation_id"],
+        )
         for rec in cancelled
     ]
     if not active:
@@ -166,29 +204,51 @@ def adjudicate_article(
     hashes = {rec["text_sha256"] for rec in active}
     if len(hashes) > 1:
         by_hash = {h: sorted(r["annotation_id"] for r in active if r["text_sha256"] == h) for h in sorted(hashes)}
-        entries.append(conflict(article_id, TEXT_CHANGED,
-                                f"annotations were made on {len(hashes)} different texts of this article",
-                                ids, gold_written=False, text_sha256=by_hash))
+        entries.append(
+            conflict(
+                article_id,
+                TEXT_CHANGED,
+                f"annotations were made on {len(hashes)} different texts of this article",
+                ids,
+                gold_written=False,
+                text_sha256=by_hash,
+            )
+        )
         return None, entries
 
     ground_truths = [rec for rec in active if rec["ground_truth"]]
     if ground_truths:
         if len({content_of(rec) for rec in ground_truths}) > 1:
             outcome = vote_on_items(ground_truths, scheme, "unanimous")
-            entries.append(conflict(article_id, GROUND_TRUTH_DISAGREEMENT,
-                                    f"{len(ground_truths)} ground-truth annotations disagree on "
-                                    f"{len(outcome['items'])} item(s)", ids, gold_written=False,
-                                    ground_truth_ids=sorted(r["annotation_id"] for r in ground_truths),
-                                    items=outcome["items"], entities=outcome["entities"], stances=outcome["stances"],
-                                    policy="unanimous"))
+            entries.append(
+                conflict(
+                    article_id,
+                    GROUND_TRUTH_DISAGREEMENT,
+                    f"{len(ground_truths)} ground-truth annotations disagree on {len(outcome['items'])} item(s)",
+                    ids,
+                    gold_written=False,
+                    ground_truth_ids=sorted(r["annotation_id"] for r in ground_truths),
+                    items=outcome["items"],
+                    entities=outcome["entities"],
+                    stances=outcome["stances"],
+                    policy="unanimous",
+                )
+            )
             return None, entries
         decided, method, items = annotation_content(ground_truths[0]), "ground_truth", []
     else:
         voters = latest_by_annotator(active)
         if len(voters) < min_annotators:
-            entries.append(conflict(article_id, TOO_FEW_ANNOTATORS,
-                                    f"{len(voters)} annotator(s), at least {min_annotators} required", ids,
-                                    gold_written=False, annotators=sorted(set(annotators.values()))))
+            entries.append(
+                conflict(
+                    article_id,
+                    TOO_FEW_ANNOTATORS,
+                    f"{len(voters)} annotator(s), at least {min_annotators} required",
+                    ids,
+                    gold_written=False,
+                    annotators=sorted(set(annotators.values())),
+                )
+            )
             return None, entries
         if len(voters) == 1:
             decided, method, items = annotation_content(voters[0]), "single", []
@@ -200,9 +260,16 @@ def adjudicate_article(
     missing_targets = [t for t in scheme.target_ids if t not in decided["stances"]]
     decisions = {"items": items, "entities": decided["entities"], "stances": decided["stances"], "policy": policy}
     if missing_targets:
-        entries.append(conflict(article_id, UNRESOLVED_STANCE,
-                                f"document stance unresolved for {', '.join(missing_targets)}; "
-                                f"{len(items)} unresolved item(s) in all", ids, gold_written=False, **decisions))
+        entries.append(
+            conflict(
+                article_id,
+                UNRESOLVED_STANCE,
+                f"document stance unresolved for {', '.join(missing_targets)}; {len(items)} unresolved item(s) in all",
+                ids,
+                gold_written=False,
+                **decisions,
+            )
+        )
         return None, entries
     gold = {
         "article_id": article_id,
@@ -214,18 +281,32 @@ def adjudicate_article(
         "scheme_version": scheme.scheme_version,
     }
     if items:
-        entries.append(conflict(article_id, UNRESOLVED_ENTITIES,
-                                f"{len(items)} entity item(s) unresolved; gold holds only the decided spans", ids,
-                                gold_written=True, **decisions))
+        entries.append(
+            conflict(
+                article_id,
+                UNRESOLVED_ENTITIES,
+                f"{len(items)} entity item(s) unresolved; gold holds only the decided spans",
+                ids,
+                gold_written=True,
+                **decisions,
+            )
+        )
     if pull_conflicts:
         kinds = ", ".join(sorted({str(c.get("kind")) for c in pull_conflicts}))
-        entries.append(conflict(article_id, PULL_CONFLICT,
-                                f"{len(pull_conflicts)} problem(s) of this article's annotations could not be "
-                                f"reconciled on pull ({kinds}); gold may lack what they concern", ids,
-                                gold_written=True,
-                                pull_annotation_ids=sorted({c["annotation_id"] for c in pull_conflicts
-                                                            if isinstance(c.get("annotation_id"), int)}),
-                                pull_reasons=sorted({str(c.get("reason")) for c in pull_conflicts})))
+        entries.append(
+            conflict(
+                article_id,
+                PULL_CONFLICT,
+                f"{len(pull_conflicts)} problem(s) of this article's annotations could not be "
+                f"reconciled on pull ({kinds}); gold may lack what they concern",
+                ids,
+                gold_written=True,
+                pull_annotation_ids=sorted(
+                    {c["annotation_id"] for c in pull_conflicts if isinstance(c.get("annotation_id"), int)}
+                ),
+                pull_reasons=sorted({str(c.get("reason")) for c in pull_conflicts}),
+            )
+        )
     return gold, entries
 
 
@@ -262,8 +343,9 @@ def adjudicate(
     gold, entries = [], []
     for article_id in sorted(by_article):
         records = sorted(by_article[article_id], key=lambda rec: rec["annotation_id"])
-        record, article_entries = adjudicate_article(article_id, records, scheme, policy, min_annotators,
-                                                     pulled_by_article.get(article_id, []))
+        record, article_entries = adjudicate_article(
+            article_id, records, scheme, policy, min_annotators, pulled_by_article.get(article_id, [])
+        )
         if record is not None:
             errors = check.errors(record)
             if errors:
@@ -284,8 +366,9 @@ def accounted_ids(gold: Iterable[Record], conflicts: Iterable[Record]) -> set[in
     return ids
 
 
-def unaccounted_annotation_ids(annotations: Iterable[Record], gold: Iterable[Record],
-                               conflicts: Iterable[Record]) -> set[int]:
+def unaccounted_annotation_ids(
+    annotations: Iterable[Record], gold: Iterable[Record], conflicts: Iterable[Record]
+) -> set[int]:
     """Annotation ids found neither in a gold record nor in a conflict entry (should be empty)."""
     return {rec["annotation_id"] for rec in annotations} - accounted_ids(gold, conflicts)
 
@@ -331,26 +414,51 @@ def prediction_result(record: Mapping[str, Any], scheme: Scheme, prefix: str) ->
     for index, entity in enumerate(record["entities"]):
         region = f"{prefix}_{index}"
         value = {"start": entity["start"], "end": entity["end"], "text": entity["text"]}
-        result.append({"id": region, "from_name": ENTITIES_NAME, "to_name": TEXT_NAME, "type": "labels",
-                       "value": {**value, "labels": [entity["label"]]}})
+        result.append(
+            {
+                "id": region,
+                "from_name": ENTITIES_NAME,
+                "to_name": TEXT_NAME,
+                "type": "labels",
+                "value": {**value, "labels": [entity["label"]]},
+            }
+        )
         if entity.get("stance") is not None and scheme.mention_stance:
-            result.append({"id": region, "from_name": MENTION_STANCE_NAME, "to_name": TEXT_NAME, "type": "choices",
-                           "value": {**value, "choices": [entity["stance"]]}})
+            result.append(
+                {
+                    "id": region,
+                    "from_name": MENTION_STANCE_NAME,
+                    "to_name": TEXT_NAME,
+                    "type": "choices",
+                    "value": {**value, "choices": [entity["stance"]]},
+                }
+            )
     for target in scheme.stance_targets:
         if target.id in record["stances"]:
-            result.append({"id": f"{prefix}_{target.id}", "from_name": target.control_name, "to_name": TEXT_NAME,
-                           "type": "choices", "value": {"choices": [record["stances"][target.id]]}})
+            result.append(
+                {
+                    "id": f"{prefix}_{target.id}",
+                    "from_name": target.control_name,
+                    "to_name": TEXT_NAME,
+                    "type": "choices",
+                    "value": {"choices": [record["stances"][target.id]]},
+                }
+            )
     return result
 
 
 def check_spans(text: str, record: Mapping[str, Any], what: str) -> None:
     for entity in record["entities"]:
-        if text[entity["start"]:entity["end"]] != entity["text"]:
+        if text[entity["start"] : entity["end"]] != entity["text"]:
             raise UserError(f"{what}: span {entity['start']}:{entity['end']} does not match the article text")
 
 
-def review_tasks(conflicts: Iterable[Record], annotations: Iterable[Record],
-                 articles: Mapping[str, Record] | Iterable[Record], scheme: Scheme | None = None) -> list[dict]:
+def review_tasks(
+    conflicts: Iterable[Record],
+    annotations: Iterable[Record],
+    articles: Mapping[str, Record] | Iterable[Record],
+    scheme: Scheme | None = None,
+) -> list[dict]:
     """Label Studio tasks that let a reviewer settle conflicts, one per conflicted article.
 
     Each task's `data` has the article's text, title, id and text hash; its `predictions`
@@ -388,19 +496,37 @@ def review_tasks(conflicts: Iterable[Record], annotations: Iterable[Record],
                 stale += 1
                 continue
             check_spans(text, record, f"annotation {record['annotation_id']}")
-            predictions.append({"model_version": f"{record['annotator']} (annotation {record['annotation_id']})",
-                                "result": prediction_result(record, scheme, f"a{record['annotation_id']}")})
+            predictions.append(
+                {
+                    "model_version": f"{record['annotator']} (annotation {record['annotation_id']})",
+                    "result": prediction_result(record, scheme, f"a{record['annotation_id']}"),
+                }
+            )
         if article_id in decided:
             check_spans(text, decided[article_id], f"adjudication of {article_id}")
             policy = decided[article_id].get("policy", "")
-            predictions.append({"model_version": f"adjudication ({policy}, decided items only)",
-                                "result": prediction_result(decided[article_id], scheme, "adj")})
+            predictions.append(
+                {
+                    "model_version": f"adjudication ({policy}, decided items only)",
+                    "result": prediction_result(decided[article_id], scheme, "adj"),
+                }
+            )
         summary = ", ".join(dict.fromkeys(reasons[article_id]))
         if stale:
             summary += f"; {stale} annotation(s) made on an older text not shown"
-        tasks.append({"data": {"text": text, "title": article.get("title", ""), "article_id": article_id,
-                               "text_sha256": article["text_sha256"], "review": True, "review_reason": summary},
-                      "predictions": predictions})
+        tasks.append(
+            {
+                "data": {
+                    "text": text,
+                    "title": article.get("title", ""),
+                    "article_id": article_id,
+                    "text_sha256": article["text_sha256"],
+                    "review": True,
+                    "review_reason": summary,
+                },
+                "predictions": predictions,
+            }
+        )
     return tasks
 
 
@@ -421,9 +547,15 @@ def summary_table(gold: list[Record], entries: list[Record]) -> Table:
     return table
 
 
-def run_adjudicate(annotations_path: Path, out_path: Path, conflicts_path: Path, scheme: Scheme,
-                   policy: str = "majority", min_annotators: int = 1,
-                   console: Console | None = None) -> tuple[list[Record], list[Record]]:
+def run_adjudicate(
+    annotations_path: Path,
+    out_path: Path,
+    conflicts_path: Path,
+    scheme: Scheme,
+    policy: str = "majority",
+    min_annotators: int = 1,
+    console: Console | None = None,
+) -> tuple[list[Record], list[Record]]:
     """Read annotations and pull conflicts, write gold and the conflicts file, print a summary."""
     with Console(stderr=True).status(f"adjudicating {annotations_path} ({policy})"):
         annotations = read_annotations(annotations_path, scheme)
@@ -437,6 +569,8 @@ def run_adjudicate(annotations_path: Path, out_path: Path, conflicts_path: Path,
         write_conflicts(conflicts_path, existing, entries)
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     console.print(summary_table(gold, entries))
-    console.print(f"wrote {len(gold)} gold record(s) to {out_path} and {len(entries)} adjudication entr"
-                  f"{'y' if len(entries) == 1 else 'ies'} to {conflicts_path}")
+    console.print(
+        f"wrote {len(gold)} gold record(s) to {out_path} and {len(entries)} adjudication entr"
+        f"{'y' if len(entries) == 1 else 'ies'} to {conflicts_path}"
+    )
     return gold, entries

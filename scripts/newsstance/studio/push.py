@@ -47,6 +47,7 @@ ARTICLE_ID = re.compile(r"^[0-9a-f]{16}$")
 
 # --- articles ------------------------------------------------------------------------------------
 
+
 def article_paths(pattern: str | None = None) -> list[Path]:
     """Files matching the glob (relative to the project root unless absolute)."""
     pattern = pattern or DEFAULT_ARTICLES
@@ -98,6 +99,7 @@ def task_data(article: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- validation ----------------------------------------------------------------------------------
+
 
 def result_problems(result: Result, text: str, entity_names: frozenset[str]) -> list[str]:
     """Label Studio would accept all of these silently; we do not."""
@@ -169,8 +171,12 @@ def task_problems(task: dict[str, Any], scheme: Scheme, entity_names: frozenset[
     return problems
 
 
-def build_tasks(articles: Sequence[dict[str, Any]], predictions: Sequence[list[Result]] | None,
-                model_version: str | None, scheme: Scheme) -> list[dict[str, Any]]:
+def build_tasks(
+    articles: Sequence[dict[str, Any]],
+    predictions: Sequence[list[Result]] | None,
+    model_version: str | None,
+    scheme: Scheme,
+) -> list[dict[str, Any]]:
     """Tasks with inline predictions, each validated; a bad one raises before anything is sent."""
     tasks = []
     entity_names = frozenset(scheme.entity_names)
@@ -186,6 +192,7 @@ def build_tasks(articles: Sequence[dict[str, Any]], predictions: Sequence[list[R
 
 
 # --- state ---------------------------------------------------------------------------------------
+
 
 def server_key(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", re.sub(r"^https?://", "", url)).strip("_")
@@ -222,16 +229,22 @@ class PushState:
         return cls(path, url, project_id, project_created_at, data.get("tasks") or {}, int(data.get("task_count", -1)))
 
     def save(self) -> None:
-        write_json(self.path, {"url": self.url, "project_id": self.project_id,
-                               "project_created_at": self.project_created_at, "task_count": self.task_count,
-                               "tasks": self.tasks})
+        write_json(
+            self.path,
+            {
+                "url": self.url,
+                "project_id": self.project_id,
+                "project_created_at": self.project_created_at,
+                "task_count": self.task_count,
+                "tasks": self.tasks,
+            },
+        )
 
 
 def server_tasks(client: LabelStudio, conn: Connection, project_id: int) -> dict[str, dict[str, Any]]:
     """article id -> {task_id, text_sha256} read from the server (tasks of other origin are ignored)."""
     with conn.errors("reading the project's tasks"):
-        raw = b"".join(client.projects.exports.download_sync(project_id, export_type="JSON",
-                                                              download_all_tasks=True))
+        raw = b"".join(client.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=True))
     found: dict[str, dict[str, Any]] = {}
     for task in sorted(orjson.loads(raw), key=lambda t: t["id"]):
         data = task.get("data") or {}
@@ -239,8 +252,10 @@ def server_tasks(client: LabelStudio, conn: Connection, project_id: int) -> dict
         if not isinstance(article_id, str) or article_id in found:
             continue
         text = data.get("text")
-        found[article_id] = {"task_id": task["id"],
-                             "text_sha256": data.get("text_sha256") or (text_sha256(text) if text else None)}
+        found[article_id] = {
+            "task_id": task["id"],
+            "text_sha256": data.get("text_sha256") or (text_sha256(text) if text else None),
+        }
     return found
 
 
@@ -266,6 +281,7 @@ def load_or_reconcile_state(client: LabelStudio, conn: Connection, project: dict
 
 # --- push ----------------------------------------------------------------------------------------
 
+
 @dataclass
 class PushResult:
     project_id: int
@@ -281,11 +297,15 @@ class PushResult:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        parts = [f"project {self.project_title!r} (id {self.project_id}"
-                 + (", created" if self.project_created else "") + (", config updated" if self.config_updated else "")
-                 + ")",
-                 f"{self.pushed} task(s) pushed", f"{self.predictions} prediction region(s)",
-                 f"{self.already_present} already there"]
+        parts = [
+            f"project {self.project_title!r} (id {self.project_id}"
+            + (", created" if self.project_created else "")
+            + (", config updated" if self.config_updated else "")
+            + ")",
+            f"{self.pushed} task(s) pushed",
+            f"{self.predictions} prediction region(s)",
+            f"{self.already_present} already there",
+        ]
         if self.changed:
             parts.append(f"{len(self.changed)} changed since pushed (NOT pushed)")
         return ", ".join(parts) + f" in {self.seconds:.1f} s"
@@ -297,7 +317,7 @@ Pending = tuple[Future[Any], Sequence[dict[str, Any]], list[dict[str, Any]]]
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def push_articles(
@@ -326,10 +346,14 @@ def push_articles(
     client = conn.client()
     sync = ensure_project(client, conn, project, scheme, guidelines=guidelines, overlap=overlap)
     project_id = int(sync.project["id"])
-    state = load_or_reconcile_state(client, conn, sync.project,
-                                    state_path or default_state_path(conn.url, project_id))
-    result = PushResult(project_id, project, sync.created, sync.config_updated,
-                        model_version=preannotator.model_version if preannotator else None)
+    state = load_or_reconcile_state(client, conn, sync.project, state_path or default_state_path(conn.url, project_id))
+    result = PushResult(
+        project_id,
+        project,
+        sync.created,
+        sync.config_updated,
+        model_version=preannotator.model_version if preannotator else None,
+    )
 
     new, seen = [], set()
     for article in articles:
@@ -340,8 +364,14 @@ def push_articles(
         if known is None:
             new.append(article)
         elif known.get("text_sha256") != article["text_sha256"]:
-            result.changed.append({"article_id": article["id"], "task_id": known.get("task_id"),
-                                   "pushed_sha256": known.get("text_sha256"), "now_sha256": article["text_sha256"]})
+            result.changed.append(
+                {
+                    "article_id": article["id"],
+                    "task_id": known.get("task_id"),
+                    "pushed_sha256": known.get("text_sha256"),
+                    "now_sha256": article["text_sha256"],
+                }
+            )
         else:
             result.already_present += 1
 
@@ -356,8 +386,7 @@ def push_articles(
                 if pending is not None:
                     done, pending = pending, None
                     _record_batch(done, state, result, conn, bar)
-                future = sender.submit(client.projects.import_tasks, id=project_id, request=tasks,
-                                       return_task_ids=True)
+                future = sender.submit(client.projects.import_tasks, id=project_id, request=tasks, return_task_ids=True)
                 pending = (future, batch, tasks)
             if pending is not None:
                 done, pending = pending, None
@@ -378,8 +407,10 @@ def _record_batch(pending: Pending, state: PushState, result: PushResult, conn: 
         response = future.result()
     task_ids = list(getattr(response, "task_ids", None) or [])
     if len(task_ids) != len(batch):
-        raise UserError(f"Label Studio returned {len(task_ids)} task id(s) for {len(batch)} task(s); "
-                        "the push state may be off - the next push rebuilds it from the server")
+        raise UserError(
+            f"Label Studio returned {len(task_ids)} task id(s) for {len(batch)} task(s); "
+            "the push state may be off - the next push rebuilds it from the server"
+        )
     for article, task_id in zip(batch, task_ids, strict=True):
         state.tasks[article["id"]] = {"task_id": int(task_id), "text_sha256": article["text_sha256"]}
         result.task_ids[article["id"]] = int(task_id)
@@ -415,5 +446,14 @@ def push(
     if preannotate not in {"spacy", "none"}:
         raise UserError(f"--preannotate must be spacy or none, not {preannotate!r}")
     preannotator = SpacyPreannotator(scheme, model or DEFAULT_MODEL, label_map) if preannotate == "spacy" else None
-    return push_articles(conn, articles, project=project, scheme=scheme, preannotator=preannotator,
-                         batch_size=batch_size, state_path=state_path, overlap=overlap, progress=progress)
+    return push_articles(
+        conn,
+        articles,
+        project=project,
+        scheme=scheme,
+        preannotator=preannotator,
+        batch_size=batch_size,
+        state_path=state_path,
+        overlap=overlap,
+        progress=progress,
+    )

@@ -30,8 +30,10 @@ class ReviewResult:
     changed: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        line = (f"review project {self.project!r} (id {self.project_id}): {self.pushed} review task(s) pushed, "
-                f"{self.already_present} already there")
+        line = (
+            f"review project {self.project!r} (id {self.project_id}): {self.pushed} review task(s) pushed, "
+            f"{self.already_present} already there"
+        )
         if self.changed:
             line += f"; {len(self.changed)} article(s) changed text since their review task: {', '.join(self.changed)}"
         return line

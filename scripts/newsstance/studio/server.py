@@ -62,6 +62,7 @@ def _log(message: str) -> None:
 
 # --- paths ---------------------------------------------------------------------------------------
 
+
 def default_data_dir() -> Path:
     return state_dir() / "label-studio"
 
@@ -107,8 +108,9 @@ def ensure_label_studio(bin_path: Path | None = None) -> Path:
         if stamp.is_file() and path.is_file():
             return path
         if path.is_file():  # an install from before stamps existed, or finished but unstamped: keep it if sound
-            check = subprocess.run([str(venv / "bin" / "python"), "-c", "import label_studio"],
-                                   capture_output=True, check=False)
+            check = subprocess.run(
+                [str(venv / "bin" / "python"), "-c", "import label_studio"], capture_output=True, check=False
+            )
             if check.returncode == 0:
                 stamp.write_text(LABEL_STUDIO_VERSION + "\n")
                 return path
@@ -117,9 +119,17 @@ def ensure_label_studio(bin_path: Path | None = None) -> Path:
         try:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, stdout=sys.stderr)
             subprocess.run(
-                [str(venv / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "on",
-                 f"label-studio=={LABEL_STUDIO_VERSION}"],
-                check=True, stdout=sys.stderr,
+                [
+                    str(venv / "bin" / "python"),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--progress-bar",
+                    "on",
+                    f"label-studio=={LABEL_STUDIO_VERSION}",
+                ],
+                check=True,
+                stdout=sys.stderr,
             )
         except (OSError, subprocess.CalledProcessError) as exc:
             raise UserError(f"could not install label-studio into {venv}: {exc}") from None
@@ -138,7 +148,10 @@ def label_studio_version(bin_path: Path) -> str:
     try:
         out = subprocess.run(
             [str(python), "-c", "import importlib.metadata as m; print(m.version('label-studio'))"],
-            check=True, capture_output=True, text=True, timeout=60,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         raise UserError(f"cannot read the Label Studio version with {python}: {exc}") from None
@@ -166,6 +179,7 @@ def port_in_use(port: int) -> bool:
 
 
 # --- credentials ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Credentials:
@@ -206,6 +220,7 @@ def write_credentials(path: Path, creds: Credentials) -> None:
 
 
 # --- process identity ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ProcessRecord:
@@ -294,6 +309,7 @@ def _stop_process_group(pid: int, timeout: float = 20.0) -> None:
 
 # --- template of a migrated data dir -------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,8 +323,11 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 def _base_env(data_dir: Path, secret_key: str) -> dict[str, str]:
     """Inherited env minus any Label Studio/Django settings of the caller, plus ours."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LABEL_STUDIO_", "HEARTEX_", "DJANGO_", "POSTGRE_", "SENTRY_", "FRONTEND_SENTRY_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LABEL_STUDIO_", "HEARTEX_", "DJANGO_", "POSTGRE_", "SENTRY_", "FRONTEND_SENTRY_"))
+    }
     env.update(QUIET_ENV)
     env["LABEL_STUDIO_BASE_DATA_DIR"] = str(data_dir)
     env["SECRET_KEY"] = secret_key
@@ -332,8 +351,14 @@ def ensure_template(bin_path: Path, template_root: Path | None = None, *, timeou
         try:
             with log_path.open("wb") as log:
                 result = subprocess.run(
-                    [str(bin_path), "version"], cwd=build, env=_base_env(build, secrets.token_urlsafe(50)),
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+                    [str(bin_path), "version"],
+                    cwd=build,
+                    env=_base_env(build, secrets.token_urlsafe(50)),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=timeout,
+                    check=False,
                 )
             if result.returncode != 0 or not (build / SQLITE_NAME).is_file():
                 raise UserError(f"migrating the Label Studio template failed; see {log_path}")
@@ -364,6 +389,7 @@ def _seed_from_template(data_dir: Path, template: Path) -> None:
 
 
 # --- the server ----------------------------------------------------------------------------------
+
 
 class ManagedServer:
     """One Label Studio process on 127.0.0.1 with its own data dir.
@@ -430,8 +456,9 @@ class ManagedServer:
     def api_key(self) -> str:
         creds = self.credentials()
         if creds is None:
-            raise UserError(f"no credentials in {self.credentials_path}: start the server first "
-                            "(`newsstance studio up`)")
+            raise UserError(
+                f"no credentials in {self.credentials_path}: start the server first (`newsstance studio up`)"
+            )
         return creds.token
 
     def status(self) -> ServerStatus:
@@ -445,8 +472,10 @@ class ManagedServer:
         record = self.process()
         if record and record.matches_live_process():
             if self.requested_port and self.requested_port != record.port:
-                raise UserError(f"Label Studio for {self.data_dir} already runs on port {record.port} "
-                                f"(pid {record.pid}); stop it first (`newsstance studio down`)")
+                raise UserError(
+                    f"Label Studio for {self.data_dir} already runs on port {record.port} "
+                    f"(pid {record.pid}); stop it first (`newsstance studio down`)"
+                )
             if health(record.url):
                 return self
             self._wait_healthy(record.pid, record.url)
@@ -466,26 +495,50 @@ class ManagedServer:
             write_credentials(self.credentials_path, creds)
 
         env = _base_env(self.data_dir, creds.secret_key)
-        env.update({
-            "LABEL_STUDIO_USERNAME": creds.username,
-            "LABEL_STUDIO_PASSWORD": creds.password,
-            "LABEL_STUDIO_USER_TOKEN": creds.token,
-        })
-        cmd = [str(bin_path), "start", "--no-browser", "--internal-host", HOST, "--port", str(port),
-               "--enable-legacy-api-token"]
+        env.update(
+            {
+                "LABEL_STUDIO_USERNAME": creds.username,
+                "LABEL_STUDIO_PASSWORD": creds.password,
+                "LABEL_STUDIO_USER_TOKEN": creds.token,
+            }
+        )
+        cmd = [
+            str(bin_path),
+            "start",
+            "--no-browser",
+            "--internal-host",
+            HOST,
+            "--port",
+            str(port),
+            "--enable-legacy-api-token",
+        ]
         url = f"http://{HOST}:{port}"
         with self.log_path.open("ab") as log:
             log.write(f"\n--- newsstance: starting Label Studio on {url} at {time.ctime()} ---\n".encode())
             log.flush()
-            proc = subprocess.Popen(cmd, cwd=self.data_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self.data_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             create_time = psutil.Process(proc.pid).create_time()
         except psutil.NoSuchProcess:
             raise UserError(f"Label Studio exited at once; see {self.log_path}") from None
-        record = ProcessRecord(pid=proc.pid, create_time=create_time, port=port, url=url,
-                               data_dir=str(self.data_dir), log=str(self.log_path),
-                               version=_version_or_unknown(bin_path), started_at=time.time())
+        record = ProcessRecord(
+            pid=proc.pid,
+            create_time=create_time,
+            port=port,
+            url=url,
+            data_dir=str(self.data_dir),
+            log=str(self.log_path),
+            version=_version_or_unknown(bin_path),
+            started_at=time.time(),
+        )
         write_json(self.process_path, asdict(record))
         try:
             self._wait_healthy(proc.pid, url, popen=proc)
@@ -505,12 +558,14 @@ class ManagedServer:
                 # Label Studio silently moves to another port when ours is taken: make sure it is ours.
                 ports = _listening_ports(pid)
                 if ports and port not in ports:
-                    raise UserError(f"Label Studio (pid {pid}) listens on {sorted(ports)}, not {port}; "
-                                    f"see {self.log_path}")
+                    raise UserError(
+                        f"Label Studio (pid {pid}) listens on {sorted(ports)}, not {port}; see {self.log_path}"
+                    )
                 return
             time.sleep(0.5)
-        raise UserError(f"Label Studio did not answer {url}/health within {self.startup_timeout:.0f} s; "
-                        f"see {self.log_path}")
+        raise UserError(
+            f"Label Studio did not answer {url}/health within {self.startup_timeout:.0f} s; see {self.log_path}"
+        )
 
     def stop(self) -> bool:
         """Stop the process this data dir's `start` launched; False when it was not running."""

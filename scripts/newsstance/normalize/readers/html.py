@@ -24,8 +24,9 @@ _META_DATE_XPATH = (
 _LD_DATE = re.compile(r'"datePublished"\s*:\s*"([^"]{4,40})"')
 _YEAR_GUESS = re.compile(r"\d{4}-01-01T00:00:00")
 _MIDNIGHT_GUESS = re.compile(r"\d{4}-\d{2}-\d{2}T00:00:00")
-_NAME_PARTICLES = frozenset({"de", "da", "del", "der", "den", "di", "du", "la", "le", "van", "von", "bin", "al", "el",
-                             "ibn", "y", "and"})
+_NAME_PARTICLES = frozenset(
+    {"de", "da", "del", "der", "den", "di", "du", "la", "le", "van", "von", "bin", "al", "el", "ibn", "y", "and"}
+)
 MIN_PROSE_WORDS = 6
 _LANG = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z0-9]{2,8}))?$")
 
@@ -42,8 +43,10 @@ class HtmlArticle:
 
 
 def _language(tree: Any) -> str | None:
-    values = tree.xpath("/html/@lang | /html/@xml:lang | //meta[@http-equiv='content-language']/@content",
-                        namespaces={"xml": "http://www.w3.org/XML/1998/namespace"})
+    values = tree.xpath(
+        "/html/@lang | /html/@xml:lang | //meta[@http-equiv='content-language']/@content",
+        namespaces={"xml": "http://www.w3.org/XML/1998/namespace"},
+    )
     for value in values:
         match = _LANG.match(value.strip())
         if match:

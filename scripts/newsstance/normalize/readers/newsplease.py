@@ -14,10 +14,25 @@ from typing import Any
 
 import orjson
 
-NEWSPLEASE_FIELDS = frozenset({
-    "title", "maintext", "url", "date_publish", "source_domain", "authors", "language", "date_download",
-    "description", "title_page", "title_rss", "filename", "localpath", "image_url", "date_modify",
-})
+NEWSPLEASE_FIELDS = frozenset(
+    {
+        "title",
+        "maintext",
+        "url",
+        "date_publish",
+        "source_domain",
+        "authors",
+        "language",
+        "date_download",
+        "description",
+        "title_page",
+        "title_rss",
+        "filename",
+        "localpath",
+        "image_url",
+        "date_modify",
+    }
+)
 _CORE_FIELDS = frozenset({"title", "maintext", "url"})
 
 
@@ -50,8 +65,11 @@ def _wrapped_records(data: dict[str, Any]) -> list[Any] | None:
     list-valued key whose elements include news-please objects."""
     if looks_like_newsplease(data):
         return None
-    lists = [value for value in data.values()
-             if isinstance(value, list) and any(isinstance(v, dict) and looks_like_newsplease(v) for v in value)]
+    lists = [
+        value
+        for value in data.values()
+        if isinstance(value, list) and any(isinstance(v, dict) and looks_like_newsplease(v) for v in value)
+    ]
     return lists[0] if len(lists) == 1 else None
 
 

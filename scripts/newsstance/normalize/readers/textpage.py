@@ -116,16 +116,25 @@ def _is_two_line_header(lines: list[str], index: int) -> bool:
     """An "Outlet" line, then a time line, then a title, opening a block (after a blank line or a heading such
     as "Related:"), outside the byline zone under the page title, and not the "- Outlet" layout."""
     line = lines[index]
-    if (index + 2 >= len(lines) or not lines[index + 2] or len(line.split()) > OUTLET_MAX_WORDS
-            or _SENTENCE_END.search(line) or _BYLINE.match(line) or _DASH_OUTLET.match(lines[index + 2])
-            or _same_outlet(lines[index + 2], clean_inline(line))):
+    if (
+        index + 2 >= len(lines)
+        or not lines[index + 2]
+        or len(line.split()) > OUTLET_MAX_WORDS
+        or _SENTENCE_END.search(line)
+        or _BYLINE.match(line)
+        or _DASH_OUTLET.match(lines[index + 2])
+        or _same_outlet(lines[index + 2], clean_inline(line))
+    ):
         return False
     if index > 0 and lines[index - 1] and _SENTENCE_END.search(lines[index - 1]):
         return False
     if 0 < _nonblank_before(lines, index) <= BYLINE_ZONE:
         return False
-    return (is_time_expression(lines[index + 1]) and not is_time_expression(line)
-            and not is_time_expression(lines[index + 2]))
+    return (
+        is_time_expression(lines[index + 1])
+        and not is_time_expression(line)
+        and not is_time_expression(lines[index + 2])
+    )
 
 
 def find_headers(lines: list[str]) -> list[_Header]:
@@ -195,8 +204,11 @@ class _Cleaner:
             end, below_is_chrome = len(lines), cut
             while end > 1:
                 line = lines[end - 1][1]
-                promo = (below_is_chrome and len(line.split()) <= PROMO_MAX_WORDS
-                         and self.chrome.is_phrase(lines[end - 2][1]))
+                promo = (
+                    below_is_chrome
+                    and len(line.split()) <= PROMO_MAX_WORDS
+                    and self.chrome.is_phrase(lines[end - 2][1])
+                )
                 if not (self.chrome.is_phrase(line) or _is_short_fragment(line, self.chrome.max_words) or promo):
                     break
                 end, below_is_chrome = end - 1, True
@@ -251,8 +263,12 @@ def _take_meta_lines(numbered: list[tuple[int, str]], article: TextArticle) -> l
             article.authors = [a for a in _AUTHOR_SPLIT.split(byline.group(1)) if a]
         elif article.source is None and (dash := _DASH_OUTLET.match(text)):
             article.source = clean_inline(dash.group(1))
-        elif (not article.authors and article.published_raw is None and _BARE_NAMES.match(text)
-              and is_time_expression(following)):
+        elif (
+            not article.authors
+            and article.published_raw is None
+            and _BARE_NAMES.match(text)
+            and is_time_expression(following)
+        ):
             article.authors = [a for a in _AUTHOR_SPLIT.split(text) if a]  # "Ana Lind" over "5 hours ago"
         else:
             break
@@ -277,8 +293,9 @@ def parse_text_page(text: str, chrome: ChromeConfig) -> TextPageResult:
     main: TextArticle | None = None
     if region:
         title_number, title_line = region[0]
-        main = TextArticle(title=_title(title_line), paragraphs=[], role="standalone",
-                           line_start=title_number, line_end=title_number)
+        main = TextArticle(
+            title=_title(title_line), paragraphs=[], role="standalone", line_start=title_number, line_end=title_number
+        )
         has_chrome = bool(headers) or any(chrome.is_end(line) for _, line in region[1:])
         body = cleaner.body(_take_meta_lines(region[1:], main), structural=has_chrome)
         main.paragraphs = _paragraphs(body, blank_separated)
@@ -287,12 +304,21 @@ def parse_text_page(text: str, chrome: ChromeConfig) -> TextPageResult:
     elif blocks:
         # The page opens with a block header: that block is the page's own article.
         first = blocks.pop(0)
-        main = _block_article(lines, first, headers[1].start if len(headers) > 1 else len(lines), cleaner,
-                              blank_separated, role="standalone")
+        main = _block_article(
+            lines,
+            first,
+            headers[1].start if len(headers) > 1 else len(lines),
+            cleaner,
+            blank_separated,
+            role="standalone",
+        )
 
     if main is not None and (not main.paragraphs or len(main.title) > TITLE_MAX_CHARS):
-        result.notes.append("the first line is too long to be a title" if len(main.title) > TITLE_MAX_CHARS else
-                            "a title line without a body")
+        result.notes.append(
+            "the first line is too long to be a title"
+            if len(main.title) > TITLE_MAX_CHARS
+            else "a title line without a body"
+        )
         main = None
     if main is not None:
         result.articles.append(main)
@@ -313,8 +339,9 @@ def parse_text_page(text: str, chrome: ChromeConfig) -> TextPageResult:
     return result
 
 
-def _block_article(lines: list[str], header: _Header, end: int, cleaner: _Cleaner, blank_separated: bool,
-                   role: str) -> TextArticle | None:
+def _block_article(
+    lines: list[str], header: _Header, end: int, cleaner: _Cleaner, blank_separated: bool, role: str
+) -> TextArticle | None:
     numbered = [(n + 1, lines[n]) for n in range(header.end + 1, end) if lines[n]]
     while numbered and cleaner.chrome.is_phrase(numbered[0][1]):
         numbered.pop(0)
@@ -323,7 +350,13 @@ def _block_article(lines: list[str], header: _Header, end: int, cleaner: _Cleane
         return None
     title_number, title_line = numbered[0]
     body = cleaner.body(numbered[1:], structural=True)
-    article = TextArticle(title=_title(title_line), paragraphs=_paragraphs(body, blank_separated), role=role,
-                          source=header.outlet, published_raw=header.time, line_start=header.start + 1,
-                          line_end=body[-1][0] if body else title_number)
+    article = TextArticle(
+        title=_title(title_line),
+        paragraphs=_paragraphs(body, blank_separated),
+        role=role,
+        source=header.outlet,
+        published_raw=header.time,
+        line_start=header.start + 1,
+        line_end=body[-1][0] if body else title_number,
+    )
     return article
