@@ -21,6 +21,7 @@ from newsstance.normalize.dedup import (
     DedupResult,
     cluster,
     estimated_jaccard,
+    shingle_hashes,
     signature,
 )
 
@@ -52,6 +53,7 @@ def item(ident: str, text: str, identity: str | None = None, truncated: bool = F
         length=len(text),
         truncated=truncated,
         signature=signature(text),
+        shingles=len(shingle_hashes(text)),
     )
 
 
