@@ -218,7 +218,7 @@ def test_shards_are_contiguous_and_cover_everything():
 def test_cache_parts_are_compacted_when_mostly_dead(tmp_path, pages, monkeypatch, outputs):
     """Dead segments (of changed or deleted files) never outweigh live ones for long: the cache stays < 2x."""
     monkeypatch.setattr(runner, "COMPACT_MIN_DEAD_BYTES", 0)
-    monkeypatch.setattr(engine, "tasks_for", lambda files, workers: 1)  # one part for four files
+    monkeypatch.setattr(engine, "tasks_for", lambda files, workers, executor: 1)  # one part for four files
     files = {f"p{i}.txt": pages.aggregator.replace("Quillon Bay", f"Quillon Bay {i}") for i in range(4)}
     raw, out = _raw(tmp_path, pages, files), tmp_path / "out"
     run_normalize([raw], out, crawl_time=CRAWL)

@@ -22,7 +22,7 @@ def normalize(
             help="Crawl time for every file (ISO 8601); default: sidecar, crawl manifest, record, file mtime.",
         ),
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Tasks run at once (processes, or Ray CPUs).")] = 1,
     max_bytes: Annotated[
         int, typer.Option("--max-bytes", help="Files larger than this are quarantined.")
     ] = DEFAULT_MAX_BYTES,
@@ -36,10 +36,24 @@ def normalize(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where the stages run: local (processes here), slurm (job arrays) or ray (needs newsstance[ray]).",
+        ),
+    ] = "local",
+    slurm_partition: Annotated[str, typer.Option("--slurm-partition", help="Slurm partition.")] = "normal",
+    slurm_time: Annotated[str, typer.Option("--slurm-time", help="Slurm time limit per task.")] = "04:00:00",
+    slurm_dry_run: Annotated[
+        bool, typer.Option("--slurm-dry-run", help="Write the sbatch scripts without submitting them.")
+    ] = False,
 ) -> None:
     """Turn raw news pages into schema-valid, deduplicated article records (idempotent)."""
+    from newsstance.normalize.engine import EngineOptions
     from newsstance.normalize.runner import run_normalize
 
+    options = EngineOptions(slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_dry_run=slurm_dry_run)
     summary = run_normalize(
         paths or None,
         out,
@@ -49,6 +63,8 @@ def normalize(
         config=config,
         progress=not quiet,
         corpus_root=corpus_root,
+        executor=executor,
+        engine_options=options,
     )
     for line in summary.render():
         typer.echo(line)

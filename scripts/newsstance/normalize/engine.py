@@ -74,19 +74,22 @@ class EngineOptions:
     progress: Callable[[int], None] | None = field(default=None, repr=False)
 
 
-def tasks_for(files: int, workers: int) -> int:
-    """About 8 tasks per worker (load balance, frequent progress; one worker: as few as possible),
-    at most MAX_FILES_PER_TASK files each."""
+def tasks_for(files: int, workers: int, executor: str = "local") -> int:
+    """Extract tasks: at most MAX_FILES_PER_TASK files each. Locally about 8 per worker (load
+    balance, frequent progress; one worker: as few as possible); elsewhere a task costs a process
+    or an actor to start, so no more than the files need (and at least one per worker)."""
     if files == 0:
         return 0
+    if executor != "local":
+        return min(files, max(workers, math.ceil(files / MAX_FILES_PER_TASK)))
     wanted = math.ceil(files / (workers * 8)) if workers > 1 else files
     return math.ceil(files / max(1, min(MAX_FILES_PER_TASK, wanted)))
 
 
 def band_tasks(bands: int, workers: int, executor: str) -> int:
-    """Tasks of the bands stage: every band its own task on a cluster; locally one per worker
-    (a task then takes bands rank, rank + tasks, ...)."""
-    return bands if executor != "local" else max(1, min(bands, workers))
+    """Tasks of the bands stage: every band its own task on Slurm (the size is unknown when the
+    jobs are submitted); else one per worker (a task then takes bands rank, rank + tasks, ...)."""
+    return bands if executor == "slurm" else max(1, min(bands, workers))
 
 
 def shard(items: list[Any], rank: int, world_size: int) -> list[Any]:

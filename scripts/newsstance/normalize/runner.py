@@ -645,7 +645,7 @@ def run_normalize(
                 return summary
             run_id = f"{int(time.time() * 1000):x}{os.getpid():x}"
             work = out / storage.CACHE_DIR / storage.RUNS_DIR / run_id
-            tasks = engine.tasks_for(len(plan.changed), workers)
+            tasks = engine.tasks_for(len(plan.changed), workers, executor)
             _write_work(work, plan, tasks, run_id, out, corpus_root, settings, shard_size, progress, executor)
             if executor == "slurm":
                 _submit_slurm(work, options, plan, tasks, cfg, cache_key, run_id, summary)
