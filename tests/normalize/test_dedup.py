@@ -318,3 +318,24 @@ def test_a_title_alone_never_makes_two_stories_one(vocabulary: list[str]) -> Non
     url = "url:https://fict.example/live"  # a canonical URL is an identity on its own
     results = cluster([item("a", first, url), item("b", second, url)])
     assert results["b"].duplicate_of == "a" or results["a"].duplicate_of == "b"
+
+
+def test_groups_match_a_plain_union_find() -> None:
+    rng = random.Random(5)
+    from newsstance.normalize.dedup import groups_of
+
+    for _ in range(100):
+        n = rng.randint(1, 40)
+        edges = [(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randint(0, 50))]
+        parent = list(range(n))
+
+        def root(x: int) -> int:
+            while parent[x] != x:
+                x = parent[x]
+            return x
+
+        for a, b in edges:
+            ra, rb = root(a), root(b)
+            parent[max(ra, rb)] = min(ra, rb)
+        found = groups_of(n, np.array(edges, dtype=np.int64).reshape(-1, 2))
+        assert found.tolist() == [root(x) for x in range(n)]

@@ -392,17 +392,24 @@ def _first_of_key(keys: np.ndarray, members: np.ndarray) -> np.ndarray:
 
 
 def groups_of(node_count: int, edges: np.ndarray) -> np.ndarray:
-    """Group of every distinct text (the smallest text number of its connected component)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    if node_count == 0:
-        return np.empty(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(node_count, node_count))
-    _, component = connected_components(graph, directed=False)
-    smallest = np.full(component.max() + 1, node_count, dtype=np.int64)
-    np.minimum.at(smallest, component, np.arange(node_count))
-    return smallest[component]
+    """Group of every distinct text: the smallest text number of its connected component
+    (union-find in numpy: hook roots to the smaller root along every edge, then jump pointers)."""
+    label: np.ndarray = np.arange(node_count, dtype=np.int64)
+    if len(edges) == 0:
+        return label
+    left, right = edges[:, 0], edges[:, 1]
+    while True:
+        lu, lv = label[left], label[right]
+        smaller = np.minimum(lu, lv)
+        if np.array_equal(lu, lv):
+            return label
+        np.minimum.at(label, lu, smaller)
+        np.minimum.at(label, lv, smaller)
+        while True:
+            jumped: np.ndarray = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
 
 
 def band_keys(signatures: np.ndarray, band: int, rows: int) -> np.ndarray:

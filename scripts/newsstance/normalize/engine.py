@@ -32,17 +32,19 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from copy import deepcopy
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from datatrove.executor.base import PipelineExecutor
-from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep as DatatroveStep
-from datatrove.utils.stats import PipelineStats
 
 from newsstance.errors import UserError
+
+if TYPE_CHECKING:
+    from datatrove.executor.base import PipelineExecutor
+    from datatrove.utils.stats import PipelineStats
 from newsstance.normalize import dedup, storage
 from newsstance.normalize.config import NormalizeConfig
 from newsstance.normalize.model import Article, FileTask, Item, Quarantine, Reason
@@ -366,7 +368,7 @@ def _quiet_datatrove() -> None:
     logger.disable("datatrove")
 
 
-_ACTIVE: LocalExecutor | None = None
+_ACTIVE: Any = None  # the executor whose tasks forked workers run
 
 
 def _run_rank(rank: int) -> int:
@@ -375,57 +377,64 @@ def _run_rank(rank: int) -> int:
     return rank
 
 
-class LocalExecutor(LocalPipelineExecutor):
+@cache
+def local_executor_class() -> type[PipelineExecutor]:
     """datatrove's local executor, with workers forked from this process that die with it, a
-    fresh copy of the steps per task, quiet logs and a progress callback per finished task."""
+    fresh copy of the steps per task, no per-task log handlers and a progress callback per
+    finished task. (Built on first use: importing datatrove's executors costs ~0.4 s.)"""
+    from datatrove.executor.local import LocalPipelineExecutor
+    from datatrove.utils.stats import PipelineStats
 
-    def __init__(self, *args: Any, progress: Callable[[int], None] | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.progress = progress
+    class LocalExecutor(LocalPipelineExecutor):
+        def __init__(self, *args: Any, progress: Callable[[int], None] | None = None, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.progress = progress
 
-    def run_rank(self, rank: int) -> None:
-        pipeline: list[Any] = self.pipeline  # type: ignore[has-type]
-        self.pipeline = deepcopy(pipeline)
-        try:
-            self._run_for_rank(rank)
-        finally:
-            self.pipeline = pipeline
+        def run_rank(self, rank: int) -> None:
+            pipeline: list[Any] = self.pipeline  # type: ignore[has-type]
+            self.pipeline = deepcopy(pipeline)
+            try:
+                self._run_for_rank(rank)
+            finally:
+                self.pipeline = pipeline
 
-    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
-        """datatrove's per-task run (pipe the steps, save the task's stats, mark it completed)
-        without its per-task log handlers: setting those up costs more than a small task."""
-        if self.is_rank_completed(rank):
-            return PipelineStats()
-        data: Any = None
-        for step in self.pipeline:
-            data = step(data, rank, self.world_size)
-        if data is not None:
-            deque(data, maxlen=0)
-        stats = PipelineStats(self.pipeline)
-        with self.logging_dir.open(f"stats/{rank:05d}.json", "w") as handle:
-            stats.save_to_disk(handle)
-        self.mark_rank_as_completed(rank)
-        return stats
+        def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
+            """datatrove's per-task run (pipe the steps, save the task's stats, mark it completed)
+            without its per-task log handlers: setting those up costs more than a small task."""
+            if self.is_rank_completed(rank):
+                return PipelineStats()
+            data: Any = None
+            for step in self.pipeline:
+                data = step(data, rank, self.world_size)
+            if data is not None:
+                deque(data, maxlen=0)
+            stats = PipelineStats(self.pipeline)
+            with self.logging_dir.open(f"stats/{rank:05d}.json", "w") as handle:
+                stats.save_to_disk(handle)
+            self.mark_rank_as_completed(rank)
+            return stats
 
-    def run(self) -> None:
-        global _ACTIVE
-        ranks = self.get_incomplete_ranks(range(self.tasks))
-        if self.workers <= 1 or len(ranks) <= 1:
-            for rank in ranks:
-                self.run_rank(rank)
-                if self.progress:
-                    self.progress(rank)
-            return
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        _ACTIVE = self
-        try:
-            with context.Pool(min(self.workers, len(ranks)), _die_with_parent, (os.getpid(),)) as pool:
-                for rank in pool.imap_unordered(_run_rank, ranks):
+        def run(self) -> None:
+            global _ACTIVE
+            ranks = self.get_incomplete_ranks(range(self.tasks))
+            if self.workers <= 1 or len(ranks) <= 1:
+                for rank in ranks:
+                    self.run_rank(rank)
                     if self.progress:
                         self.progress(rank)
-        finally:
-            _ACTIVE = None
+                return
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            _ACTIVE = self
+            try:
+                with context.Pool(min(self.workers, len(ranks)), _die_with_parent, (os.getpid(),)) as pool:
+                    for rank in pool.imap_unordered(_run_rank, ranks):
+                        if self.progress:
+                            self.progress(rank)
+            finally:
+                _ACTIVE = None
+
+    return LocalExecutor
 
 
 def make_executor(
@@ -433,7 +442,7 @@ def make_executor(
 ) -> PipelineExecutor:
     """The datatrove executor of one stage."""
     if options.executor == "local":
-        return LocalExecutor(
+        return local_executor_class()(
             pipeline,
             tasks=tasks,
             workers=options.workers,
@@ -469,6 +478,7 @@ def _ray_executor(options: EngineOptions, pipeline: list[Any], tasks: int, loggi
         from datatrove.executor.ray import RayPipelineExecutor
     except ImportError:
         raise UserError("--executor ray needs Ray: pip install 'newsstance[ray]'") from None
+
 
     class RayExecutor(RayPipelineExecutor):
         def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
