@@ -363,7 +363,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _quiet_datatrove() -> None:
-    from loguru import logger
+    from datatrove.utils.logging import logger
 
     logger.disable("datatrove")
 
