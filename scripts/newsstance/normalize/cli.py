@@ -13,7 +13,10 @@ SCHEMA_KINDS = ("article", "annotation", "gold", "predictions", "quarantine")
 
 
 def normalize(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Raw files or folders (default corpus/raw).")] = None,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Raw files or folders, or fsspec URLs such as s3://bucket/crawl (default corpus/raw)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default corpus/normalized).")] = None,
     crawl_time: Annotated[
         str | None,
@@ -48,12 +51,17 @@ def normalize(
     slurm_dry_run: Annotated[
         bool, typer.Option("--slurm-dry-run", help="Write the sbatch scripts without submitting them.")
     ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: start a local one).")
+    ] = None,
 ) -> None:
     """Turn raw news pages into schema-valid, deduplicated article records (idempotent)."""
     from newsstance.normalize.engine import EngineOptions
     from newsstance.normalize.runner import run_normalize
 
-    options = EngineOptions(slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_dry_run=slurm_dry_run)
+    options = EngineOptions(
+        slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_dry_run=slurm_dry_run, ray_address=ray_address
+    )
     summary = run_normalize(
         paths or None,
         out,
