@@ -479,7 +479,6 @@ def _ray_executor(options: EngineOptions, pipeline: list[Any], tasks: int, loggi
     except ImportError:
         raise UserError("--executor ray needs Ray: pip install 'newsstance[ray]'") from None
 
-
     class RayExecutor(RayPipelineExecutor):
         def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
             _quiet_datatrove()
