@@ -75,6 +75,22 @@ def test_slurm_dry_run_writes_valid_sbatch_scripts(tmp_path, monkeypatch):
     assert len(pickled) == 4  # extract, collect, bands, commit
     assert all(Path(p).is_file() for p in pickled)
 
+    # What the cluster would run: every array task of every stage, in dependency order.
+    import dill
+    from datatrove.executor import slurm
+
+    monkeypatch.setattr(slurm, "expand_slurm_nodelist", lambda nodes: [nodes])  # `scontrol`: no Slurm here
+    monkeypatch.setenv("SLURM_NODELIST", "localhost")
+    monkeypatch.setenv("RUN_OFFSET", "0")
+    for path in pickled:
+        with open(path, "rb") as handle:
+            executor = dill.load(handle)
+        for rank in range(executor.world_size):
+            monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(rank))
+            executor.run()
+    run_normalize([SAMPLE], tmp_path / "local", crawl_time=CRAWL)
+    assert _outputs(tmp_path / "out") == _outputs(tmp_path / "local")
+
 
 def test_kill_9_mid_run_then_rerun_matches_a_clean_run(tmp_path, pages):
     psutil = pytest.importorskip("psutil")

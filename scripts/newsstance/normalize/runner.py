@@ -804,6 +804,7 @@ def _submit_slurm(
     summary: Summary,
 ) -> None:
     """One Slurm job array per stage, chained by dependencies; the commit job takes the lock."""
+    engine.quiet_datatrove()
     extract, collect, bands_stage, commit_stage = _stage_pipelines(work, cfg, cache_key, run_id)
     bands, _ = dedup.lsh_bands(dedup.THRESHOLD, dedup.NUM_PERM)
     logs = work / engine.LOGS_DIR
