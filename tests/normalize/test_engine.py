@@ -185,3 +185,24 @@ def test_a_rerun_with_one_changed_file_parses_only_that_file(tmp_path, pages):
     assert second.articles == first.articles
     run_normalize([raw], tmp_path / "clean", crawl_time=CRAWL)
     assert _outputs(out) == _outputs(tmp_path / "clean")
+
+
+def test_silver_stage_predicts_every_canonical_article_the_same_in_any_number_of_tasks(tmp_path, pages):
+    from newsstance.normalize.silver import run_silver
+    from newsstance.release.silver import silver_from_predictions
+
+    raw = _corpus(tmp_path / "raw", pages, 2)
+    run_normalize([raw], tmp_path / "norm", crawl_time=CRAWL, shard_size=3)
+    canonical = {
+        r["id"]: r
+        for p in sorted((tmp_path / "norm").glob("articles-*.jsonl"))
+        for r in map(orjson.loads, p.read_bytes().splitlines())
+        if r["duplicate_of"] is None
+    }
+    one = run_silver(tmp_path / "norm", tmp_path / "one.jsonl", batch_size=2)
+    two = run_silver(tmp_path / "norm", tmp_path / "two.jsonl", batch_size=3, workers=2)
+    assert one == two == len(canonical)
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
+    silver = silver_from_predictions(tmp_path / "one.jsonl", canonical)  # schema-checked, ids known
+    assert set(silver.entities) == set(canonical)
+    assert any(silver.entities.values())

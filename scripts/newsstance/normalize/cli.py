@@ -114,7 +114,28 @@ def validate(
         raise typer.Exit(1)
 
 
+def silver(
+    articles: Annotated[Path, typer.Argument(help="Folder of article shards.")] = Path("corpus/normalized"),
+    out: Annotated[Path, typer.Option("--out", help="Predictions JSONL to write.")] = Path(
+        "corpus/normalized/silver/predictions.jsonl"
+    ),
+    model: Annotated[str | None, typer.Option("--model", help="spaCy pipeline (default: the project's).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per nlp.pipe batch.")] = 64,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Tasks (processes) run at once.")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="local or ray.")] = "local",
+) -> None:
+    """Silver pre-annotation of every canonical article (spaCy NER), for `build --silver-predictions`."""
+    from newsstance.ner import DEFAULT_MODEL
+    from newsstance.normalize.silver import run_silver
+
+    count = run_silver(
+        articles, out, model=model or DEFAULT_MODEL, batch_size=batch_size, workers=workers, executor=executor
+    )
+    typer.echo(f"silver: {count} article(s) pre-annotated -> {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
     app.command("normalize")(normalize)
+    app.command("silver")(silver)
     app.command("validate")(validate)
