@@ -626,10 +626,12 @@ def run_normalize(
             storage.replay_journal(out)
             previous = storage.load_index(out)
             old_manifest = storage.load_manifest(out)
-            storage.remove_stale(out, {e["part"] for e in previous.values() if e.get("part")})
+            live_before = {e["part"] for e in previous.values() if e.get("part")}
+            storage.remove_stale(out, live_before)
             planner = CrawlPlanner(Path(corpus_root) if not is_url(corpus_root) else Path("/"), cli_time)
             clock = _StageClock()
             plan = _plan(plan_tasks(discover(paths, out), corpus_root, planner), previous, cache_key)
+            del previous  # the stages read the index from the work folder: keep one copy at a time
             clock.lap("plan")
             summary.files = plan.files
             summary.warnings = planner.warnings
@@ -648,10 +650,12 @@ def run_normalize(
                 summary.up_to_date = True
                 summary.seconds = time.monotonic() - started
                 return summary
+            del old_manifest, old_files, current
             run_id = f"{int(time.time() * 1000):x}{os.getpid():x}"
             work = out / storage.CACHE_DIR / storage.RUNS_DIR / run_id
             tasks = engine.tasks_for(len(plan.changed), workers, executor)
             _write_work(work, plan, tasks, run_id, out, corpus_root, settings, shard_size, progress, executor)
+            plan.kept = []
             if executor == "slurm":
                 _submit_slurm(work, options, plan, tasks, cfg, cache_key, run_id, summary)
                 return summary
@@ -659,7 +663,7 @@ def run_normalize(
                 _run_stages(work, options, tasks, plan, cfg, cache_key, run_id, progress, clock)
             except BaseException:
                 if not (out / storage.JOURNAL_NAME).exists():  # else the swap began: the next run completes it
-                    storage.remove_stale(out, {e["part"] for e in previous.values() if e.get("part")})
+                    storage.remove_stale(out, live_before)
                 raise
             summary.step_stats = engine.stage_counts(work / engine.LOGS_DIR / "extract")
             shutil.rmtree(work, ignore_errors=True)
