@@ -382,17 +382,31 @@ def commit(work: Path) -> None:
         with staging.file(storage.INDEX_NAME).open("wb") as handle:
             for entry in index:
                 handle.write(orjson.dumps(entry) + b"\n")
-        summary = _summary_dict(run, index, counts, len(meta), storage.load_manifest(out))
+        old = storage.load_manifest(out)
+        summary = _summary_dict(run, index, counts, len(meta), old)
         manifest = _manifest(summary, run, index, outputs)
         staging.file(storage.MANIFEST_NAME).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         targets = {name: name for name in outputs}
         targets[storage.INDEX_NAME] = f"{storage.CACHE_DIR}/{storage.INDEX_NAME}"
         targets[storage.MANIFEST_NAME] = storage.MANIFEST_NAME
-        staging.commit(targets)
+        staging.commit(targets, _unchanged_outputs(out, outputs, old))
     except BaseException:
         staging.discard()
         raise
     storage.remove_stale(out, {e["part"] for e in index if e.get("part")})
+
+
+def _unchanged_outputs(out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any]) -> frozenset[str]:
+    """Outputs whose bytes are already in place (same hash as recorded and on disk): not rewritten,
+    so a re-run after a small change leaves most shards (and their modification times) alone."""
+    recorded = old.get("outputs") if isinstance(old.get("outputs"), dict) else {}
+    same = set()
+    for name, info in outputs.items():
+        path = out / name
+        in_place = recorded.get(name) == info and path.is_file() and path.stat().st_size == info["bytes"]
+        if in_place and storage.sha256_file(path) == info["sha256"]:
+            same.add(name)
+    return frozenset(same)
 
 
 def _summary_dict(
