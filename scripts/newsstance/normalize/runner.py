@@ -399,7 +399,9 @@ def commit(work: Path) -> None:
 def _unchanged_outputs(out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any]) -> frozenset[str]:
     """Outputs whose bytes are already in place (same hash as recorded and on disk): not rewritten,
     so a re-run after a small change leaves most shards (and their modification times) alone."""
-    recorded = old.get("outputs") if isinstance(old.get("outputs"), dict) else {}
+    recorded = old.get("outputs")
+    if not isinstance(recorded, dict):
+        recorded = {}
     same = set()
     for name, info in outputs.items():
         path = out / name
