@@ -24,7 +24,7 @@ import numpy as np
 
 from newsstance import ids
 from newsstance.errors import EnvironmentProblem
-from newsstance.normalize import dates
+from newsstance.normalize import dates, language, titles
 from newsstance.normalize.config import NormalizeConfig
 from newsstance.normalize.decode import DecodeError, decode_bytes
 from newsstance.normalize.model import (
@@ -206,11 +206,68 @@ class ResolveDates(PipelineStep):
             if isinstance(item, Draft):
                 item.crawled_at, item.crawl_source = item.page.task.crawl.resolve(item.record_time)
                 self.stats[f"crawl:{item.crawl_source}"] += 1
-                item.published_at, item.precision = dates.resolve(item.published_raw, item.crawled_at)
+                raws = [item.published_raw, *item.date_candidates] if item.published_raw else item.date_candidates
+                choice = dates.choose(raws, item.crawled_at)
+                item.published_raw, item.published_at, item.precision = (
+                    choice.raw,
+                    choice.published_at,
+                    choice.precision,
+                )
+                item.date_rejected = choice.rejected
+                if choice.rejected:
+                    self.stats["rejected_date"] += 1
                 if item.published_raw and item.published_at is None:
-                    self.stats["unparsed_date"] += 1
+                    self.stats["unusable_date"] += 1
                 elif item.precision:
                     self.stats[f"precision:{item.precision}"] += 1
+            yield item
+
+
+class CheckTitles(PipelineStep):
+    """Titles a person can see: bidi controls removed (recorded in `repairs`), a site-name segment
+    matching the outlet dropped, an invisible title quarantined as `no_title` (see `titles`)."""
+
+    name = "titles"
+
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            if isinstance(item, Draft) and isinstance(item.title, str) and item.title.strip():
+                title, had_bidi = titles.remove_bidi(item.title)
+                if titles.is_invisible(title):
+                    self.stats["no_title"] += 1
+                    yield Quarantine(
+                        item.rel,
+                        item.page.sha256,
+                        Reason.NO_TITLE,
+                        f"the title {item.title!r} has no visible character",
+                        line=item.line_start,
+                        record_index=item.record_index,
+                    )
+                    continue
+                url = item.url if isinstance(item.url, str) else None
+                source = item.source if isinstance(item.source, str) else None
+                title, named_site = titles.strip_site_name(title, titles.outlet_keys([source], [url]))
+                for repair, done in (("title_bidi_controls", had_bidi), ("title_site_name", named_site)):
+                    if done and repair not in item.repairs:
+                        item.repairs.append(repair)
+                        self.stats[repair] += 1
+                item.title = title
+            yield item
+
+
+class IdentifyLanguage(PipelineStep):
+    """`language` from the article text; the declared tag (markup, record, sidecar) breaks ties for
+    short texts (see `language`)."""
+
+    name = "language"
+
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            if isinstance(item, Draft) and isinstance(item.text, str):
+                declared = item.language if isinstance(item.language, str) else None
+                decision = language.decide(item.text, declared)
+                item.language, item.language_source = decision.language, decision.source
+                self.stats[f"language:{decision.source}"] += 1
             yield item
 
 
@@ -268,11 +325,16 @@ def build_record(draft: Draft) -> dict[str, Any]:
         {
             "parser_version": PARSER_VERSION,
             "encoding": page.encoding,
-            "repairs": list(page.repairs),
+            "repairs": [*page.repairs, *draft.repairs],
             "crawl_time_source": draft.crawl_source,
             "near_duplicate_jaccard": None,
+            "language_source": draft.language_source,
         }
     )
+    if draft.date_rejected:
+        provenance["published_at_rejected"] = draft.date_rejected
+    if draft.extractor:
+        provenance["extractor"] = draft.extractor
     return {
         "id": draft.id,
         "title": draft.title,
@@ -373,6 +435,8 @@ def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
         LoadFiles(config.max_bytes, cache_key),
         DecodeText(),
         ExtractArticles(config),
+        CheckTitles(),
+        IdentifyLanguage(),
         ResolveDates(),
         FlagTruncation(),
         AssignIds(),
