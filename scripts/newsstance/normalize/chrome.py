@@ -32,7 +32,7 @@ _TRAILING_PATTERNS = re.compile(
       | (?:our|the)\s+\w+\s+newsletter\b
       | follow\s+(?:us|\w+(?:\s+\w+)?)\s+on\s+(?:twitter|x|facebook|instagram|linkedin|bluesky|threads|mastodon|tiktok|youtube)\b
       | (?:like\s+us|find\s+us)\s+on\s+facebook\b
-      | comments?\s+(?:are|is)\s+(?:moderated|closed|disabled|open|reviewed)\b
+      | comments?\b.{0,40}?\b(?:are|is|will\s+be)\s+(?:moderated|closed|disabled|open|reviewed|pre-moderated)\b
       | (?:we|please)\s+(?:welcome|encourage|ask)\b.*\bcomments?\b
       | comments?\s+(?:policy|guidelines)\b
       | (?:read|see)\s+our\s+(?:comment|community)\s+(?:policy|guidelines|standards)\b
@@ -89,6 +89,8 @@ def strip_body_chrome(paragraphs: list[str], chrome: ChromeConfig) -> list[str]:
     """`paragraphs` without chrome lines (module docstring); the article's own lines are kept."""
     start, end = 0, len(paragraphs)
     while start < end and is_leading_chrome(paragraphs[start], chrome):
+        if start + 1 < end and is_list_item(paragraphs[start + 1]) and not chrome.is_anywhere(paragraphs[start]):
+            break  # a heading of the article's own list ("Summary" above bullet points)
         start += 1
     while end > start and not is_sentence(paragraphs[end - 1]) and is_trailing_chrome(paragraphs[end - 1], chrome):
         end -= 1

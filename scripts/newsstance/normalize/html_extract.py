@@ -148,7 +148,7 @@ def _names(value: object) -> Iterator[str]:
 
 def _first(tree: HtmlElement, xpath: str) -> str | None:
     for value in tree.xpath(xpath):
-        text = clean_inline(str(value))
+        text = clean_inline(value.text_content() if isinstance(value, HtmlElement) else str(value))
         if text:
             return text
     return None
@@ -302,7 +302,8 @@ def _trafilatura_text(tree: HtmlElement) -> str:
     from trafilatura import bare_extraction
 
     document = bare_extraction(tree, with_metadata=False, include_comments=False)
-    return (document.text or "") if document is not None else ""
+    text = getattr(document, "text", None)  # a Document (as_dict=False, the default)
+    return text if isinstance(text, str) else ""
 
 
 def _readability_text(tree: HtmlElement) -> str:
@@ -312,6 +313,16 @@ def _readability_text(tree: HtmlElement) -> str:
 
     summary = Document(deepcopy(tree)).summary(html_partial=True)
     return "\n".join(line for line in (_norm(x) for x in html_to_lines(summary).splitlines()) if line)
+
+
+def second_is_better(primary: str, second: str, blocks: list[str]) -> bool:
+    """Keep the second extractor's text when it covers `FALLBACK_GAIN` more of the page's prose and
+    recovers more prose than the other text it adds (boxes, captions, link lists)."""
+    share, missing = coverage(primary, blocks)
+    second_share, second_missing = coverage(second, blocks)
+    recovered = missing - second_missing
+    added_other = max(0, len(_norm(second)) - len(_norm(primary)) - recovered)
+    return second_share >= share + FALLBACK_GAIN and recovered > added_other
 
 
 def choose_body(tree: HtmlElement) -> tuple[str, str]:
@@ -326,10 +337,7 @@ def choose_body(tree: HtmlElement) -> tuple[str, str]:
         second = _readability_text(tree)
     except Exception:  # readability gives up on some odd trees: keep the first extractor's text
         return primary, "trafilatura"
-    second_share, second_missing = coverage(second, blocks)
-    recovered = missing - second_missing
-    added_other = max(0, len(_norm(second)) - len(_norm(primary)) - recovered)
-    if second_share >= share + FALLBACK_GAIN and recovered > added_other:
+    if second_is_better(primary, second, blocks):
         return second, "readability"
     return primary, "trafilatura"
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Separators between a headline and a site name, spaced (so "e-mail" or "3-2" are never split).
-_SEPARATOR = re.compile(r"\s+(?:[|｜•·»«–—:]|-{1,2}|::|/)\s+")
+_SEPARATOR = re.compile(r"\s*[|｜]\s*|\s+(?:[•·»«–—:]|-{1,2}|::|/)\s+")
 _NON_ALNUM = re.compile(r"[\W_]+")
 _DOMAIN_NOISE = ("www.", "m.", "amp.", "edition.", "news.")
 _GENERIC_SUFFIXES = ("news", "online", "daily", "com", "net", "org", "co", "uk", "the")
