@@ -23,6 +23,7 @@ import re
 _CJK = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 # Thai, Lao, Tibetan, Myanmar, Khmer: written without spaces between words.
 _SOUTHEAST = "\u0e00-\u0e7f\u0e80-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff"
+SPACE_FREE_CHARS = _CJK + _SOUTHEAST  # a regex character-class body (release.tokens uses it too)
 _CJK_CHAR = re.compile(f"[{_CJK}]")
 _SOUTHEAST_CHAR = re.compile(f"[{_SOUTHEAST}]")
 _SPACE_FREE = re.compile(f"[{_CJK}{_SOUTHEAST}]+")
