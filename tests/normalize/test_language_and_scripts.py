@@ -13,6 +13,7 @@ from lxml import html as lxml_html
 
 from newsstance.errors import EnvironmentProblem
 from newsstance.normalize import dates, language, titles, urls
+from newsstance.normalize.html_extract import collect_facts
 from newsstance.normalize.prose import has_prose, word_units
 from newsstance.normalize.truncation import is_cut
 
@@ -75,11 +76,12 @@ def test_canonical_url_anywhere_relative_and_iri():
         "<html><head></head><body><p>x</p><link rel='canonical' href='/новости/паром?id=1'></body></html>"
     )
     host = "вести".encode("idna").decode("ascii")  # the standard IDNA encoding of the host
-    assert urls.canonical_url(page, "https://вести.example/a/") == (
+    assert urls.canonical_url(collect_facts(page).canonical, "https://вести.example/a/") == (
         f"https://{host}.example/%D0%BD%D0%BE%D0%B2%D0%BE%D1%81%D1%82%D0%B8/%D0%BF%D0%B0%D1%80%D0%BE%D0%BC?id=1"
     )
     og = lxml_html.fromstring("<html><body><meta property='og:url' content='https://a.example/x'></body></html>")
-    assert urls.canonical_url(og) == "https://a.example/x"
+    assert urls.canonical_url(collect_facts(og).meta["og:url"]) == "https://a.example/x"
+    assert urls.resolve("../b", "https://a.example/x/y/") == "https://a.example/x/b"
     assert urls.to_uri("javascript:void(0)") is None
 
 

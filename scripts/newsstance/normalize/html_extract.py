@@ -1,6 +1,9 @@
 """One HTML page -> its article: body text, headline, canonical URL, outlet, authors, date candidates.
 
-The page is parsed once; the tree is shared by the metadata readers and the body extractor.
+Cost (benchmarks/html_bench.py): lxml parses a page in ~0.1 ms, while trafilatura deep-copies a tree
+it is handed, which costs more; so trafilatura gets the string and one tree of ours serves every
+other reader: one walk over the few tags that carry metadata (`collect_facts`), not a dozen
+whole-tree XPath scans, and no trafilatura/htmldate metadata pass.
 
 **Body**: trafilatura (`include_comments=False`, metadata off: its metadata pass, htmldate
 included, cost more than the body extraction). Its output is *suspicious* when it leaves out
@@ -39,17 +42,12 @@ SUSPICIOUS_COVERAGE = 0.7  # trafilatura keeps less than this share of the page'
 SUSPICIOUS_MISSING_CHARS = 300  # ... and leaves out at least this many characters of it
 FALLBACK_GAIN = 0.2  # the second extractor must cover this much more of the prose to win
 
-_META_DATE_XPATH = (
-    "//meta[@property='article:published_time' or @property='og:published_time' "
-    "or @name='article:published_time' or @itemprop='datePublished' or @name='pubdate' or @name='publishdate' "
-    "or @name='publish-date' or @name='date' or @name='dc.date' or @name='DC.date.issued' "
-    "or @name='parsely-pub-date' or @name='sailthru.date']/@content"
-)
 _CHROME_ANCESTORS = (
     "ancestor::nav or ancestor::header or ancestor::footer or ancestor::aside or ancestor::form "
     "or ancestor::*[contains(@class, 'comment') or contains(@id, 'comment')]"
 )
 _PROSE_XPATH = f"//p[not({_CHROME_ANCESTORS})]"
+PROSE_BLOCK_MIN_CHARS = 20
 _ARTICLE_TYPES = frozenset(
     {
         "newsarticle",
@@ -74,6 +72,7 @@ _BY = re.compile(r"^(?:by|von|par|por|di|door|av|af)\s+", re.I)
 _YEAR_GUESS = re.compile(r"\d{4}-01-01T00:00:00")
 _MIDNIGHT_GUESS = re.compile(r"\d{4}-\d{2}-\d{2}T00:00:00")
 _SPACE = re.compile(r"\s+")
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(slots=True)
@@ -105,27 +104,100 @@ def _modules() -> tuple[object, object]:
 # --------------------------------------------------------------------------- metadata
 
 
-def _json_ld(tree: HtmlElement) -> list[JsonLd]:
+_META_DATE_KEYS = (
+    "article:published_time",
+    "og:published_time",
+    "datepublished",
+    "pubdate",
+    "publishdate",
+    "publish-date",
+    "date",
+    "dc.date",
+    "dc.date.issued",
+    "parsely-pub-date",
+    "sailthru.date",
+)
+_META_KEY_ATTRIBUTES = ("property", "name", "itemprop", "http-equiv")
+_FACT_TAGS = ("meta", "link", "script", "time", "title", "h1", "a", "html")
+
+
+@dataclass(slots=True)
+class PageFacts:
+    """What the page declares about itself, gathered in one walk over the few tags that hold it
+    (one pass instead of a dozen `//` XPath scans of the whole tree)."""
+
+    meta: dict[str, list[str]] = field(default_factory=dict)  # lower-cased name/property/itemprop -> contents
+    canonical: list[str] = field(default_factory=list)
+    ld: list[JsonLd] = field(default_factory=list)
+    times: list[HtmlElement] = field(default_factory=list)
+    title: str | None = None
+    h1: list[tuple[str, bool]] = field(default_factory=list)  # (text, inside <article>/<main>)
+    author_links: list[str] = field(default_factory=list)
+    lang: list[str] = field(default_factory=list)
+
+    def first_meta(self, *keys: str) -> str | None:
+        for key in keys:
+            for value in self.meta.get(key, ()):
+                text = clean_inline(value)
+                if text:
+                    return text
+        return None
+
+
+def _walk_ld(value: object, found: list[JsonLd]) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _walk_ld(item, found)
+    elif isinstance(value, dict):
+        found.append(value)
+        graph = value.get("@graph")
+        if graph is not None:
+            _walk_ld(graph, found)
+
+
+def collect_facts(tree: HtmlElement) -> PageFacts:
     import orjson
 
-    found: list[JsonLd] = []
-
-    def walk(value: object) -> None:
-        if isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, dict):
-            found.append(value)
-            graph = value.get("@graph")
-            if graph is not None:
-                walk(graph)
-
-    for script in tree.xpath("//script[@type='application/ld+json']/text()"):
-        try:
-            walk(orjson.loads(str(script).strip()))
-        except orjson.JSONDecodeError:
+    facts = PageFacts()
+    root_lang = tree.get("lang") or tree.get("{http://www.w3.org/XML/1998/namespace}lang")
+    if root_lang:
+        facts.lang.append(root_lang)
+    for element in tree.iter(*_FACT_TAGS):
+        tag = element.tag
+        if tag == "meta":
+            content = element.get("content")
+            if content is None:
+                continue
+            for attribute in _META_KEY_ATTRIBUTES:
+                key = element.get(attribute)
+                if key:
+                    facts.meta.setdefault(key.strip().lower(), []).append(content)
+        elif tag == "link":
+            rel = (element.get("rel") or "").lower().split()
+            if "canonical" in rel and element.get("href"):
+                facts.canonical.append(element.get("href") or "")
+            elif "author" in rel:
+                facts.author_links.append(element.text_content())
+        elif tag == "a":
+            if "author" in (element.get("rel") or "").lower().split():
+                facts.author_links.append(element.text_content())
+        elif tag == "script":
+            if (element.get("type") or "").strip().lower() == "application/ld+json" and element.text:
+                try:
+                    _walk_ld(orjson.loads(element.text.strip()), facts.ld)
+                except orjson.JSONDecodeError:
+                    continue
+        elif tag == "time":
+            facts.times.append(element)
+        elif tag == "title":
+            if facts.title is None:
+                facts.title = clean_inline(element.text_content())
+        elif tag == "h1":
+            inside = any(a.tag in ("article", "main") for a in element.iterancestors())
+            facts.h1.append((clean_inline(element.text_content()), inside))
+        elif tag == "html" and element is not tree:
             continue
-    return found
+    return facts
 
 
 def _types(obj: JsonLd) -> set[str]:
@@ -146,29 +218,19 @@ def _names(value: object) -> Iterator[str]:
             yield name
 
 
-def _first(tree: HtmlElement, xpath: str) -> str | None:
-    for value in tree.xpath(xpath):
-        text = clean_inline(value.text_content() if isinstance(value, HtmlElement) else str(value))
-        if text:
-            return text
-    return None
-
-
-def declared_language(tree: HtmlElement) -> str | None:
-    values = tree.xpath(
-        "/html/@lang | /html/@xml:lang | //meta[@http-equiv='content-language']/@content",
-        namespaces={"xml": "http://www.w3.org/XML/1998/namespace"},
-    )
-    for value in values:
-        match = _LANG.match(str(value).strip())
+def declared_language(facts: PageFacts) -> str | None:
+    for value in [*facts.lang, *facts.meta.get("content-language", [])]:
+        match = _LANG.match(value.strip())
         if match:
             main, region = match.groups()
             return main.lower() + (f"-{region.upper() if len(region) == 2 else region}" if region else "")
     return None
 
 
-def date_candidates(tree: HtmlElement, ld: list[JsonLd]) -> list[str]:
-    """Every publication date the page declares, most trustworthy first (the caller skips impossible ones)."""
+def date_candidates(facts: PageFacts) -> list[str]:
+    """The publication dates the page declares in markup (meta, <time datetime>, JSON-LD), most
+    trustworthy first; the caller skips impossible ones. The visible text of <time> elements is read
+    only when no declared date can be true (it needs dateparser, the slowest step of the page)."""
     found: list[str] = []
 
     def add(value: object) -> None:
@@ -177,24 +239,37 @@ def date_candidates(tree: HtmlElement, ld: list[JsonLd]) -> list[str]:
             if text and text not in found:
                 found.append(text)
 
-    for value in tree.xpath(_META_DATE_XPATH):
-        add(str(value))
-    for value in tree.xpath("//article//time/@datetime | //time[@itemprop='datePublished']/@datetime"):
-        add(str(value))
-    for obj in ld:
+    for key in _META_DATE_KEYS:
+        for value in facts.meta.get(key, ()):
+            add(value)
+    for element in facts.times:
+        if element.get("itemprop") == "datePublished" or any(a.tag == "article" for a in element.iterancestors()):
+            add(element.get("datetime"))
+    for obj in facts.ld:
         if _types(obj) & _ARTICLE_TYPES:
             add(obj.get("datePublished"))
-    for obj in ld:
+    for obj in facts.ld:
         add(obj.get("datePublished"))
-    for element in tree.xpath("//time"):
-        # The machine-readable attribute carries the time of day and offset that the visible text often omits.
-        stamp = clean_inline(element.get("datetime") or "")
-        if stamp and is_time_expression(stamp):
-            add(stamp)
+    for element in facts.times:
+        add(element.get("datetime"))
+    if any(could_be_true(value) for value in found):
+        return found
+    for element in facts.times:
         text = clean_inline(element.text_content())
         if is_time_expression(text):  # e.g. <time>3 days ago</time> in a byline
             add(text)
     return found
+
+
+def could_be_true(raw: str) -> bool:
+    """A machine-readable stamp that is not a placeholder (the crawl-time bound is checked later)."""
+    from datetime import UTC, datetime
+
+    from newsstance.normalize.dates import implausible, resolve
+
+    far_future = datetime(9000, 1, 1, tzinfo=UTC)
+    published, _ = resolve(raw, far_future) if _STAMP.match(raw) else (None, None)
+    return published is not None and implausible(published, far_future) is None
 
 
 def _htmldate(tree: HtmlElement) -> str | None:
@@ -215,23 +290,14 @@ def _looks_like_name(author: str) -> bool:
     return bool(words) and all(w[:1].isupper() for w in words if w[:1].isalpha())
 
 
-def authors(tree: HtmlElement, ld: list[JsonLd]) -> list[str]:
+def authors(facts: PageFacts) -> list[str]:
     raw: list[str] = []
-    for obj in ld:
+    for obj in facts.ld:
         if _types(obj) & _ARTICLE_TYPES:
             raw.extend(_names(obj.get("author")))
-    raw.extend(
-        str(v)
-        for v in tree.xpath(
-            "//meta[@name='author' or @name='article:author' or @property='article:author' or @name='byl']/@content"
-        )
-    )
-    raw.extend(
-        e.text_content()
-        for e in tree.xpath(
-            "//*[@rel='author'] | //*[@itemprop='author']//*[@itemprop='name'] | //*[@itemprop='author' and not(*)]"
-        )
-    )
+    for key in ("author", "article:author", "byl"):
+        raw.extend(facts.meta.get(key, ()))
+    raw.extend(facts.author_links)
     names: list[str] = []
     for value in raw:
         for part in re.split(r"\s*(?:;|,|\band\b|&)\s*", value):
@@ -241,33 +307,32 @@ def authors(tree: HtmlElement, ld: list[JsonLd]) -> list[str]:
     return names
 
 
-def site_names(tree: HtmlElement, ld: list[JsonLd]) -> list[str]:
-    names = [
-        clean_inline(str(v))
-        for v in tree.xpath(
-            "//meta[@property='og:site_name' or @name='application-name' or @name='og:site_name']/@content"
-        )
-    ]
-    for obj in ld:
+def site_names(facts: PageFacts) -> list[str]:
+    names = [clean_inline(v) for key in ("og:site_name", "application-name") for v in facts.meta.get(key, ())]
+    for obj in facts.ld:
         names.extend(clean_inline(n) for n in _names(obj.get("publisher")))
         if _types(obj) & {"website", "newsmediaorganization", "organization"}:
             names.extend(clean_inline(n) for n in _names(obj))
     return [n for n in dict.fromkeys(names) if n]
 
 
-def title_candidates(tree: HtmlElement, ld: list[JsonLd]) -> list[tuple[str, str | None]]:
+def title_candidates(facts: PageFacts) -> list[tuple[str, str | None]]:
     """Headline candidates, best first: og:title, JSON-LD headline, <title>, the article's <h1>."""
     headline = next(
-        (obj.get("headline") for obj in ld if _types(obj) & _ARTICLE_TYPES and isinstance(obj.get("headline"), str)),
+        (
+            obj.get("headline")
+            for obj in facts.ld
+            if _types(obj) & _ARTICLE_TYPES and isinstance(obj.get("headline"), str)
+        ),
         None,
     )
-    h1 = _first(tree, "(//article//h1 | //main//h1)[1]") or _first(tree, "(//h1)[1]")
+    h1 = next((text for text, inside in facts.h1 if inside and text), None) or next((t for t, _ in facts.h1 if t), None)
     return [
-        ("og:title", _first(tree, "//meta[@property='og:title' or @name='og:title']/@content")),
+        ("og:title", facts.first_meta("og:title")),
         ("json-ld", headline if isinstance(headline, str) else None),
-        ("title", _first(tree, "(//title)[1]")),
+        ("title", facts.title),
         ("h1", h1),
-        ("twitter:title", _first(tree, "//meta[@name='twitter:title' or @property='twitter:title']/@content")),
+        ("twitter:title", facts.first_meta("twitter:title")),
     ]
 
 
@@ -282,8 +347,11 @@ def prose_blocks(tree: HtmlElement) -> list[str]:
     """The page's paragraphs of running text outside page chrome (what an article body must contain)."""
     blocks = []
     for element in tree.xpath(_PROSE_XPATH):
-        text = _norm(element.text_content())
-        if text and word_units(text) >= PROSE_BLOCK_WORDS:
+        raw = element.text_content()
+        if len(raw) < PROSE_BLOCK_MIN_CHARS:
+            continue  # too short to hold PROSE_BLOCK_WORDS word units in any script
+        text = _norm(raw)
+        if word_units(text) >= PROSE_BLOCK_WORDS:
             blocks.append(text)
     return blocks
 
@@ -298,10 +366,14 @@ def coverage(text: str, blocks: list[str]) -> tuple[float, int]:
     return (total - missing) / total, missing
 
 
-def _trafilatura_text(tree: HtmlElement) -> str:
+def _trafilatura_text(html: str) -> str:
     from trafilatura import bare_extraction
 
-    document = bare_extraction(tree, with_metadata=False, include_comments=False)
+    # The string, not our tree: trafilatura deep-copies a tree it is given, which costs more than parsing
+    # the page again (measured: benchmarks/html_bench.py).
+    # fast=True skips trafilatura's own readability/jusText comparison: `choose_body` runs a fallback
+    # only where the output is suspicious, which costs less than comparing on every page.
+    document = bare_extraction(html, with_metadata=False, include_comments=False, fast=True)
     text = getattr(document, "text", None)  # a Document (as_dict=False, the default)
     return text if isinstance(text, str) else ""
 
@@ -325,10 +397,12 @@ def second_is_better(primary: str, second: str, blocks: list[str]) -> bool:
     return second_share >= share + FALLBACK_GAIN and recovered > added_other
 
 
-def choose_body(tree: HtmlElement) -> tuple[str, str]:
+def choose_body(tree: HtmlElement, html: str) -> tuple[str, str]:
     """(body text, extractor name): trafilatura's, or readability's when trafilatura's is suspicious
     and readability's is better by the rule in the module docstring."""
-    primary = _trafilatura_text(tree)
+    primary = _trafilatura_text(html)
+    if primary.count("\n") + 1 >= SUSPICIOUS_COVERAGE * tree.xpath(f"count({_PROSE_XPATH})"):
+        return primary, "trafilatura"  # as many lines as the page has paragraphs: no need to read them
     blocks = prose_blocks(tree)
     share, missing = coverage(primary, blocks)
     if share >= SUSPICIOUS_COVERAGE or missing < SUSPICIOUS_MISSING_CHARS:
@@ -353,13 +427,14 @@ def parse_html(html: str, page_url: str | None = None, outlet: str | None = None
     tree = load_html(html)
     if tree is None:
         return None
-    body, extractor = choose_body(tree)
+    body, extractor = choose_body(tree, html)
     if not body:
         return None
-    ld = _json_ld(tree)
-    sites = site_names(tree, ld)
-    url = urls.canonical_url(tree, page_url) or (urls.to_uri(page_url) if page_url else None)
-    for obj in ld:
+    facts = collect_facts(tree)
+    sites = site_names(facts)
+    og_urls = [v for key in ("og:url", "twitter:url") for v in facts.meta.get(key, ())]
+    url = urls.canonical_url([*facts.canonical, *og_urls], page_url)
+    for obj in facts.ld:
         if not url and _types(obj) & _ARTICLE_TYPES:
             for key in ("url", "mainEntityOfPage"):
                 value = obj.get(key)
@@ -367,14 +442,15 @@ def parse_html(html: str, page_url: str | None = None, outlet: str | None = None
                 if isinstance(value, str) and (resolved := urls.resolve(value, page_url)):
                     url = resolved
                     break
+    url = url or (urls.to_uri(page_url) if page_url else None)
     keys = titles.outlet_keys([*sites, outlet], [url, page_url])
-    title = titles.clean_title(title_candidates(tree, ld), keys)
+    title = titles.clean_title(title_candidates(facts), keys)
     paragraphs = split_paragraphs(body)
     if title.title and paragraphs and clean_inline(paragraphs[0]) == title.title:
         paragraphs = paragraphs[1:]
     if not has_prose(paragraphs):
         return None
-    dates = date_candidates(tree, ld)
+    dates = date_candidates(facts)
     if not dates and (guess := _htmldate(tree)):
         dates.append(guess)
     return HtmlArticle(
@@ -382,8 +458,8 @@ def parse_html(html: str, page_url: str | None = None, outlet: str | None = None
         paragraphs=paragraphs,
         url=url,
         source=sites[0] if sites else None,
-        authors=authors(tree, ld),
-        language=declared_language(tree),
+        authors=authors(facts),
+        language=declared_language(facts),
         date_candidates=dates,
         repairs=title.repairs,
         extractor=extractor,

@@ -28,6 +28,7 @@ _CJK_CHAR = re.compile(f"[{_CJK}]")
 _SOUTHEAST_CHAR = re.compile(f"[{_SOUTHEAST}]")
 _SPACE_FREE = re.compile(f"[{_CJK}{_SOUTHEAST}]+")
 _WORDISH = re.compile(r"[^\W_]")
+_WORD_TOKEN = re.compile(r"\S*[^\W_]\S*")  # a whitespace-separated token holding a letter or digit
 CJK_CHARS_PER_WORD = 1.5
 SOUTHEAST_CHARS_PER_WORD = 4.0
 MIN_PROSE_WORDS = 6
@@ -39,19 +40,17 @@ _NO_SENTENCE_PUNCTUATION = re.compile(f"[{_SOUTHEAST}]")
 
 def word_units(text: str) -> float:
     """About how many words `text` holds, in any script (see the module docstring)."""
+    if not _SPACE_FREE.search(text):
+        return len(_WORD_TOKEN.findall(text))
     cjk = len(_CJK_CHAR.findall(text))
     southeast = len(_SOUTHEAST_CHAR.findall(text))
-    spaced = 0
-    rest = _SPACE_FREE.sub(" ", text) if cjk or southeast else text
-    for token in rest.split():
-        if _WORDISH.search(token):
-            spaced += 1
+    spaced = len(_WORD_TOKEN.findall(_SPACE_FREE.sub(" ", text)))
     return spaced + cjk / CJK_CHARS_PER_WORD + southeast / SOUTHEAST_CHARS_PER_WORD
 
 
 def is_prose(paragraph: str, min_words: float = MIN_PROSE_WORDS) -> bool:
     """A real sentence rather than a navigation fragment: at least `min_words` word units."""
-    return word_units(paragraph) >= min_words
+    return len(paragraph) >= min_words and word_units(paragraph) >= min_words
 
 
 def has_prose(paragraphs: list[str]) -> bool:

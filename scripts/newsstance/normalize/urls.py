@@ -9,16 +9,9 @@ normalised to its percent-encoded URI form (host in IDNA), which is what `format
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-from lxml.html import HtmlElement
-
-_CANONICAL_XPATH = (
-    "//link[contains(concat(' ', normalize-space(translate(@rel, 'CANONIAL', 'canonial')), ' '), ' canonical ')]/@href"
-)
-_OG_URL_XPATH = (
-    "//meta[@property='og:url' or @name='og:url' or @name='twitter:url' or @property='twitter:url']/@content"
-)
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
 _WHITESPACE = re.compile(r"\s+")
@@ -67,11 +60,11 @@ def resolve(value: str, base: str | None) -> str | None:
     return to_uri(text)
 
 
-def canonical_url(tree: HtmlElement, page_url: str | None = None) -> str | None:
-    """rel=canonical, else og:url, from anywhere in the document; relative ones resolved against `page_url`."""
-    for xpath in (_CANONICAL_XPATH, _OG_URL_XPATH):
-        for value in tree.xpath(xpath):
-            url = resolve(str(value), page_url)
-            if url:
-                return url
+def canonical_url(candidates: Iterable[str], page_url: str | None = None) -> str | None:
+    """The first usable address among rel=canonical hrefs then og:url values (found anywhere in the
+    document); relative ones resolved against `page_url`."""
+    for value in candidates:
+        url = resolve(value, page_url)
+        if url:
+            return url
     return None
