@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -138,24 +139,31 @@ def test_baseline_command(tmp_path: Path, release_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_example_runs_and_its_predictions_score(tmp_path: Path, release_dir: Path, scheme: Scheme) -> None:
-    output = tmp_path / "example.jsonl"
+def test_example_runs_as_its_docstring_says_and_its_predictions_score(
+    tmp_path: Path, release_dir: Path, scheme: Scheme
+) -> None:
+    """`python examples/token_classification.py` in a project whose newest release is dist/0.1.0, no arguments."""
+    project = tmp_path / "project"
+    (project / "annotations").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "annotations" / "scheme.yaml", project / "annotations" / "scheme.yaml")
+    shutil.copytree(REPO_ROOT / "schema", project / "schema")
+    shutil.copytree(release_dir, project / "dist" / "0.1.0")
+    (project / "dist" / "0.0.9").mkdir()  # an older version is not picked
+    env = {key: value for key, value in os.environ.items() if key != "NEWSSTANCE_ROOT"}
     done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "examples" / "token_classification.py"),
-            str(release_dir),
-            "--output",
-            str(output),
-        ],
+        [sys.executable, str(REPO_ROOT / "examples" / "token_classification.py"), "--max-length", "48"],
         capture_output=True,
         text=True,
-        env=os.environ.copy(),
-        cwd=tmp_path,
+        env=env,
+        cwd=project,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert " B-" in done.stdout and "-100" in done.stdout and f"wrote 18 predictions to {output}" in done.stdout
+    output = project / "predictions.jsonl"
+    assert " B-" in done.stdout and "-100" in done.stdout and f"wrote 18 predictions to {output.name}" in done.stdout
+    assert "dist/0.1.0" in done.stdout
+    windowed = int(done.stdout.split(" of 18 articles were longer")[0].rsplit("\n", 1)[-1])
+    assert windowed > 0  # short windows: some articles are split, and still decode to the same spans
     release = load_release(str(release_dir), scheme=scheme)
     results = evaluate_predictions(output, release, scheme=scheme, resamples=0, progress=False)
     # spaCy finds (some of) the fictional people; the decoded spans score like the spaCy baseline's.
