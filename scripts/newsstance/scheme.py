@@ -66,7 +66,6 @@ class Scheme:
     source_path: Path | None = None
     polar_stance_labels: tuple[str, ...] = ()
 
-
     # --- label inventories -------------------------------------------------
     @property
     def entity_names(self) -> list[str]:
@@ -125,8 +124,8 @@ class Scheme:
                 f'    <Choices name="{MENTION_STANCE_NAME}" toName="{TEXT_NAME}" perRegion="true" '
                 'choice="single-radio" showInline="true">'
             )
-            for label in self.stance_labels:
-                lines.append(f"      <Choice value={quoteattr(label.name)} hint={quoteattr(label.description)}/>")
+            for stance in self.stance_labels:
+                lines.append(f"      <Choice value={quoteattr(stance.name)} hint={quoteattr(stance.description)}/>")
             lines.append("    </Choices>")
             lines.append("  </View>")
         for target in self.stance_targets:
@@ -135,8 +134,8 @@ class Scheme:
                 f'  <Choices name="{target.control_name}" toName="{TEXT_NAME}" choice="single-radio" '
                 'required="true" showInline="true">'
             )
-            for label in self.stance_labels:
-                lines.append(f"    <Choice value={quoteattr(label.name)} hint={quoteattr(label.description)}/>")
+            for stance in self.stance_labels:
+                lines.append(f"    <Choice value={quoteattr(stance.name)} hint={quoteattr(stance.description)}/>")
             lines.append(
                 f"    <Choice value={quoteattr(self.not_about_label)} "
                 f"hint={quoteattr('The article is not about ' + target.name + '.')}/>"

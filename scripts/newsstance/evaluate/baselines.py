@@ -94,7 +94,11 @@ class Gazetteer:
                     labels[surface][span.label] += 1
                     if span.stance:
                         stances[surface][span.stance] += 1
-        self.labels = {surface: _most_common(counter, scheme.entity_names) for surface, counter in labels.items()}
+        self.labels: dict[str, str] = {
+            surface: label
+            for surface, counter in labels.items()
+            if (label := _most_common(counter, scheme.entity_names)) is not None
+        }
         self.stances = {surface: _most_common(counter, scheme.stance_names) for surface, counter in stances.items()}
         names = sorted(self.labels, key=lambda s: (-len(s), s))
         self.pattern = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)") if names else None

@@ -29,7 +29,9 @@ def token_offsets(text: str, tokens: Sequence[str], article_id: str = "") -> tup
     return starts, ends
 
 
-def spans_to_bio(starts: Sequence[int], ends: Sequence[int], spans: Sequence[tuple[int, int, int]]) -> list[int]:
+def spans_to_bio(
+    starts: Sequence[int] | np.ndarray, ends: Sequence[int] | np.ndarray, spans: Sequence[tuple[int, int, int]]
+) -> list[int]:
     """BIO tag ids for `(start, end, label_index)` spans; a token is tagged when it overlaps the span.
 
     Overlapping spans cannot all be encoded in BIO: spans are taken by start, longer first,

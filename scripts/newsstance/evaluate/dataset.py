@@ -38,6 +38,9 @@ class Span:
     stance: str | None = None
 
 
+IntArray = Sequence[int] | np.ndarray  # a list of ints or a numpy view into a flat column
+
+
 @dataclass(slots=True)
 class GoldArticle:
     """A gold article; tag and offset arrays may be numpy views into the split's flat columns."""
@@ -46,9 +49,9 @@ class GoldArticle:
     text: str
     entities: list[Span]
     stances: dict[str, str | None]
-    ner_tags: Sequence[int]
-    token_starts: Sequence[int]
-    token_ends: Sequence[int]
+    ner_tags: IntArray
+    token_starts: IntArray
+    token_ends: IntArray
 
 
 @dataclass
@@ -284,7 +287,7 @@ class GoldSplit:
         def offsets(lengths: list[int]) -> np.ndarray:
             return np.concatenate(([0], np.cumsum(lengths, dtype=np.int64))).astype(np.int64)
 
-        def flat(values: list[Sequence[int]]) -> np.ndarray:
+        def flat(values: list[IntArray]) -> np.ndarray:
             return np.concatenate([np.asarray(v, dtype=np.int64) for v in values]) if values else np.zeros(0, np.int64)
 
         return cls(
@@ -355,12 +358,12 @@ def gold_split(table: Any, maps: LabelMaps) -> GoldSplit:
     document = np.full((len(ids), len(maps.document)), -1, dtype=np.int8)
     stances = table.column("stances")
     for column, (target, names) in enumerate(maps.document.items()):
-        values = pc.fill_null(pc.struct_field(stances, target), -1).to_numpy() if len(ids) else np.zeros(0)
-        values = np.asarray(values, dtype=np.int64)
-        bad = np.flatnonzero((values < -1) | (values >= len(names)))
-        if bad.size:
+        raw = pc.fill_null(pc.struct_field(stances, target), -1).to_numpy() if len(ids) else np.zeros(0)
+        values = np.asarray(raw, dtype=np.int64)
+        wrong = np.flatnonzero((values < -1) | (values >= len(names)))
+        if wrong.size:
             raise UserError(
-                f"article {ids[int(bad[0])]} stance {target}: ClassLabel id {int(values[bad[0]])} "
+                f"article {ids[int(wrong[0])]} stance {target}: ClassLabel id {int(values[wrong[0]])} "
                 f"out of range 0..{len(names) - 1}"
             )
         document[:, column] = values

@@ -97,7 +97,7 @@ def run_leaderboard(
                     "results": results,
                 }
             )
-    first = next((model["results"] for model in models if "results" in model), {})
+    first: dict[str, Any] = next((model["results"] for model in models if "results" in model), {})
     return {
         "tool": {"name": "newsstance", "version": __version__},
         "dataset": first.get("dataset"),

@@ -176,13 +176,18 @@ def evaluate_predictions(
     `tasks` selects explicitly. Predictions are streamed: memory does not grow with the files.
     """
     scheme = scheme or load_scheme()
-    options = {"allow_missing": allow_missing, "min_overlap": min_overlap, "progress": progress}
-    system_a, summary_a = _score_file(predictions_path, release, scheme, **options)
+
+    def score(path: Path) -> tuple[SystemCounts, PredictionsSummary]:
+        return _score_file(
+            path, release, scheme, allow_missing=allow_missing, min_overlap=min_overlap, progress=progress
+        )
+
+    system_a, summary_a = score(predictions_path)
     status = task_status(summary_a, tasks)
     blocks = [system_matrix(system_a)]
     width = layout_for(scheme).width
     if compare is not None:
-        system_b, summary_b = _score_file(compare, release, scheme, **options)
+        system_b, summary_b = score(compare)
         status_b = task_status(summary_b, tasks)
         # Mention stance of both systems on the gold mentions both matched: the same items for A and B.
         blocks.append(system_matrix(system_a, matched=system_b.mention != NOT_MATCHED))
