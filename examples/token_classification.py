@@ -276,6 +276,19 @@ def word_tags_to_spans(
     return entities
 
 
+def word_offsets(example: dict) -> tuple[list[int], list[int]]:
+    """Character offsets of each word: from the release when present, else found in the text in order."""
+    if example.get("token_starts") is not None:
+        return example["token_starts"], example["token_ends"]
+    starts, ends, position = [], [], 0
+    for token in example["tokens"]:
+        position = example["text"].index(token, position)
+        starts.append(position)
+        ends.append(position + len(token))
+        position += len(token)
+    return starts, ends
+
+
 def majority_stances(train: Any) -> dict[str, str]:
     """Most frequent answer per target in train (ClassLabel ids -> names; -1 = unlabelled)."""
     out = {}
@@ -352,7 +365,7 @@ def main() -> None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         with args.output.open("w", encoding="utf-8") as handle:
             for example, spans in zip(split, ner.spans(split["text"]), strict=True):
-                starts, ends, words = example["token_starts"], example["token_ends"], example["tokens"]
+                (starts, ends), words = word_offsets(example), example["tokens"]
                 word_tags = spans_to_word_tags([(s.start, s.end, s.label) for s in spans], starts, ends, label2id)
                 windows = encode_article(tokenizer, words, word_tags, args.max_length, args.stride)
                 windowed += len(windows) > 1
