@@ -363,3 +363,19 @@ def test_compared_mention_stance_uses_the_gold_mentions_both_systems_matched(sch
         assert ours["mention_stance/coverage"] == pytest.approx(
             len(y_true) / sum(s.stance is not None for g in gold for s in g.entities)
         )
+
+
+def test_streaming_in_small_batches_and_any_order_gives_the_same_counts(scheme: Scheme, word_corpus) -> None:
+    """Token chunks are counted per batch of articles and rows arrive in file order: neither changes a count."""
+    gold, preds, y_true, y_pred = word_corpus
+    split = GoldSplit.from_articles(gold, scheme)
+    whole = count_matrix(scheme, gold, preds, progress=False)
+    system = SystemCounts(scheme, split, batch=3)
+    order = list(range(len(gold)))
+    random.Random(4).shuffle(order)
+    for row in order:
+        system.add(row, preds[row])
+    streamed = system_matrix(system.finish())
+    assert (streamed == whole).all()
+    ours = {key: float(v[0]) for key, v in metrics(scheme, streamed.sum(axis=0, keepdims=True)).items()}
+    assert ours["tokens/micro/f1"] == pytest.approx(seqeval_f1(y_true, y_pred))

@@ -12,7 +12,9 @@ from newsstance.ner import DEFAULT_MODEL
 
 DatasetOption = Annotated[
     str | None,
-    typer.Option("--dataset", help="Release folder or Hub repo id (default: the newest version under dist/)."),
+    typer.Option(
+        "--dataset", help="Release folder or Hub repo id owner/name (default: the newest version under dist/)."
+    ),
 ]
 ConfigOption = Annotated[str, typer.Option("--config", help="Dataset config.")]
 RevisionOption = Annotated[str | None, typer.Option("--revision", help="Hub revision or tag, e.g. v1.0.0.")]
