@@ -5,21 +5,24 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from nervaluate import Evaluator
 from seqeval.metrics import classification_report as seqeval_report
 from seqeval.metrics import f1_score as seqeval_f1
 from seqeval.metrics.sequence_labeling import get_entities
 from sklearn.metrics import accuracy_score, f1_score
 
+from newsstance.errors import UserError
 from newsstance.evaluate.bio import bio_chunks, bio_to_spans, spans_to_bio
 from newsstance.evaluate.dataset import GoldArticle, GoldSplit, Span
 from newsstance.evaluate.matching import SCHEMES, article_counts
 from newsstance.evaluate.predictions import Prediction
 from newsstance.evaluate.scoring import NOT_MATCHED, SystemCounts, count_matrix, metrics, system_matrix
-from newsstance.scheme import Scheme
+from newsstance.scheme import Scheme, scheme_from_dict
 
 NERVALUATE_NAMES = {"strict": "strict", "exact": "exact", "partial": "partial", "type": "ent_type"}
 
@@ -379,3 +382,12 @@ def test_streaming_in_small_batches_and_any_order_gives_the_same_counts(scheme: 
     assert (streamed == whole).all()
     ours = {key: float(v[0]) for key, v in metrics(scheme, streamed.sum(axis=0, keepdims=True)).items()}
     assert ours["tokens/micro/f1"] == pytest.approx(seqeval_f1(y_true, y_pred))
+
+
+def test_polar_labels_must_be_stance_labels(scheme: Scheme) -> None:
+    data = yaml.safe_load((Path(__file__).resolve().parents[2] / "annotations" / "scheme.yaml").read_text())
+    data["polar_stance_labels"] = ["favor", "pro"]
+    with pytest.raises(UserError, match="polar_stance_labels pro not among the stance labels"):
+        scheme_from_dict(data)
+    del data["polar_stance_labels"]
+    assert scheme_from_dict(data).polar_stance_names == [label["name"] for label in data["stance_labels"][:2]]
