@@ -64,6 +64,7 @@ class Scheme:
     stance_targets: tuple[StanceTarget, ...]
     mention_stance: bool
     source_path: Path | None = None
+    polar_stance_labels: tuple[str, ...] = ()
 
     # --- label inventories -------------------------------------------------
     @property
@@ -74,6 +75,11 @@ class Scheme:
     def stance_names(self) -> list[str]:
         """Stance values for an entity mention: favor/against/neutral by default."""
         return [label.name for label in self.stance_labels]
+
+    @property
+    def polar_stance_names(self) -> list[str]:
+        """Stance labels that take a side: F_avg (SemEval-2016) averages their F1. Default: the first two."""
+        return list(self.polar_stance_labels) or self.stance_names[:2]
 
     @property
     def document_stance_names(self) -> list[str]:
@@ -118,8 +124,8 @@ class Scheme:
                 f'    <Choices name="{MENTION_STANCE_NAME}" toName="{TEXT_NAME}" perRegion="true" '
                 'choice="single-radio" showInline="true">'
             )
-            for label in self.stance_labels:
-                lines.append(f"      <Choice value={quoteattr(label.name)} hint={quoteattr(label.description)}/>")
+            for stance in self.stance_labels:
+                lines.append(f"      <Choice value={quoteattr(stance.name)} hint={quoteattr(stance.description)}/>")
             lines.append("    </Choices>")
             lines.append("  </View>")
         for target in self.stance_targets:
@@ -128,8 +134,8 @@ class Scheme:
                 f'  <Choices name="{target.control_name}" toName="{TEXT_NAME}" choice="single-radio" '
                 'required="true" showInline="true">'
             )
-            for label in self.stance_labels:
-                lines.append(f"    <Choice value={quoteattr(label.name)} hint={quoteattr(label.description)}/>")
+            for stance in self.stance_labels:
+                lines.append(f"    <Choice value={quoteattr(stance.name)} hint={quoteattr(stance.description)}/>")
             lines.append(
                 f"    <Choice value={quoteattr(self.not_about_label)} "
                 f"hint={quoteattr('The article is not about ' + target.name + '.')}/>"
@@ -254,11 +260,13 @@ class Scheme:
             **self._header(
                 "predictions.schema.json",
                 "newsstance prediction record",
-                "A model's predictions for one article (JSON Lines, one object per article).",
+                "A model's predictions for one article (JSON Lines, one object per article). `entities` and "
+                "`stances` are each optional: a file that leaves one out on every line does not predict that task.",
             ),
             "type": "object",
             "additionalProperties": False,
-            "required": ["id", "entities", "stances"],
+            "required": ["id"],
+            "anyOf": [{"required": ["entities"]}, {"required": ["stances"]}],
             "properties": {
                 "id": ARTICLE_ID,
                 "entities": {"type": "array", "items": self._entity_schema(with_text=False, with_region=False)},
@@ -298,6 +306,10 @@ def scheme_from_dict(data: dict[str, Any], source_path: Path | None = None) -> S
             raise UserError(f"{where}: duplicate {kind}: {', '.join(dupes)}")
     if data["not_about_label"] in {s.name for s in stance}:
         raise UserError(f"{where}: not_about_label {data['not_about_label']!r} is also a stance label")
+    polar = tuple(data.get("polar_stance_labels") or ())
+    unknown = [name for name in polar if name not in {s.name for s in stance}]
+    if unknown:
+        raise UserError(f"{where}: polar_stance_labels {', '.join(unknown)} not among the stance labels")
     return Scheme(
         scheme_version=data["scheme_version"],
         language=data["language"],
@@ -307,6 +319,7 @@ def scheme_from_dict(data: dict[str, Any], source_path: Path | None = None) -> S
         stance_targets=targets,
         mention_stance=data["mention_stance"],
         source_path=source_path,
+        polar_stance_labels=polar,
     )
 
 
@@ -323,7 +336,11 @@ def sync_derived_files(scheme: Scheme, root: Path | None = None) -> list[Path]:
     """Write every derived file that differs; returns the paths changed."""
     root = root or project_root()
     changed = []
-    for rel, content in scheme.derived_files().items():
+    derived = scheme.derived_files()
+    for rel, content in derived.items():
+        if rel.endswith(".schema.json"):
+            check_json_schema(rel, orjson.loads(content))
+    for rel, content in derived.items():
         path = root / rel
         if path.is_file() and path.read_text(encoding="utf-8") == content:
             continue
@@ -331,6 +348,20 @@ def sync_derived_files(scheme: Scheme, root: Path | None = None) -> list[Path]:
             handle.write(content)
         changed.append(path)
     return changed
+
+
+def check_json_schema(name: str, schema: dict[str, Any]) -> None:
+    """Meta-validate a schema against draft 2020-12 with the reference implementation (`jsonschema`).
+
+    The fast validator on the hot path (`jsonschema_rs`) is lenient about malformed schemas; a
+    derived schema that the reference refuses must never be written.
+    """
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise UserError(f"{name}: not a valid draft 2020-12 JSON Schema ({exc.message})") from None
 
 
 def out_of_sync(scheme: Scheme, root: Path | None = None) -> list[str]:
