@@ -115,3 +115,32 @@ def test_a_missing_module_aborts_instead_of_quarantining(tmp_path, monkeypatch):
     with pytest.raises(EnvironmentProblem, match="lxml_html_clean"):
         run_normalize([raw], tmp_path / "out", crawl_time="2026-03-14T09:30:00Z", workers=1)
     assert not (tmp_path / "out" / "quarantine.jsonl").exists()
+
+
+def test_cli_reports_a_missing_module_in_one_line_and_fails(tmp_path):
+    import os
+    import subprocess
+
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()  # a module that fails to import, first on the path: what an install without it looks like
+    (blocker / "lxml_html_clean.py").write_text(
+        "raise ImportError(\"No module named 'lxml_html_clean'\", name='lxml_html_clean')\n"
+    )
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "page.html").write_text(
+        "<html><body><article><p>" + "Words of a sentence here. " * 10 + "</p></article></body></html>"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(
+        [sys.executable, "-m", "newsstance.cli", "normalize", str(raw), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode != 0
+    lines = [line for line in run.stderr.splitlines() if line.strip() and "normalize:" not in line]
+    assert len(lines) == 1 and "lxml_html_clean" in lines[0], run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "out" / "quarantine.jsonl").exists()

@@ -261,11 +261,15 @@ class IdentifyLanguage(PipelineStep):
 
     name = "language"
 
+    def __init__(self, default_language: str | None = None):
+        super().__init__()
+        self.default_language = default_language  # for texts too short to identify that declare nothing
+
     def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft) and isinstance(item.text, str):
                 declared = item.language if isinstance(item.language, str) else None
-                decision = language.decide(item.text, declared)
+                decision = language.decide(item.text, declared or self.default_language)
                 item.language, item.language_source = decision.language, decision.source
                 self.stats[f"language:{decision.source}"] += 1
             yield item
@@ -436,7 +440,7 @@ def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
         DecodeText(),
         ExtractArticles(config),
         CheckTitles(),
-        IdentifyLanguage(),
+        IdentifyLanguage(config.default_language),
         ResolveDates(),
         FlagTruncation(),
         AssignIds(),
