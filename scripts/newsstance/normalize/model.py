@@ -85,13 +85,12 @@ class CrawlContext:
 
 @dataclass(frozen=True, slots=True)
 class FileTask:
-    """One raw file to normalise; `cached` is the previous run's index entry for it, if any."""
+    """One raw file to normalise."""
 
-    path: str  # absolute
+    path: str  # absolute local path or fsspec URL
     rel: str  # posix, relative to the corpus root
     size: int
     crawl: CrawlContext
-    cached: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -141,19 +140,6 @@ class TextPage:
     encoding: str
     repairs: tuple[str, ...]
     size: int
-
-    @property
-    def rel(self) -> str:
-        return self.task.rel
-
-
-@dataclass(slots=True)
-class Cached:
-    """A file unchanged since the last run: its previous results are reused, not reparsed."""
-
-    task: FileTask
-    sha256: str
-    entry: dict[str, Any]
 
     @property
     def rel(self) -> str:
@@ -216,7 +202,8 @@ class Article:
     record: dict[str, Any]
     identity: str
     signature: np.ndarray | None = None
+    shingles: int = 0
 
 
-Item: TypeAlias = FileTask | RawPage | Cached | TextPage | Draft | Article | Quarantine
+Item: TypeAlias = FileTask | RawPage | TextPage | Draft | Article | Quarantine
 """Everything a step may receive or yield."""

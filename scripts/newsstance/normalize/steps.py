@@ -1,14 +1,12 @@
-"""The per-record steps of the normalize pipeline, datatrove-style.
+"""The per-record steps of the normalize pipeline, as datatrove pipeline steps.
 
-Each step is a callable taking an iterator of items and yielding items; it handles its own
-item types, passes every other item (notably `Quarantine`) through unchanged, and counts
-what it did in `self.stats`. Steps hold no global state and are picklable, so any executor
-(the local process pool in `runner`, or a distributed one later) can run the same chain on
-a shard of `FileTask`s:
+Each step transforms a stream of `Item`s: it handles its own item types, passes every other
+item (notably `Quarantine`) through unchanged, and counts what it did in `self.counts` (added
+to datatrove's per-task stats when the stream ends). Steps are pure per record, hold no
+execution concerns and are picklable, so any datatrove executor (local, Slurm, Ray; see
+`engine`) runs the same chain on a task's `FileTask`s:
 
-    items = iter(tasks)
-    for step in build_steps(config, cache_key):
-        items = step(items)
+    items = run_steps(tasks, build_steps(config))
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
+from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
 from newsstance import ids
 from newsstance.errors import EnvironmentProblem
@@ -31,7 +30,6 @@ from newsstance.normalize.model import (
     PARSER_VERSION,
     SCHEMA_VERSION,
     Article,
-    Cached,
     Draft,
     FileTask,
     Item,
@@ -48,89 +46,105 @@ from newsstance.records import validator
 _HASH_CHUNK = 1 << 20
 
 
-class PipelineStep:
-    """Base class: a named generator transform with its own counters."""
+class PipelineStep(DatatroveStep):
+    """A datatrove step over `Item`s: `process` is the per-record transform; `self.counts`
+    holds its counters (cheap to bump per record) and is added to datatrove's stats at the end."""
 
     name = "step"
+    type = "newsstance"
 
     def __init__(self) -> None:
-        self.stats: Counter[str] = Counter()
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+        self._reported: Counter[str] = Counter()
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         raise NotImplementedError
 
+    def run(self, data: Iterable[Item] | None = None, rank: int = 0, world_size: int = 1) -> Iterator[Item]:
+        yield from self.process(data if data is not None else ())
+        for key, value in (self.counts - self._reported).items():
+            self.stat_update(key, value=value)
+        self._reported = Counter(self.counts)
 
-def entry_key(cache_key: str, task: FileTask) -> str:
-    """What a file's parse result depends on besides its bytes: code, config and crawl context."""
-    return f"{cache_key}|{task.crawl.key()}"
+    def __call__(self, data: Iterable[Item] | None = None, rank: int = 0, world_size: int = 1) -> Iterator[Item]:
+        return self.run(data, rank, world_size)
 
 
-def file_sha256(path: str) -> str:
+def read_input(path: str) -> bytes:
+    """The bytes of one raw input: a local path, or any fsspec URL (`s3://...`, `memory://...`)."""
+    if "://" not in path:
+        with open(path, "rb") as handle:
+            return handle.read()
+    import fsspec
+
+    with fsspec.open(path, "rb") as handle:
+        data: bytes = handle.read()
+        return data
+
+
+def input_size(path: str) -> int:
+    if "://" not in path:
+        return os.stat(path).st_size
+    import fsspec
+
+    fs, inner = fsspec.core.url_to_fs(path)
+    return int(fs.size(inner))
+
+
+def input_sha256(path: str) -> str:
+    """Content hash of an input, in chunks (an oversized file is never held in memory)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    if "://" in path:
+        import fsspec
+
+        opener = fsspec.open(path, "rb")
+    else:
+        opener = open(path, "rb")  # noqa: SIM115 - closed by the with block
+    with opener as handle:
         while chunk := handle.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 class LoadFiles(PipelineStep):
-    """FileTask -> RawPage (bytes + sha256), Cached (unchanged since the last run) or Quarantine
-    (read_error, too_large, empty). Oversized files are hashed in chunks, never held in memory."""
+    """FileTask -> RawPage (bytes + sha256) or Quarantine (read_error, too_large, empty).
+    Oversized files are hashed in chunks, never held in memory."""
 
     name = "load"
 
-    def __init__(self, max_bytes: int, cache_key: str):
+    def __init__(self, max_bytes: int):
         super().__init__()
         self.max_bytes = max_bytes
-        self.cache_key = cache_key
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             yield self._load(item) if isinstance(item, FileTask) else item
 
-    def _cached(self, task: FileTask, sha256: str | None, detail: str | None = None) -> Cached | None:
-        """The previous result, if the bytes (or, for unreadable files, the error) and the key are unchanged."""
-        entry = task.cached
-        if not entry or entry.get("key") != entry_key(self.cache_key, task):
-            return None
-        if sha256 is None:
-            same = [q.get("detail") for q in entry.get("quarantine", [])] == [detail] and entry.get("sha256") is None
-        else:
-            same = entry.get("sha256") == sha256
-        if not same:
-            return None
-        self.stats["cached"] += 1
-        return Cached(task, sha256 or "", entry)
-
-    def _load(self, task: FileTask) -> RawPage | Cached | Quarantine:
+    def _load(self, task: FileTask) -> RawPage | Quarantine:
         try:
-            size = os.stat(task.path).st_size
+            size = input_size(task.path)
             if size > self.max_bytes:
-                sha256 = file_sha256(task.path)
-                self.stats["too_large"] += 1
-                return self._cached(task, sha256) or Quarantine(
-                    task.rel,
-                    sha256,
-                    Reason.TOO_LARGE,
-                    f"{size} bytes is over the limit of {self.max_bytes} (--max-bytes)",
-                )
-            with open(task.path, "rb") as handle:
-                data = handle.read()
+                sha256 = input_sha256(task.path)
+                self.counts["too_large"] += 1
+                detail = f"{size} bytes is over the limit of {self.max_bytes} (--max-bytes)"
+                return Quarantine(task.rel, sha256, Reason.TOO_LARGE, detail)
+            data = read_input(task.path)
         except OSError as exc:
-            detail = f"{type(exc).__name__}: {exc.strerror or exc}"
-            self.stats["read_error"] += 1
-            return self._cached(task, None, detail) or Quarantine(task.rel, None, Reason.READ_ERROR, detail)
+            self.counts["read_error"] += 1
+            return Quarantine(task.rel, None, Reason.READ_ERROR, read_error_detail(exc))
         sha256 = hashlib.sha256(data).hexdigest()
-        cached = self._cached(task, sha256)
-        if cached:
-            return cached
-        self.stats["read"] += 1
+        self.counts["read"] += 1
         if not data.strip():
-            self.stats["empty"] += 1
+            self.counts["empty"] += 1
             return Quarantine(
                 task.rel, sha256, Reason.EMPTY, "the file is empty" if not data else "the file holds only whitespace"
             )
         return RawPage(task, data, sha256)
+
+
+def read_error_detail(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
 class DecodeText(PipelineStep):
@@ -138,7 +152,7 @@ class DecodeText(PipelineStep):
 
     name = "decode"
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if not isinstance(item, RawPage):
                 yield item
@@ -146,15 +160,15 @@ class DecodeText(PipelineStep):
             try:
                 decoded = decode_bytes(item.data)
             except DecodeError as exc:
-                self.stats[str(exc.reason)] += 1
+                self.counts[str(exc.reason)] += 1
                 yield Quarantine(item.task.rel, item.sha256, exc.reason, exc.detail)
                 continue
             if not decoded.text.strip():
-                self.stats["empty"] += 1
+                self.counts["empty"] += 1
                 yield Quarantine(item.task.rel, item.sha256, Reason.EMPTY, "no text after decoding")
                 continue
             for repair in decoded.repairs:
-                self.stats[f"repair:{repair}"] += 1
+                self.counts[f"repair:{repair}"] += 1
             yield TextPage(item.task, item.sha256, decoded.text, decoded.encoding, decoded.repairs, len(item.data))
 
 
@@ -168,31 +182,31 @@ class ExtractArticles(PipelineStep):
         super().__init__()
         self.config = config
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if not isinstance(item, TextPage):
                 yield item
                 continue
             kind = sniff_format(item.text, PurePosixPath(item.rel).suffix.lower())
-            self.stats[f"format:{kind}"] += 1
+            self.counts[f"format:{kind}"] += 1
             outputs: list[Draft | Quarantine]
             try:
                 # a reader bug on one odd page must not stop the run: that page is quarantined instead
-                outputs = list(READERS[kind](item, self.config, self.stats))
+                outputs = list(READERS[kind](item, self.config, self.counts))
             except EnvironmentProblem:
                 raise  # a missing module or model fails every page alike: stop the run with one line
             except Exception as exc:
-                self.stats["reader_error"] += 1
+                self.counts["reader_error"] += 1
                 detail = f"the {kind} reader failed: {type(exc).__name__}: {exc}"
                 outputs = [Quarantine(item.rel, item.sha256, Reason.NO_ARTICLE, detail)]
             else:
                 for out in outputs:
                     if isinstance(out, Quarantine):
-                        self.stats[str(out.reason)] += 1
+                        self.counts[str(out.reason)] += 1
             for out in outputs:
                 if isinstance(out, Draft):
-                    self.stats[f"role:{out.role}"] += 1
-                    self.stats["articles"] += 1
+                    self.counts[f"role:{out.role}"] += 1
+                    self.counts["articles"] += 1
                 yield out
 
 
@@ -201,11 +215,11 @@ class ResolveDates(PipelineStep):
 
     name = "dates"
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft):
                 item.crawled_at, item.crawl_source = item.page.task.crawl.resolve(item.record_time)
-                self.stats[f"crawl:{item.crawl_source}"] += 1
+                self.counts[f"crawl:{item.crawl_source}"] += 1
                 raws = [item.published_raw, *item.date_candidates] if item.published_raw else item.date_candidates
                 choice = dates.choose(raws, item.crawled_at)
                 item.published_raw, item.published_at, item.precision = (
@@ -215,11 +229,11 @@ class ResolveDates(PipelineStep):
                 )
                 item.date_rejected = choice.rejected
                 if choice.rejected:
-                    self.stats["rejected_date"] += 1
+                    self.counts["rejected_date"] += 1
                 if item.published_raw and item.published_at is None:
-                    self.stats["unusable_date"] += 1
+                    self.counts["unusable_date"] += 1
                 elif item.precision:
-                    self.stats[f"precision:{item.precision}"] += 1
+                    self.counts[f"precision:{item.precision}"] += 1
             yield item
 
 
@@ -229,12 +243,12 @@ class CheckTitles(PipelineStep):
 
     name = "titles"
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft) and isinstance(item.title, str) and item.title.strip():
                 title, had_bidi = titles.remove_bidi(item.title)
                 if titles.is_invisible(title):
-                    self.stats["no_title"] += 1
+                    self.counts["no_title"] += 1
                     yield Quarantine(
                         item.rel,
                         item.page.sha256,
@@ -250,7 +264,7 @@ class CheckTitles(PipelineStep):
                 for repair, done in (("title_bidi_controls", had_bidi), ("title_site_name", named_site)):
                     if done and repair not in item.repairs:
                         item.repairs.append(repair)
-                        self.stats[repair] += 1
+                        self.counts[repair] += 1
                 item.title = title
             yield item
 
@@ -265,13 +279,13 @@ class IdentifyLanguage(PipelineStep):
         super().__init__()
         self.default_language = default_language  # for texts too short to identify that declare nothing
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft) and isinstance(item.text, str):
                 declared = item.language if isinstance(item.language, str) else None
                 decision = language.decide(item.text, declared or self.default_language)
                 item.language, item.language_source = decision.language, decision.source
-                self.stats[f"language:{decision.source}"] += 1
+                self.counts[f"language:{decision.source}"] += 1
             yield item
 
 
@@ -280,11 +294,11 @@ class FlagTruncation(PipelineStep):
 
     name = "truncation"
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft) and isinstance(item.text, str):
                 item.truncated = is_truncated(item.text.split("\n\n"))
-                self.stats["truncated"] += item.truncated
+                self.counts["truncated"] += item.truncated
             yield item
 
 
@@ -294,7 +308,7 @@ class AssignIds(PipelineStep):
 
     name = "ids"
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         current_rel = None
         occurrences: Counter[str] = Counter()
         ids_by_position: dict[int, str] = {}
@@ -312,7 +326,7 @@ class AssignIds(PipelineStep):
                 ids_by_position[item.position] = item.id
                 if item.main_position is not None:
                     item.related_to = ids_by_position.get(item.main_position)
-                self.stats["ids"] += 1
+                self.counts["ids"] += 1
             yield item
 
 
@@ -371,9 +385,11 @@ class BuildRecords(PipelineStep):
         self._validator: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"stats": self.stats, "_validator": None}  # the compiled validator is rebuilt where the step runs
+        state = dict(self.__dict__)
+        state["_validator"] = None  # the compiled validator is rebuilt where the step runs
+        return state
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         if self._validator is None:
             self._validator = validator("article.schema.json")
         for item in items:
@@ -383,7 +399,7 @@ class BuildRecords(PipelineStep):
             record = build_record(item)
             errors = self._validator.errors(record)
             if errors:
-                self.stats["schema_invalid"] += 1
+                self.counts["schema_invalid"] += 1
                 yield Quarantine(
                     item.page.task.rel,
                     item.page.sha256,
@@ -394,7 +410,7 @@ class BuildRecords(PipelineStep):
                     record_index=item.record_index,
                 )
                 continue
-            self.stats["valid"] += 1
+            self.counts["valid"] += 1
             yield Article(item.page.task.rel, record, item.identity)
 
 
@@ -404,18 +420,18 @@ class AddSignatures(PipelineStep):
 
     name = "signature"
 
-    def __init__(self, signature: Callable[[str], np.ndarray] | None = None, cache_size: int = 4096):
+    def __init__(self, signature: Callable[[str], tuple[np.ndarray, int]] | None = None, cache_size: int = 4096):
         super().__init__()
         self._signature = signature
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
         self._cache_size = cache_size
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         signature = self._signature
         if signature is None:
             from newsstance.normalize import dedup
 
-            signature = dedup.signature
+            signature = dedup.signature_and_size
         for item in items:
             if isinstance(item, Article):
                 key = item.record["text_sha256"]
@@ -425,18 +441,18 @@ class AddSignatures(PipelineStep):
                     self._cache[key] = cached
                     if len(self._cache) > self._cache_size:
                         self._cache.popitem(last=False)
-                    self.stats["computed"] += 1
+                    self.counts["computed"] += 1
                 else:
                     self._cache.move_to_end(key)
-                    self.stats["reused"] += 1
-                item.signature = cached
+                    self.counts["reused"] += 1
+                item.signature, item.shingles = cached
             yield item
 
 
-def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
+def build_steps(config: NormalizeConfig) -> list[PipelineStep]:
     """The full per-record chain, from FileTask to signed Article."""
     return [
-        LoadFiles(config.max_bytes, cache_key),
+        LoadFiles(config.max_bytes),
         DecodeText(),
         ExtractArticles(config),
         CheckTitles(),
@@ -452,5 +468,5 @@ def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
 def run_steps(items: Iterable[Item], steps: list[PipelineStep]) -> Iterator[Item]:
     stream: Iterator[Item] = iter(items)
     for step in steps:
-        stream = step(stream)
+        stream = step.run(stream)
     return stream
