@@ -98,3 +98,22 @@ def test_list_items_and_headings_inside_the_body_survive_chrome_removal(normaliz
     assert "Sign up for a Tidewave Premium account for $11.99 a month." in text
     assert "Summary" in text.split("\n\n")
     assert "Click here to subscribe" not in text and "community standards" not in text and "https://" not in text
+
+
+def test_a_body_continued_outside_the_article_element_comes_from_the_second_extractor(normalized):
+    records, _ = normalized
+    assert records["en_continued.html"]["provenance"]["extractor"] == "readability"
+    # the fallback is the exception: pages whose body trafilatura reads whole never pay for it
+    assert sum(r["provenance"]["extractor"] == "trafilatura" for r in records.values()) >= len(records) - 2
+
+
+def test_the_second_extractor_wins_only_by_recovering_prose():
+    from newsstance.normalize.html_extract import coverage, second_is_better
+
+    prose = [f"Paragraph {n} of the story says something long enough to count as running prose." for n in range(6)]
+    first_half = "\n".join(prose[:3])
+    assert coverage(first_half, prose) == (0.5, sum(len(p) for p in prose[3:]))
+    assert second_is_better(first_half, "\n".join(prose), prose)
+    boxes = "\n".join(f"Top story {n}: a headline of another article" for n in range(40))
+    assert not second_is_better(first_half, "\n".join([*prose[:4], boxes]), prose)  # more boxes than recovered prose
+    assert not second_is_better("\n".join(prose), "\n".join(prose), prose)
