@@ -103,7 +103,11 @@ def strip_body_chrome(paragraphs: list[str], chrome: ChromeConfig) -> list[str]:
         while end > start and not is_sentence(paragraphs[end - 1]) and is_trailing_chrome(paragraphs[end - 1], chrome):
             end -= 1
     body = paragraphs[start:end]
-    return [p for p in body if is_list_item(p) or is_sentence(p) or not chrome.is_anywhere(p)]
+    return [
+        p
+        for p in body
+        if p.count(" ") >= PHRASE_MATCH_MAX_WORDS or not chrome.is_anywhere(p) or is_list_item(p) or is_sentence(p)
+    ]
 
 
 def _is_reporting(line: str) -> bool:

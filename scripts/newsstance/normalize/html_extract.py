@@ -118,7 +118,7 @@ _META_DATE_KEYS = (
     "sailthru.date",
 )
 _META_KEY_ATTRIBUTES = ("property", "name", "itemprop", "http-equiv")
-_FACT_TAGS = ("meta", "link", "script", "time", "title", "h1", "a", "html")
+_FACT_TAGS = ("meta", "link", "script", "time", "title", "h1")
 
 
 @dataclass(slots=True)
@@ -178,9 +178,6 @@ def collect_facts(tree: HtmlElement) -> PageFacts:
                 facts.canonical.append(element.get("href") or "")
             elif "author" in rel:
                 facts.author_links.append(element.text_content())
-        elif tag == "a":
-            if "author" in (element.get("rel") or "").lower().split():
-                facts.author_links.append(element.text_content())
         elif tag == "script":
             if (element.get("type") or "").strip().lower() == "application/ld+json" and element.text:
                 try:
@@ -195,8 +192,8 @@ def collect_facts(tree: HtmlElement) -> PageFacts:
         elif tag == "h1":
             inside = any(a.tag in ("article", "main") for a in element.iterancestors())
             facts.h1.append((clean_inline(element.text_content()), inside))
-        elif tag == "html" and element is not tree:
-            continue
+    # links are many: let libxml2 find the few rel=author ones
+    facts.author_links.extend(a.text_content() for a in tree.xpath("//a[contains(@rel, 'author')]"))
     return facts
 
 
