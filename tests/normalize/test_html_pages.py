@@ -117,3 +117,24 @@ def test_the_second_extractor_wins_only_by_recovering_prose():
     boxes = "\n".join(f"Top story {n}: a headline of another article" for n in range(40))
     assert not second_is_better(first_half, "\n".join([*prose[:4], boxes]), prose)  # more boxes than recovered prose
     assert not second_is_better("\n".join(prose), "\n".join(prose), prose)
+
+
+def test_a_page_without_paragraph_markup_still_yields_its_text_but_a_cookie_notice_does_not():
+    from newsstance.normalize.html_extract import parse_html
+
+    lines = [
+        "The village hall committee has agreed to open the hall on Sunday afternoons for the winter, so that "
+        "older residents have a warm place to meet and talk.",
+        "Volunteers will serve tea and soup, and the bus from the upper village will stop at the hall door from "
+        "the first week of November.",
+    ]
+    page = (
+        f"<html><head><title>Notice board</title></head><body><div><div>{'<br>'.join(lines)}</div></div></body></html>"
+    )
+    article = parse_html(page)
+    assert article is not None and article.paragraphs == lines
+    cookie_only = (
+        "<html><body><div class='cookie-banner'><p>Cookies help us deliver our services.</p></div>"
+        "<main><h1>Page not found</h1></main></body></html>"
+    )
+    assert parse_html(cookie_only) is None

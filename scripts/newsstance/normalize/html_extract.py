@@ -33,7 +33,7 @@ from newsstance.errors import EnvironmentProblem
 from newsstance.normalize import titles, urls
 from newsstance.normalize.dates import is_time_expression
 from newsstance.normalize.decode import clean_inline, split_paragraphs
-from newsstance.normalize.prose import has_prose, word_units
+from newsstance.normalize.prose import has_prose, is_prose, word_units
 
 JsonLd: TypeAlias = dict[str, object]
 
@@ -363,14 +363,14 @@ def coverage(text: str, blocks: list[str]) -> tuple[float, int]:
     return (total - missing) / total, missing
 
 
-def _trafilatura_text(html: str) -> str:
+def _trafilatura_text(html: str, fast: bool = True) -> str:
     from trafilatura import bare_extraction
 
     # The string, not our tree: trafilatura deep-copies a tree it is given, which costs more than parsing
     # the page again (measured: benchmarks/html_bench.py).
     # fast=True skips trafilatura's own readability/jusText comparison: `choose_body` runs a fallback
     # only where the output is suspicious, which costs less than comparing on every page.
-    document = bare_extraction(html, with_metadata=False, include_comments=False, fast=True)
+    document = bare_extraction(html, with_metadata=False, include_comments=False, fast=fast)
     text = getattr(document, "text", None)  # a Document (as_dict=False, the default)
     return text if isinstance(text, str) else ""
 
@@ -398,6 +398,20 @@ def choose_body(tree: HtmlElement, html: str) -> tuple[str, str]:
     """(body text, extractor name): trafilatura's, or readability's when trafilatura's is suspicious
     and readability's is better by the rule in the module docstring."""
     primary = _trafilatura_text(html)
+    if not has_prose(split_paragraphs(primary)):
+        # nothing usable: trafilatura's full mode (its own fallbacks), then readability, before giving up;
+        # a rescue must hold a real paragraph (a cookie notice or "Page not found" is no article)
+        for name, rescue in (
+            ("trafilatura", lambda: _trafilatura_text(html, fast=False)),
+            ("readability", lambda: _readability_text(tree)),
+        ):
+            try:
+                text = rescue()
+            except Exception:  # readability gives up on some odd trees
+                continue
+            if any(is_prose(p, PROSE_BLOCK_WORDS) for p in split_paragraphs(text)):
+                return text, name
+        return primary, "trafilatura"
     if primary.count("\n") + 1 >= SUSPICIOUS_COVERAGE * tree.xpath(f"count({_PROSE_XPATH})"):
         return primary, "trafilatura"  # as many lines as the page has paragraphs: no need to read them
     blocks = prose_blocks(tree)
