@@ -13,6 +13,7 @@ from newsstance.errors import UserError
 from newsstance.records import read_jsonl, write_jsonl
 from newsstance.scheme import load_scheme, record_validator, scheme_from_dict
 from newsstance.studio.client import Connection, check, token_kind
+from newsstance.studio.identities import email_of
 from newsstance.studio.project import ensure_project, find_project
 from newsstance.studio.pull import pull
 from newsstance.studio.push import push, push_articles
@@ -211,9 +212,11 @@ def test_pull_keeps_annotators_flags_and_stances(roundtrip: SimpleNamespace, ls_
     records = {r["annotation_id"]: r for r in read_jsonl(roundtrip.paths["out"])}
     ana, ben = roundtrip.annotators
     ids = roundtrip.ids
-    assert records[ids["ana_a"]]["annotator"] == ana.email
-    assert records[ids["ben_a"]]["annotator"] == ben.email
-    assert records[ids["admin_b"]]["annotator"] == ls_server.credentials().username
+    private = roundtrip.paths["out"].parent
+    assert email_of(records[ids["ana_a"]]["annotator"], private) == ana.email
+    assert email_of(records[ids["ben_a"]]["annotator"], private) == ben.email
+    assert email_of(records[ids["admin_b"]]["annotator"], private) == ls_server.credentials().username
+    assert all("@" not in record["annotator"] for record in records.values())
     assert records[ids["admin_b"]]["ground_truth"] is True
     assert records[ids["ana_a"]]["ground_truth"] is False
     assert records[ids["ben_c"]]["cancelled"] is True and records[ids["ben_c"]]["entities"] == []

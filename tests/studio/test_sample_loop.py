@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
+from newsstance.gold.adjudicate import run_adjudicate, unaccounted_annotation_ids
+from newsstance.gold.agree import compute_agreement
 from newsstance.normalize import run_normalize
 from newsstance.records import read_jsonl
 from newsstance.scheme import load_scheme, record_validator
-from newsstance.studio.adjudicate import run_adjudicate, unaccounted_annotation_ids
-from newsstance.studio.agree import compute_agreement
 from newsstance.studio.client import Connection
 from newsstance.studio.pull import pull
 from newsstance.studio.push import push

@@ -13,7 +13,6 @@ changed since it was pushed is reported and left alone, never pushed twice.
 from __future__ import annotations
 
 import contextlib
-import glob
 import re
 import sys
 import time
@@ -29,7 +28,7 @@ from tqdm import tqdm
 
 from newsstance.errors import UserError
 from newsstance.ids import text_sha256
-from newsstance.paths import project_root, state_dir
+from newsstance.paths import ARTICLES_GLOB, article_paths, state_dir
 from newsstance.records import read_jsonl, write_json
 from newsstance.scheme import ENTITIES_NAME, MENTION_STANCE_NAME, TEXT_NAME, Scheme, load_scheme
 from newsstance.studio.client import Connection
@@ -39,20 +38,13 @@ from newsstance.studio.project import DEFAULT_OVERLAP, DEFAULT_PROJECT, ensure_p
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
-DEFAULT_ARTICLES = "corpus/normalized/articles*.jsonl"
+DEFAULT_ARTICLES = ARTICLES_GLOB
 DEFAULT_BATCH = 1000
 TASK_FIELDS = ("text", "title", "article_id", "text_sha256", "source", "url")
 ARTICLE_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 # --- articles ------------------------------------------------------------------------------------
-
-
-def article_paths(pattern: str | None = None) -> list[Path]:
-    """Files matching the glob (relative to the project root unless absolute)."""
-    pattern = pattern or DEFAULT_ARTICLES
-    full = pattern if Path(pattern).is_absolute() else str(project_root() / pattern)
-    return [Path(p) for p in sorted(glob.glob(full))]
 
 
 def canonical_articles(paths: Sequence[Path], limit: int | None = None) -> list[dict[str, Any]]:

@@ -8,14 +8,11 @@ from typing import Annotated
 import typer
 
 from newsstance.errors import UserError
+from newsstance.paths import AGREEMENT_JSON, ANNOTATIONS_JSONL, CONFLICTS_JSONL, GOLD_JSONL, in_project
 
-
-def _default(path: Path | None, relative: str) -> Path:
-    if path is not None:
-        return path
-    from newsstance.paths import project_root
-
-    return project_root() / relative
+AnnotationsOpt = Annotated[
+    Path | None, typer.Option("--annotations", help=f"Annotation records (default {ANNOTATIONS_JSONL}).")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -23,30 +20,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command("agree")
     def agree(
-        annotations: Annotated[
-            Path | None,
-            typer.Option("--annotations", help="Annotation records (default annotations/annotations.jsonl)."),
-        ] = None,
-        out: Annotated[
-            Path | None, typer.Option("--out", help="Agreement report (default annotations/agreement.json).")
-        ] = None,
+        annotations: AnnotationsOpt = None,
+        out: Annotated[Path | None, typer.Option("--out", help=f"Agreement report (default {AGREEMENT_JSON}).")] = None,
     ) -> None:
         """Inter-annotator agreement: stance alpha/kappa per target, entity span F1, mention stance."""
+        from newsstance.gold.agree import run_agree
         from newsstance.scheme import load_scheme
-        from newsstance.studio.agree import run_agree
 
-        run_agree(
-            _default(annotations, "annotations/annotations.jsonl"),
-            _default(out, "annotations/agreement.json"),
-            load_scheme(),
-        )
+        run_agree(annotations or in_project(ANNOTATIONS_JSONL), out or in_project(AGREEMENT_JSON), load_scheme())
 
     @app.command("adjudicate")
     def adjudicate(
-        annotations: Annotated[
-            Path | None,
-            typer.Option("--annotations", help="Annotation records (default annotations/annotations.jsonl)."),
-        ] = None,
+        annotations: AnnotationsOpt = None,
         policy: Annotated[
             str, typer.Option("--policy", help="How items are decided without ground truth: majority or unanimous.")
         ] = "majority",
@@ -56,27 +41,32 @@ def register(app: typer.Typer) -> None:
                 "--min-annotators", help="Articles with fewer annotators (and no ground truth) go to conflicts."
             ),
         ] = 1,
-        out: Annotated[
-            Path | None, typer.Option("--out", help="Gold records (default annotations/gold.jsonl).")
-        ] = None,
+        out: Annotated[Path | None, typer.Option("--out", help=f"Gold records (default {GOLD_JSONL}).")] = None,
         conflicts: Annotated[
             Path | None,
+            typer.Option("--conflicts", help=f"Conflicts file shared with the pull (default {CONFLICTS_JSONL})."),
+        ] = None,
+        articles: Annotated[
+            str | None,
             typer.Option(
-                "--conflicts", help="Conflicts file shared with the pull (default annotations/conflicts.jsonl)."
+                "--articles",
+                help="Glob of article JSONL files: gold for a missing or changed text becomes a conflict "
+                "(default corpus/normalized/articles*.jsonl, when present).",
             ),
         ] = None,
     ) -> None:
         """Gold per article: ground truth wins, else unanimous/majority decisions; the rest to conflicts."""
+        from newsstance.gold.adjudicate import POLICIES, run_adjudicate
         from newsstance.scheme import load_scheme
-        from newsstance.studio.adjudicate import POLICIES, run_adjudicate
 
         if policy not in POLICIES:
             raise UserError(f"--policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         run_adjudicate(
-            _default(annotations, "annotations/annotations.jsonl"),
-            _default(out, "annotations/gold.jsonl"),
-            _default(conflicts, "annotations/conflicts.jsonl"),
+            annotations or in_project(ANNOTATIONS_JSONL),
+            out or in_project(GOLD_JSONL),
+            conflicts or in_project(CONFLICTS_JSONL),
             load_scheme(),
             policy=policy,
             min_annotators=min_annotators,
+            articles_glob=articles,
         )
