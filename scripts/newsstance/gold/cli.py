@@ -70,3 +70,35 @@ def register(app: typer.Typer) -> None:
             min_annotators=min_annotators,
             articles_glob=articles,
         )
+
+    @app.command("import-annotations")
+    def import_annotations_cmd(
+        source: Annotated[
+            Path,
+            typer.Argument(
+                help="JSONL ({text, entities: [{start, end, label, stance?}], stances?, annotator?, article_id?, "
+                "url?}; offsets into `text`) or a Label Studio JSON export of any project."
+            ),
+        ],
+        out: Annotated[Path | None, typer.Option("--out", help=f"Records (default {ANNOTATIONS_JSONL}).")] = None,
+        conflicts: Annotated[
+            Path | None, typer.Option("--conflicts", help=f"Default {CONFLICTS_JSONL} (next to --out).")
+        ] = None,
+        articles: Annotated[
+            str | None, typer.Option("--articles", help="Glob of article JSONL files (default the corpus).")
+        ] = None,
+    ) -> None:
+        """Bring annotations made elsewhere onto the corpus: matched by article id, url or text, spans aligned."""
+        from newsstance.paths import article_paths
+        from newsstance.studio.push import canonical_articles
+        from newsstance.studio.reanchor import import_annotations
+
+        if not source.is_file():
+            raise UserError(f"not a file: {source}")
+        paths = article_paths(articles)
+        if not paths:
+            raise UserError(f"no article files match {articles or 'corpus/normalized/articles*.jsonl'}")
+        out_path = out or in_project(ANNOTATIONS_JSONL)
+        conflicts_path = conflicts or out_path.with_name(CONFLICTS_JSONL.name)
+        result = import_annotations(source, canonical_articles(paths), out=out_path, conflicts_path=conflicts_path)
+        typer.echo(result.summary(out_path, conflicts_path))

@@ -101,6 +101,13 @@ def push_cmd(
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     data_dir: DataDirOpt = None,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Articles whose text changed: update the task and re-anchor annotations, predictions and gold.",
+        ),
+    ] = False,
 ) -> None:
     """Create/update the project from the scheme and push new canonical articles as pre-annotated tasks."""
     from newsstance.studio.client import connection
@@ -116,8 +123,13 @@ def push_cmd(
         label_map=label_map,
         batch_size=batch_size,
         overlap=overlap,
+        update=update,
     )
-    for changed in result.changed[:10]:
+    if result.update is not None and result.update.conflicts:
+        typer.echo(
+            f"{len(result.update.conflicts)} span(s)/record(s) could not follow the text: see conflicts", err=True
+        )
+    for changed in result.changed[:10] if result.update is None else []:
         typer.echo(
             f"changed since pushed, not pushed again: article {changed['article_id']} (task {changed['task_id']})",
             err=True,

@@ -201,6 +201,7 @@ class ExportScan:
     task_ids: set[int] = field(default_factory=set)
     duplicated_ids: set[int] = field(default_factory=set)
     newest_update: datetime | None = None  # the newest task `updated_at` in the export
+    task_updates: dict[int, str] = field(default_factory=dict)  # task id -> `updated_at` (ISO)
 
 
 def scan_export(path: Path, where: str | None = None) -> ExportScan:
@@ -237,6 +238,7 @@ def scan_export(path: Path, where: str | None = None) -> ExportScan:
             task_id = int_id(task.get("id"))
             if task_id is not None:
                 scan.task_ids.add(task_id)
+                scan.task_updates[task_id] = updated.isoformat() if updated is not None else ""
             scan.projects.add(int_id(task.get("project")))
             for annotation in annotations or []:
                 scan.annotations += 1
@@ -377,10 +379,10 @@ def ingest_export(
             }
     bar.close()
 
-    gone = {
+    gone = {  # negative ids: annotations imported from elsewhere (`import-annotations`), never pulled
         aid
         for aid, rec in records.items()
-        if aid not in seen and scope.covers(rec.get("project_id"), rec.get("task_id"))
+        if aid not in seen and aid >= 0 and scope.covers(rec.get("project_id"), rec.get("task_id"))
     }
     gone |= {
         int(aid)
@@ -470,8 +472,8 @@ def _ls_time(value: Any) -> datetime | None:
     return None
 
 
-def changed_tasks(client: LabelStudio, project_id: int, since: datetime) -> tuple[list[int], datetime | None]:
-    """Ids of the project's tasks updated after `since` and the newest `updated_at` among them."""
+def changed_tasks(client: LabelStudio, project_id: int, since: datetime) -> dict[int, str]:
+    """task id -> `updated_at` (ISO) of the project's tasks updated after `since`."""
     query = {
         "filters": {
             "conjunction": "and",
@@ -485,14 +487,12 @@ def changed_tasks(client: LabelStudio, project_id: int, since: datetime) -> tupl
             ],
         }
     }
-    ids, newest = [], None
+    stamps: dict[int, str] = {}
     for task in client.tasks.list(project=project_id, fields="task_only", query=json.dumps(query), page_size=1000):
         data = task.model_dump() if hasattr(task, "model_dump") else dict(task)
-        ids.append(int(data["id"]))
         moment = _ls_time(data.get("updated_at"))
-        if moment is not None and (newest is None or moment > newest):
-            newest = moment
-    return sorted(set(ids)), newest
+        stamps[int(data["id"])] = moment.isoformat() if moment is not None else ""
+    return stamps
 
 
 def _download(client: LabelStudio, project_id: int, target: IO[bytes], ids: list[int] | None, bar: tqdm) -> None:
@@ -565,12 +565,15 @@ def pull(
         else None
     )
     ids: list[int] | None = None
-    newest: datetime | None = None
+    known = {str(k): str(v) for k, v in _dict(memory.get("tasks")).items()}
+    listed: dict[int, str] = {}
     started_at = datetime.now(UTC)
     if reason is None:
         assert watermark is not None
         with conn.errors("listing changed tasks"):
-            ids, newest = changed_tasks(client, project_id, watermark - SLACK)
+            listed = changed_tasks(client, project_id, watermark - SLACK)
+        # The slack re-lists tasks touched just before the last pull; their stamps tell if they changed.
+        ids = sorted(task_id for task_id, stamp in listed.items() if known.get(str(task_id)) != stamp)
     exports_dir.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".pull-", suffix=".json", dir=exports_dir)
     temp = Path(temp_name)
@@ -590,10 +593,15 @@ def pull(
         scope = Scope(frozenset({project_id}), None if ids is None else frozenset(ids))
         # The next pull asks for tasks updated after this: never later than when this one began
         # (a change made while exporting is fetched again rather than missed).
-        seen = [m for m in (newest, scan.newest_update) if m is not None]
+        seen = [m for m in (*(_ls_time(v) for v in listed.values()), scan.newest_update) if m is not None]
         newest = min(max(seen), started_at) if seen else (watermark or started_at - SLACK)
+        if ids is None:
+            known = {str(task_id): stamp for task_id, stamp in scan.task_updates.items()}
+        else:
+            known.update({str(task_id): listed[task_id] for task_id in ids})
         memory = {
             "watermark": newest.isoformat(),
+            "tasks": known,
             "task_count": task_count,
             "pulls_since_full": 0 if ids is None else int(memory.get("pulls_since_full") or 0) + 1,
             "last_full_reason": reason if ids is None else memory.get("last_full_reason"),
