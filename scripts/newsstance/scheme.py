@@ -122,8 +122,8 @@ class Scheme:
                 f'    <Choices name="{MENTION_STANCE_NAME}" toName="{TEXT_NAME}" perRegion="true" '
                 'choice="single-radio" showInline="true">'
             )
-            for label in self.stance_labels:
-                lines.append(f"      <Choice value={quoteattr(label.name)} hint={quoteattr(label.description)}/>")
+            for stance in self.stance_labels:
+                lines.append(f"      <Choice value={quoteattr(stance.name)} hint={quoteattr(stance.description)}/>")
             lines.append("    </Choices>")
             lines.append("  </View>")
         for target in self.stance_targets:
@@ -132,8 +132,8 @@ class Scheme:
                 f'  <Choices name="{target.control_name}" toName="{TEXT_NAME}" choice="single-radio" '
                 'required="true" showInline="true">'
             )
-            for label in self.stance_labels:
-                lines.append(f"    <Choice value={quoteattr(label.name)} hint={quoteattr(label.description)}/>")
+            for stance in self.stance_labels:
+                lines.append(f"    <Choice value={quoteattr(stance.name)} hint={quoteattr(stance.description)}/>")
             lines.append(
                 f"    <Choice value={quoteattr(self.not_about_label)} "
                 f"hint={quoteattr('The article is not about ' + target.name + '.')}/>"

@@ -252,7 +252,8 @@ def adjudicate_article(
                 )
             )
             return None, entries
-        decided, method, items = annotation_content(ground_truths[0]), "ground_truth", []
+        items: list[dict[str, Any]] = []
+        decided, method = annotation_content(ground_truths[0]), "ground_truth"
     else:
         voters = latest_by_annotator(active)
         if len(voters) < min_annotators:
@@ -403,17 +404,18 @@ def adjudicate(
         if stage_of(entry) != STAGE and entry.get("article_id") in by_article:
             pulled_by_article[entry["article_id"]].append(entry)
     check = Validator(scheme.gold_schema())
-    gold, entries = [], []
+    gold: list[Record] = []
+    entries: list[Record] = []
     for article_id in sorted(by_article):
         records = sorted(by_article[article_id], key=lambda rec: rec["annotation_id"])
-        record, article_entries = adjudicate_article(
+        gold_record, article_entries = adjudicate_article(
             article_id, records, scheme, policy, min_annotators, pulled_by_article.get(article_id, []), corpus
         )
-        if record is not None:
-            errors = check.errors(record)
+        if gold_record is not None:
+            errors = check.errors(gold_record)
             if errors:
                 raise UserError(f"gold record for article {article_id} is not valid: {errors[0]}")
-            gold.append(record)
+            gold.append(gold_record)
         entries += article_entries
     return gold, entries
 

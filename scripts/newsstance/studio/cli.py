@@ -143,7 +143,10 @@ def _print_pull(result: object) -> None:
     from newsstance.studio.pull import PullResult
 
     assert isinstance(result, PullResult)
-    typer.echo(f"raw export saved to {result.export_path}")
+    if result.export_path is None:
+        typer.echo("no task changed since the last pull")
+    else:
+        typer.echo(f"raw export saved to {result.export_path}")
     if result.deleted:
         shown = ", ".join(map(str, result.deleted[:10])) + (" ..." if len(result.deleted) > 10 else "")
         typer.echo(f"deleted in Label Studio since the last pull: {shown}", err=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -385,7 +385,7 @@ class Converter:
             "annotator": self.identities.pseudonym(annotation.get("completed_by")),
             "created_at": created_at,
             "updated_at": updated_at,
-            "lead_time": float(lead_time) if type(lead_time) in (int, float) and lead_time >= 0 else None,
+            "lead_time": float(lead_time) if isinstance(lead_time, int | float) and lead_time >= 0 else None,
             "cancelled": flag(annotation.get("was_cancelled", False)),
             "ground_truth": flag(annotation.get("ground_truth", False)),
             "entities": entities,
@@ -463,5 +463,5 @@ class Converter:
         return found
 
 
-def _span_detail(entity: dict[str, Any]) -> dict[str, Any]:
+def _span_detail(entity: Mapping[str, Any]) -> dict[str, Any]:
     return {key: entity.get(key) for key in ("start", "end", "label", "text", "region_id")}

@@ -30,11 +30,11 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import ijson
 import orjson
@@ -162,7 +162,7 @@ def corpus_hashes(articles_glob: str | None) -> dict[str, str] | None:
 
 def _open_export(path: Path) -> IO[bytes]:
     """The export's bytes (gunzipped when saved by us), positioned after a UTF-8 BOM."""
-    handle: IO[bytes] = gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")  # noqa: SIM115
+    handle = cast(IO[bytes], gzip.GzipFile(path, "rb") if path.name.endswith(".gz") else path.open("rb"))
     if handle.read(3) != b"\xef\xbb\xbf":
         handle.seek(0)
     return handle
@@ -207,7 +207,7 @@ class ExportScan:
 def scan_export(path: Path, where: str | None = None) -> ExportScan:
     """Read the whole export once, streaming: refuse anything that is not a full JSON export."""
     where = where or str(path)
-    scan, counts = ExportScan(), {}
+    scan, counts = ExportScan(), dict[int, int]()
     found_list = False
     try:
         with _open_export(path) as handle:
@@ -258,7 +258,7 @@ def scan_export(path: Path, where: str | None = None) -> ExportScan:
 
 @dataclass
 class PullResult:
-    export_path: Path
+    export_path: Path | None  # the raw copy kept (None: nothing was fetched)
     out: Path
     conflicts_path: Path
     project_ids: list[int | None]
@@ -307,7 +307,7 @@ def _load_state(state_path: Path) -> dict[str, Any]:
 
 def ingest_export(
     source: Path,
-    export_path: Path,
+    export_path: Path | None,
     *,
     out: Path,
     conflicts_path: Path,
@@ -344,7 +344,7 @@ def ingest_export(
     bar = tqdm(
         total=scan.annotations, desc="convert", unit="annotation", disable=not progress or scan.annotations < 2000
     )
-    for task in iter_tasks(source, str(export_path)):
+    for task in iter_tasks(source, str(export_path or source)):
         for annotation in task.get("annotations") or []:
             bar.update(1)
             problem = _unusable_annotation(task, annotation, first_task)
@@ -488,8 +488,12 @@ def changed_tasks(client: LabelStudio, project_id: int, since: datetime) -> dict
         }
     }
     stamps: dict[int, str] = {}
-    for task in client.tasks.list(project=project_id, fields="task_only", query=json.dumps(query), page_size=1000):
-        data = task.model_dump() if hasattr(task, "model_dump") else dict(task)
+    listing: Iterable[object] = client.tasks.list(
+        project=project_id, fields="task_only", query=json.dumps(query), page_size=1000
+    )
+    for task in listing:
+        dump = getattr(task, "model_dump", None)
+        data: dict[str, Any] = dump() if callable(dump) else dict(cast(dict[str, Any], task))
         moment = _ls_time(data.get("updated_at"))
         stamps[int(data["id"])] = moment.isoformat() if moment is not None else ""
     return stamps
@@ -588,8 +592,11 @@ def pull(
         scan = scan_export(temp, where)
         with conn.errors("listing users"):
             users = {int(u.id): str(u.email) for u in client.users.list() if u.email}
-        export_path = save_raw_export(temp, exports_dir, project, keep_exports)
-        write_users(export_path, conn.url, users)
+        if ids == []:  # nothing changed: no raw copy (it would push real exports out of the retention)
+            export_path = None
+        else:
+            export_path = save_raw_export(temp, exports_dir, project, keep_exports)
+            write_users(export_path, conn.url, users)
         scope = Scope(frozenset({project_id}), None if ids is None else frozenset(ids))
         # The next pull asks for tasks updated after this: never later than when this one began
         # (a change made while exporting is fetched again rather than missed).

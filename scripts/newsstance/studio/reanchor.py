@@ -165,7 +165,7 @@ def reanchor_local(
     conflicts: list[Conflict] = []
     moved_count = 0
     for record in read_jsonl(path):
-        article_id = record.get("article_id")
+        article_id = str(record.get("article_id"))
         if article_id not in texts or record.get("text_sha256") != old_hashes[article_id]:
             kept.append(record)
             continue
@@ -352,12 +352,14 @@ def import_annotations(
     from newsstance.studio.identities import Identities, private_path
 
     scheme = scheme or load_scheme()
-    by_id, by_url, by_text = {}, {}, {}
-    for article in articles:
-        by_id[article["id"]] = article
-        if article.get("url"):
-            by_url.setdefault(article["url"], article)
-        by_text.setdefault(hashlib.sha256(_squash(article["text"]).encode()).hexdigest(), article)
+    by_id: dict[str, Mapping[str, Any]] = {}
+    by_url: dict[str, Mapping[str, Any]] = {}
+    by_text: dict[str, Mapping[str, Any]] = {}
+    for candidate in articles:
+        by_id[candidate["id"]] = candidate
+        if candidate.get("url"):
+            by_url.setdefault(candidate["url"], candidate)
+        by_text.setdefault(hashlib.sha256(_squash(candidate["text"]).encode()).hexdigest(), candidate)
     identities = Identities(identities_path or private_path(out.parent))
     entity_names, stance_names = set(scheme.entity_names), set(scheme.stance_names)
     records = {rec["annotation_id"]: rec for rec in read_jsonl(out)} if out.is_file() else {}
@@ -367,8 +369,8 @@ def import_annotations(
     for document in foreign_documents(path, scheme):
         text = str(document.get("text") or "")
         article = (
-            by_id.get(document.get("article_id"))
-            or by_url.get(document.get("url"))
+            by_id.get(str(document.get("article_id")))
+            or by_url.get(str(document.get("url")))
             or by_text.get(hashlib.sha256(_squash(text).encode()).hexdigest())
         )
         key = document.get("foreign_id") or [text_sha256(text), document.get("annotator"), document.get("source_line")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from newsstance.errors import UserError
 from newsstance.gold.adjudicate import review_tasks
@@ -19,6 +19,9 @@ from newsstance.scheme import load_scheme
 from newsstance.studio.client import Connection
 from newsstance.studio.project import ensure_project
 from newsstance.studio.push import server_tasks, task_problems
+
+if TYPE_CHECKING:
+    from label_studio_sdk.types.import_api_request import ImportApiRequest
 
 
 @dataclass
@@ -88,6 +91,9 @@ def push_review(
             result.already_present += 1
     if new:
         with conn.errors(f"importing review tasks into {project!r}"):
-            client.projects.import_tasks(id=project_id, request=new, return_task_ids=True)
+            # The SDK accepts plain task dicts (it serialises them as they are); its type says models.
+            client.projects.import_tasks(
+                id=project_id, request=cast("list[ImportApiRequest]", new), return_task_ids=True
+            )
     result.pushed = len(new)
     return result
