@@ -203,7 +203,7 @@ def test_push_update_reanchors_annotations_predictions_and_gold(
         (e["text"], e["label"], e["stance"]) for e in gold_before["entities"]
     ]
     assert all(NEW_TEXT[e["start"] : e["end"]] == e["text"] for e in gold_after["entities"])
-    assert any(e["start"] != b["start"] for e, b in zip(gold_after["entities"], gold_before["entities"]))
+    assert any(e["start"] != b["start"] for e, b in zip(gold_after["entities"], gold_before["entities"], strict=True))
 
     run_pull(ls_conn, title, tmp_path)
     records = records_of(tmp_path)

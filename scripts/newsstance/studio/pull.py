@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -357,8 +358,9 @@ def ingest_export(
             stamp = annotation.get("updated_at") or annotation.get("created_at") or fingerprint(annotation)
             known = _dict(state.get(str(annotation_id)))
             present = annotation_id in records or annotation_id in conflicted_ids
+            if "@" in str(records.get(annotation_id, {}).get("annotator", "")):
+                present = False  # pulled before annotators were pseudonymous: convert again
             if not full and known.get("updated_at") == stamp and present and annotation_id not in duplicated:
-                result.unchanged += 1
                 continue
             if known or annotation_id in records:
                 result.updated += 1
@@ -395,6 +397,12 @@ def ingest_export(
         records.pop(annotation_id, None)
         state.pop(str(annotation_id), None)
     result.deleted = sorted(gone)
+    # Unchanged = every annotation of these projects this run left as it was, fetched or not.
+    result.unchanged = sum(
+        1
+        for aid, info in state.items()
+        if _dict(info).get("project_id") in scope.projects and int_id(aid) not in reconverted
+    )
 
     replaced = reconverted | gone
 
@@ -488,8 +496,10 @@ def changed_tasks(client: LabelStudio, project_id: int, since: datetime) -> dict
         }
     }
     stamps: dict[int, str] = {}
+    # `include` trims each task to two fields: listing 1,000 tasks takes ~1.4 s instead of ~5 s with
+    # `fields=task_only` (the SDK's own default, `fields=all`, is slower still).
     listing: Iterable[object] = client.tasks.list(
-        project=project_id, fields="task_only", query=json.dumps(query), page_size=1000
+        project=project_id, fields=None, include="id,updated_at", query=json.dumps(query), page_size=1000
     )
     for task in listing:
         dump = getattr(task, "model_dump", None)
@@ -497,6 +507,14 @@ def changed_tasks(client: LabelStudio, project_id: int, since: datetime) -> dict
         moment = _ls_time(data.get("updated_at"))
         stamps[int(data["id"])] = moment.isoformat() if moment is not None else ""
     return stamps
+
+
+def server_time(client: LabelStudio, project_id: int) -> datetime | None:
+    """The server's clock (HTTP `Date`, to the second, rounded down) before this pull lists anything."""
+    response = client.projects.with_raw_response.get(project_id)
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        return parsedate_to_datetime(str(response.headers.get("date"))).astimezone(UTC)
+    return None
 
 
 def _download(client: LabelStudio, project_id: int, target: IO[bytes], ids: list[int] | None, bar: tqdm) -> None:
@@ -572,10 +590,16 @@ def pull(
     known = {str(k): str(v) for k, v in _dict(memory.get("tasks")).items()}
     listed: dict[int, str] = {}
     started_at = datetime.now(UTC)
+    with conn.errors("reading the server's clock"):
+        server_now = server_time(client, project_id)
     if reason is None:
         assert watermark is not None
+        # A write still in flight when the last pull listed could carry a stamp up to the watermark;
+        # it can only be that recent if the watermark was within SLACK of the server's clock then.
+        last_seen = _ls_time(memory.get("server_time"))
+        since = watermark if last_seen is not None and watermark < last_seen - SLACK else watermark - SLACK
         with conn.errors("listing changed tasks"):
-            listed = changed_tasks(client, project_id, watermark - SLACK)
+            listed = changed_tasks(client, project_id, since)
         # The slack re-lists tasks touched just before the last pull; their stamps tell if they changed.
         ids = sorted(task_id for task_id, stamp in listed.items() if known.get(str(task_id)) != stamp)
     exports_dir.mkdir(parents=True, exist_ok=True)
@@ -608,6 +632,7 @@ def pull(
             known.update({str(task_id): listed[task_id] for task_id in ids})
         memory = {
             "watermark": newest.isoformat(),
+            "server_time": server_now.isoformat() if server_now is not None else None,
             "tasks": known,
             "task_count": task_count,
             "pulls_since_full": 0 if ids is None else int(memory.get("pulls_since_full") or 0) + 1,
