@@ -331,7 +331,11 @@ def sync_derived_files(scheme: Scheme, root: Path | None = None) -> list[Path]:
     """Write every derived file that differs; returns the paths changed."""
     root = root or project_root()
     changed = []
-    for rel, content in scheme.derived_files().items():
+    derived = scheme.derived_files()
+    for rel, content in derived.items():
+        if rel.endswith(".schema.json"):
+            check_json_schema(rel, orjson.loads(content))
+    for rel, content in derived.items():
         path = root / rel
         if path.is_file() and path.read_text(encoding="utf-8") == content:
             continue
@@ -339,6 +343,20 @@ def sync_derived_files(scheme: Scheme, root: Path | None = None) -> list[Path]:
             handle.write(content)
         changed.append(path)
     return changed
+
+
+def check_json_schema(name: str, schema: dict[str, Any]) -> None:
+    """Meta-validate a schema against draft 2020-12 with the reference implementation (`jsonschema`).
+
+    The fast validator on the hot path (`jsonschema_rs`) is lenient about malformed schemas; a
+    derived schema that the reference refuses must never be written.
+    """
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise UserError(f"{name}: not a valid draft 2020-12 JSON Schema ({exc.message})") from None
 
 
 def out_of_sync(scheme: Scheme, root: Path | None = None) -> list[str]:
