@@ -161,14 +161,14 @@ def pull_section(n: int, changed: int, work: Path) -> None:
         server.stop()
 
 
-def synthetic_export(n: int, path: Path) -> None:
+def synthetic_export(n: int, path: Path, repeat: int = 8) -> None:
     rng = random.Random(5)
     articles = fictional_articles(n, seed=11)
     with path.open("wb") as handle:
         handle.write(b"[")
         for index, article in enumerate(articles):
             # Long texts make the export large while the records stay the same size.
-            text = " ".join([article["text"]] * 8)
+            text = " ".join([article["text"]] * repeat)
             article = {**article, "text": text, "text_sha256": __import__("hashlib").sha256(text.encode()).hexdigest()}
             task = {
                 "id": index + 1,
@@ -192,19 +192,21 @@ def synthetic_export(n: int, path: Path) -> None:
         handle.write(b"]")
 
 
-def import_section(sizes: list[int], work: Path) -> None:
+def import_section(sizes: list[int], work: Path, repeats: list[int]) -> None:
+    # VmHWM, not ru_maxrss: Linux carries the parent's maxrss over fork+exec into the child.
     code = (
-        "import resource, sys, time\n"
+        "import sys, time\n"
         "from pathlib import Path\n"
         "from newsstance.studio.pull import import_export\n"
         "t = time.process_time()\n"
         "r = import_export(Path(sys.argv[1]), out=Path(sys.argv[2]), progress=False)\n"
-        "print(r.records, time.process_time() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]\n"
+        "print(r.records, time.process_time() - t, hwm)\n"
     )
-    for n in sizes:
-        export = work / f"export-{n}.json"
-        synthetic_export(n, export)
-        out = work / f"imp-{n}" / "annotations.jsonl"
+    for n, repeat in [(n, r) for n in sizes for r in repeats]:
+        export = work / f"export-{n}-{repeat}.json"
+        synthetic_export(n, export, repeat)
+        out = work / f"imp-{n}-{repeat}" / "annotations.jsonl"
         env = {**os.environ, "NEWSSTANCE_STATE_DIR": str(work / "state")}
         done = subprocess.run(
             [sys.executable, "-c", code, str(export), str(out)], capture_output=True, text=True, env=env, check=True
@@ -224,6 +226,7 @@ def main() -> None:
     parser.add_argument("--changed", type=int, default=100)
     parser.add_argument("--import-sizes", default="2000,8000")
     parser.add_argument("--skip-pull", action="store_true")
+    parser.add_argument("--text-repeats", default="8,64", help="article text repeated k times (export size)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pull-bench-") as tmp:
         work = Path(tmp)
@@ -231,7 +234,7 @@ def main() -> None:
             pull_section(args.n, args.changed, work)
         sizes = [int(s) for s in args.import_sizes.split(",") if s]
         if sizes:
-            import_section(sizes, work)
+            import_section(sizes, work, [int(r) for r in args.text_repeats.split(",")])
     print(f"benchmark process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -44,7 +44,7 @@ from tqdm import tqdm
 from newsstance.conflicts import PULL, read_lines, replace_conflicts
 from newsstance.errors import UserError
 from newsstance.paths import ANNOTATIONS_JSONL, CONFLICTS_JSONL, EXPORTS_DIR, article_paths, in_project, state_dir
-from newsstance.records import atomic_write, read_jsonl, write_json, write_jsonl
+from newsstance.records import atomic_write, read_jsonl, write_json
 from newsstance.scheme import Scheme, load_scheme
 from newsstance.studio.convert import Converter, fingerprint, int_id, project_of
 from newsstance.studio.identities import Identities, private_path
@@ -299,6 +299,36 @@ class Scope:
         return self.task_ids is None or task_id in self.task_ids
 
 
+@dataclass(frozen=True, slots=True)
+class KeptRecord:
+    """A record held between reading and rewriting the records file: its JSON line and the keys
+    the merge needs (a parsed dict costs ~4x the memory of its line)."""
+
+    project_id: int | None
+    task_id: int | None
+    emailed: bool  # written before annotators were pseudonymous
+    line: bytes
+
+    @classmethod
+    def of(cls, record: dict[str, Any], line: bytes | None = None) -> KeptRecord:
+        return cls(
+            int_id(record.get("project_id")),
+            int_id(record.get("task_id")),
+            "@" in str(record.get("annotator", "")),
+            # orjson's bytes keep its 8 KB starting buffer; a copy is the line's own size.
+            bytes(memoryview(line if line is not None else orjson.dumps(record))),
+        )
+
+
+def _read_records(path: Path) -> dict[int, KeptRecord]:
+    if not path.is_file():
+        return {}
+    kept: dict[int, KeptRecord] = {}
+    for record in read_jsonl(path):
+        kept[int(record["annotation_id"])] = KeptRecord.of(record)
+    return kept
+
+
 def _load_state(state_path: Path) -> dict[str, Any]:
     try:
         return _dict(orjson.loads(state_path.read_bytes()))
@@ -328,7 +358,7 @@ def ingest_export(
     duplicated = scan.duplicated_ids
     state_file = _load_state(state_path)
     state = _dict(state_file.get("annotations"))
-    records = {rec["annotation_id"]: rec for rec in read_jsonl(out)} if out.is_file() else {}
+    records = _read_records(out)
     existing_conflicts = read_lines(conflicts_path)
     conflicted_ids = {int_id(line.entry.get("annotation_id")) for line in existing_conflicts if line.stage == STAGE}
     conflicted_ids.discard(None)
@@ -358,7 +388,7 @@ def ingest_export(
             stamp = annotation.get("updated_at") or annotation.get("created_at") or fingerprint(annotation)
             known = _dict(state.get(str(annotation_id)))
             present = annotation_id in records or annotation_id in conflicted_ids
-            if "@" in str(records.get(annotation_id, {}).get("annotator", "")):
+            if annotation_id in records and records[annotation_id].emailed:
                 present = False  # pulled before annotators were pseudonymous: convert again
             if not full and known.get("updated_at") == stamp and present and annotation_id not in duplicated:
                 continue
@@ -370,7 +400,7 @@ def ingest_export(
             conversion = converter.convert(task, annotation)
             records.pop(annotation_id, None)
             if conversion.record is not None:
-                records[annotation_id] = conversion.record
+                records[annotation_id] = KeptRecord.of(conversion.record)
             new_conflicts += conversion.conflicts
             for fix, count in conversion.fixes.items():
                 result.fixes[fix] = result.fixes.get(fix, 0) + count
@@ -384,7 +414,7 @@ def ingest_export(
     gone = {  # negative ids: annotations imported from elsewhere (`import-annotations`), never pulled
         aid
         for aid, rec in records.items()
-        if aid not in seen and aid >= 0 and scope.covers(rec.get("project_id"), rec.get("task_id"))
+        if aid not in seen and aid >= 0 and scope.covers(rec.project_id, rec.task_id)
     }
     gone |= {
         int(aid)
@@ -415,10 +445,11 @@ def ingest_export(
             return annotation_id in replaced
         return scope.covers(conflict.get("project_id"), conflict.get("task_id"))
 
-    ordered = sorted(
-        records.values(), key=lambda r: (r.get("project_id") is None, r.get("project_id") or 0, r["annotation_id"])
-    )
-    result.records = write_jsonl(out, ordered)
+    ordered = sorted(records.items(), key=lambda item: (item[1].project_id is None, item[1].project_id or 0, item[0]))
+    with atomic_write(out) as handle:
+        for _, kept in ordered:
+            handle.write(kept.line + b"\n")
+    result.records = len(ordered)
     replace_conflicts(conflicts_path, new_conflicts, replaced=regenerated, existing=existing_conflicts)
     identities.save()
     write_json(state_path, {**state_file, **(extra_state or {}), "out": str(out), "annotations": state})
