@@ -13,7 +13,7 @@ to decide, never moved by guesswork or dropped.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +38,17 @@ class SpanMove:
 class Alignment:
     """Offsets of `old` mapped onto `new` through the character blocks the two texts share."""
 
-    def __init__(self, old: str, new: str):
+    def __init__(self, old: str, new: str, offset_map: Sequence[Sequence[int]] | None = None):
         self.old, self.new = old, new
-        blocks = [(op.src_start, op.src_end, op.dest_start) for op in Indel.opcodes(old, new) if op.tag == "equal"]
+        if offset_map is None:
+            offset_map = compute_offset_map(old, new)
+        blocks = [(start, start + length, dest) for start, dest, length in offset_map]
         self._starts = [block[0] for block in blocks]
         self._blocks = blocks
+
+    @property
+    def offset_map(self) -> list[list[int]]:
+        return offset_map_of(self._blocks)
 
     def char(self, position: int) -> int | None:
         """New offset of the character at old `position`, None when that character was changed."""
@@ -70,6 +76,18 @@ class Alignment:
         else:
             why = "the span's text is not in the new text" if found < 0 else "the span's text occurs several times"
         return SpanMove(start, end, None, None, why)
+
+
+def compute_offset_map(old: str, new: str) -> list[list[int]]:
+    """The blocks two texts share, `[old_start, new_start, length]` each: a compact, JSON-ready map
+    (a normaliser can store it next to the raw text's location to map offsets without the diff)."""
+    return [
+        [op.src_start, op.dest_start, op.src_end - op.src_start] for op in Indel.opcodes(old, new) if op.tag == "equal"
+    ]
+
+
+def offset_map_of(blocks: Sequence[tuple[int, int, int]]) -> list[list[int]]:
+    return [[start, dest, end - start] for start, end, dest in blocks]
 
 
 def move_entities(

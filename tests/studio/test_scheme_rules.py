@@ -167,6 +167,16 @@ def test_alignment_follows_a_changed_cleaner() -> None:
     assert not gone.placed and "changed characters" in gone.how
 
 
+def test_offset_map_round_trips_through_json() -> None:
+    old = "Line one.\nMayor Ana Ruiz spoke.\nVelt Energy replied."
+    new = old.replace("\n", "\n\n")
+    stored = orjson.loads(orjson.dumps(Alignment(old, new).offset_map))
+    again = Alignment(old, new, stored)
+    start = old.index("Velt Energy")
+    move = again.span(start, start + len("Velt Energy"))
+    assert move.placed and new[move.start : move.end] == "Velt Energy"  # type: ignore[index]
+
+
 def test_an_edited_span_is_not_placed() -> None:
     old, new = "Velt Energy and Velt Energy met.", "Velt Power and Velt Energy met."
     move = Alignment(old, new).span(0, len("Velt Energy"))
