@@ -137,7 +137,7 @@ def commit(work: Path) -> None:
     except BaseException:
         staging.discard()
         raise
-    storage.remove_stale(out, {e["part"] for e in index if e.get("part")})
+    storage.remove_stale(out, {e["part"] for e in index if e.get("part")}, keep_run=run["run_id"])
 
 
 def _unchanged_outputs(out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any]) -> frozenset[str]:

@@ -233,16 +233,25 @@ def record_columns(meta: np.ndarray) -> dedup.RecordColumns:
     )
 
 
+def by_part(part_of: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(part number, positions holding it) for every part present: one sort, not one scan per part."""
+    if len(part_of) == 0:
+        return
+    order = np.argsort(part_of, kind="stable")
+    ordered = part_of[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(order)], strict=True):
+        yield int(ordered[start]), order[start:end]
+
+
 def signature_rows(arrays: storage.PartArrays, parts: list[str], nodes: np.ndarray) -> dedup.SignatureRows:
     """Signature rows by distinct-text number, read from the memory-mapped parts."""
     rep_part, rep_row = nodes[:, 0], nodes[:, 1]
 
     def rows(which: np.ndarray) -> np.ndarray:
         out = np.empty((len(which), dedup.NUM_PERM), dtype=np.uint32)
-        part_of = rep_part[which]
-        for part in np.unique(part_of).tolist():
-            mask = part_of == part
-            out[mask] = arrays.get(parts[part], "sig")[rep_row[which][mask]]
+        for part, at in by_part(rep_part[which]):
+            out[at] = arrays.get(parts[part], "sig")[rep_row[which[at]]]
         return out
 
     return rows
@@ -318,9 +327,8 @@ class BandPairs(DatatroveStep):
         nodes = _load(work / NODES_FILE)
         groups = _load(work / GROUPS_FILE)
         keys = np.empty(len(nodes), dtype=np.uint64)
-        for part in np.unique(nodes[:, 0]).tolist() if len(nodes) else []:
-            mask = nodes[:, 0] == part
-            keys[mask] = arrays.get(parts[part], "bands")[band][nodes[mask, 1]]
+        for part, at in by_part(nodes[:, 0]):
+            keys[at] = arrays.get(parts[part], "bands")[band][nodes[at, 1]]
         codes = dedup.band_pairs(keys, groups) if len(keys) > 1 else np.empty(0, dtype=np.int64)
         confirmed = dedup.confirm_pairs(codes, len(nodes), signature_rows(arrays, parts, nodes), self.threshold)
         (work / PAIRS_DIR).mkdir(exist_ok=True)

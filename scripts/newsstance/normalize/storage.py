@@ -212,18 +212,27 @@ class SegmentReader:
         self.close()
 
 
-def segment_available(parts_dir: Path, entry: dict[str, Any]) -> bool:
-    """The index entry's segment exists (a quarantine-only entry needs no part)."""
-    if not entry.get("part"):
-        return True
-    part = entry["part"]
-    if "rows" not in entry:
-        return False  # written by an older layout: reparse
+def part_sizes(parts_dir: Path, part: str) -> tuple[int, int] | None:
+    """(bytes of record lines, rows of per-record arrays) of a part; None when it is damaged or gone."""
     try:
         rows = np.load(parts_dir / f"{part}.meta.npy", mmap_mode="r", allow_pickle=False).shape[0]
-        return (parts_dir / f"{part}.rec.jsonl").stat().st_size >= sum(entry["rec"]) and rows >= sum(entry["rows"])
+        return (parts_dir / f"{part}.rec.jsonl").stat().st_size, int(rows)
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def segment_available(parts_dir: Path, entry: dict[str, Any], sizes: dict[str, tuple[int, int] | None]) -> bool:
+    """The index entry's segment exists (a quarantine-only entry needs no part); `sizes` caches
+    `part_sizes` per part."""
+    if not entry.get("part"):
+        return True
+    if "rows" not in entry:
+        return False  # written by an older layout: reparse
+    part = entry["part"]
+    if part not in sizes:
+        sizes[part] = part_sizes(parts_dir, part)
+    found = sizes[part]
+    return found is not None and found[0] >= sum(entry["rec"]) and found[1] >= sum(entry["rows"])
 
 
 def load_index(out_dir: Path) -> dict[str, dict[str, Any]]:
@@ -232,6 +241,7 @@ def load_index(out_dir: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     parts_dir = out_dir / CACHE_DIR / PARTS_DIR
+    sizes: dict[str, tuple[int, int] | None] = {}
     index: dict[str, dict[str, Any]] = {}
     with path.open("rb") as handle:
         for line in handle:
@@ -239,7 +249,7 @@ def load_index(out_dir: Path) -> dict[str, dict[str, Any]]:
                 entry = orjson.loads(line)
             except orjson.JSONDecodeError:
                 return {}  # a damaged index only costs a full reparse
-            if segment_available(parts_dir, entry):
+            if segment_available(parts_dir, entry, sizes):
                 index[entry["path"]] = entry
     return index
 
