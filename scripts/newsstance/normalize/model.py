@@ -130,6 +130,7 @@ class TextPage:
     encoding: str
     repairs: tuple[str, ...]
     size: int
+    invalid_bytes: int = 0  # invalid UTF-8 sequences replaced by U+FFFD (decode.py)
 
 
 @dataclass(slots=True)

@@ -156,7 +156,15 @@ class DecodeText(PipelineStep):
                 continue
             for repair in decoded.repairs:
                 self.stats[f"repair:{repair}"] += 1
-            yield TextPage(item.task, item.sha256, decoded.text, decoded.encoding, decoded.repairs, len(item.data))
+            yield TextPage(
+                item.task,
+                item.sha256,
+                decoded.text,
+                decoded.encoding,
+                decoded.repairs,
+                len(item.data),
+                decoded.invalid_bytes,
+            )
 
 
 def sniff_format(text: str, suffix: str) -> str:
@@ -499,6 +507,7 @@ def build_record(draft: Draft) -> dict[str, Any]:
             "parser_version": PARSER_VERSION,
             "encoding": page.encoding,
             "repairs": list(page.repairs),
+            **({"invalid_bytes": page.invalid_bytes} if page.invalid_bytes else {}),
             "crawl_time_source": draft.crawl_source,
             "near_duplicate_jaccard": None,
         }
