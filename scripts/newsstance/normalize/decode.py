@@ -132,7 +132,12 @@ def declared_charset(data: bytes) -> str | None:
     match = _DECLARED_CHARSET.search(data[:_SNIFF_BYTES])
     if not match:
         return None
-    label = (match.group(1) or match.group(2)).decode("ascii").strip().lower()
+    return codec_name((match.group(1) or match.group(2)).decode("ascii"))
+
+
+def codec_name(label: str) -> str | None:
+    """Python's codec name for a charset label (latin-1 labels read as cp1252, as browsers do)."""
+    label = label.strip().lower()
     if label in _CP1252_LABELS:
         return "cp1252"
     try:
@@ -176,7 +181,7 @@ def _legacy(data: bytes, encoding: str) -> _Candidate | None:
     return _Candidate(text, encoding, cost)
 
 
-def _decode_raw(data: bytes) -> tuple[str, str, list[str], int]:
+def _decode_raw(data: bytes, transport: str | None) -> tuple[str, str, list[str], int]:
     for bom, encoding in _UTF16_BOMS:
         if data.startswith(bom):
             try:
@@ -192,7 +197,7 @@ def _decode_raw(data: bytes) -> tuple[str, str, list[str], int]:
     except UnicodeDecodeError as exc:
         utf8_error = f"not UTF-8 (byte 0x{data[exc.start]:02x} at {exc.start})"
     utf8, utf8_qualifies = _utf8_with_replacement(data)
-    declared = declared_charset(data)
+    declared = (codec_name(transport) if transport else None) or declared_charset(data)
     legacy_names = [declared] if declared and declared != "utf-8" else []
     legacy_names += [] if "cp1252" in legacy_names else ["cp1252"]
     for name in legacy_names:
@@ -233,12 +238,15 @@ def fix_mojibake(text: str) -> tuple[str, bool]:
     return fixed, fixed != text
 
 
-def decode_bytes(data: bytes) -> Decoded:
-    """Decode and clean: BOM, encoding, CRLF, mojibake, control chars, NFC (each recorded in `repairs`)."""
+def decode_bytes(data: bytes, transport_charset: str | None = None) -> Decoded:
+    """Decode and clean: BOM, encoding, CRLF, mojibake, control chars, NFC (each recorded in `repairs`).
+
+    `transport_charset` is what the transport declared (an HTTP Content-Type charset): it takes
+    the place of the page's own declaration, as in browsers; valid UTF-8 still wins."""
     binary = sniff_binary(data)
     if binary:
         raise DecodeError(Reason.BINARY, f"looks like {binary}, not text")
-    text, encoding, repairs, invalid = _decode_raw(data)
+    text, encoding, repairs, invalid = _decode_raw(data, transport_charset)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         repairs.append("crlf")

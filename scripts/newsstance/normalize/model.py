@@ -30,6 +30,14 @@ class Reason(StrEnum):
     SCHEMA_INVALID = "schema_invalid"
     NO_ARTICLE = "no_article"
     READ_ERROR = "read_error"
+    NOT_A_FILE = "not_a_file"  # FIFO, socket, device: never opened
+    OUTSIDE_ROOT = "outside_root"  # a symlink leading out of the input root
+    CHANGED_DURING_RUN = "changed_during_run"  # changed while read, twice
+    NOT_HTML = "not_html"  # WARC response whose body is not HTML
+    HTTP_REDIRECT = "http_redirect"  # WARC response with a 3xx status
+    HTTP_ERROR = "http_error"  # WARC response with a 1xx/4xx/5xx status
+    WARC_TRUNCATED = "warc_truncated"  # WARC-Truncated, short payload or incomplete header
+    WARC_UNREADABLE = "warc_unreadable"  # the WARC stream cannot be parsed further
 
 
 class Format(StrEnum):
@@ -56,11 +64,16 @@ class CrawlContext:
     """
 
     crawled_at: datetime | None
-    source: str | None  # cli | sidecar | manifest
+    source: str | None  # cli | sidecar | manifest | http_date | warc_date
     mtime: datetime
     url: str | None = None
     outlet: str | None = None
     language: str | None = None
+    # one record of an archive file (readers/warc.py): not part of the file's cache key
+    record_id: str | None = None
+    record_offset: int | None = None
+    record_index: int | None = None
+    charset: str | None = None  # declared by the transport (HTTP Content-Type)
 
     def key(self) -> str:
         """What the parse result depends on (part of the cache key)."""

@@ -29,10 +29,10 @@ import orjson
 from newsstance.errors import UserError
 from newsstance.normalize import storage
 from newsstance.normalize.config import DEFAULT_MAX_BYTES, DEFAULT_SHARD_SIZE, NormalizeConfig, load_config
-from newsstance.normalize.crawltime import CrawlPlanner, is_metadata_file
+from newsstance.normalize.crawltime import CrawlPlanner
 from newsstance.normalize.dates import parse_timestamp
 from newsstance.normalize.model import PARSER_VERSION, SCHEMA_VERSION, Article, Cached, FileTask, Quarantine, Reason
-from newsstance.normalize.steps import PipelineStep, build_steps, entry_key, run_steps
+from newsstance.normalize.steps import LoadFiles, PipelineStep, build_steps, entry_key, run_steps
 from newsstance.paths import project_root
 
 ROLES = ("main", "related", "standalone")
@@ -146,23 +146,12 @@ def common_root(paths: Sequence[Path], default_root: Path | None = None) -> Path
     return Path(os.path.commonpath([str(f) for f in folders]))
 
 
-def _skip(name: str) -> bool:
-    return name.startswith(".") or is_metadata_file(name)
+def discover(inputs: Sequence[Path], exclude: Path, root: Path | None = None) -> list[Path]:
+    """Every input path, sorted (see `sources.discover`: special files and outside links included,
+    to be quarantined; hidden files, sidecars, manifests and `exclude` skipped)."""
+    from newsstance.normalize import sources
 
-
-def discover(inputs: Sequence[Path], exclude: Path) -> list[Path]:
-    """Raw files under the inputs, sorted; hidden files, sidecars, manifests and `exclude` skipped."""
-    found: set[Path] = set()
-    for path in inputs:
-        if path.is_file():
-            if not _skip(path.name):
-                found.add(path)
-            continue
-        for folder, dirs, files in os.walk(path):
-            base = Path(folder)
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (base / d) != exclude)
-            found.update(base / name for name in files if not _skip(name))
-    return sorted(found)
+    return sources.discover(inputs, root or common_root(inputs), exclude).paths
 
 
 def plan_tasks(
@@ -226,11 +215,12 @@ def process_shard(
     by_rel = {task.rel: task for task in tasks}
     entries: dict[str, dict[str, Any]] = {}
     group: list[Any] = []
+    read_sizes = next((step.read_sizes for step in steps if isinstance(step, LoadFiles)), {})
 
     def flush() -> None:
         if group:
             task = by_rel[_item_rel(group[0])]
-            entries[task.rel] = _entry_for(task, group, cache_key, writer)
+            entries[task.rel] = _entry_for(task, group, cache_key, writer, read_sizes.pop(task.rel, task.size))
             group.clear()
 
     for item in run_steps(tasks, steps):
@@ -245,7 +235,9 @@ def process_shard(
     return [entries[task.rel] for task in tasks]
 
 
-def _entry_for(task: FileTask, items: list[Any], cache_key: str, writer: storage.PartWriter) -> dict[str, Any]:
+def _entry_for(
+    task: FileTask, items: list[Any], cache_key: str, writer: storage.PartWriter, size: int | None = None
+) -> dict[str, Any]:
     if isinstance(items[0], Cached):
         return {**items[0].entry, "cached": True}
     articles = [i for i in items if isinstance(i, Article)]
@@ -256,7 +248,7 @@ def _entry_for(task: FileTask, items: list[Any], cache_key: str, writer: storage
     entry: dict[str, Any] = {
         "path": task.rel,
         "sha256": sha256,
-        "size": task.size,
+        "size": task.size if size is None else size,
         "key": entry_key(cache_key, task),
         "records": len(articles),
         "quarantine": [q.as_dict() for q in quarantined],
@@ -591,7 +583,7 @@ def run_normalize(
         old_manifest = storage.load_manifest(out)
         storage.remove_stale(out, {e["part"] for e in previous.values() if e.get("part")})
         planner = CrawlPlanner(corpus_root, cli_time)
-        tasks = plan_tasks(discover(paths, out), corpus_root, planner, previous)
+        tasks = plan_tasks(discover(paths, out, corpus_root), corpus_root, planner, previous)
         summary.files = len(tasks)
         summary.warnings = planner.warnings
         parts_dir = out / storage.CACHE_DIR / storage.PARTS_DIR

@@ -13,7 +13,6 @@ a shard of `FileTask`s:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections import Counter, OrderedDict
@@ -45,7 +44,6 @@ from newsstance.normalize.model import (
 from newsstance.normalize.truncation import is_truncated
 from newsstance.records import validator
 
-_HASH_CHUNK = 1 << 20
 _MARKUP_TAGS = ("<html", "<!doctype html", "<head", "<body", "<article", "<div", "<p>", "<p ", "<main", "<meta")
 
 
@@ -66,14 +64,6 @@ def entry_key(cache_key: str, task: FileTask) -> str:
     return f"{cache_key}|{task.crawl.key()}"
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class LoadFiles(PipelineStep):
     """FileTask -> RawPage (bytes + sha256), Cached (unchanged since the last run) or Quarantine
     (read_error, too_large, empty). Oversized files are hashed in chunks, never held in memory."""
@@ -84,10 +74,16 @@ class LoadFiles(PipelineStep):
         super().__init__()
         self.max_bytes = max_bytes
         self.cache_key = cache_key
+        self.read_sizes: dict[str, int] = {}  # rel -> bytes seen by the read that gave the sha256
 
     def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+        from newsstance.normalize.readers.warc import is_warc_path
+
         for item in items:
-            yield self._load(item) if isinstance(item, FileTask) else item
+            if isinstance(item, FileTask) and is_warc_path(item.rel):
+                yield from self._load_warc(item)
+            else:
+                yield self._load(item) if isinstance(item, FileTask) else item
 
     def _cached(self, task: FileTask, sha256: str | None, detail: str | None = None) -> Cached | None:
         """The previous result, if the bytes (or, for unreadable files, the error) and the key are unchanged."""
@@ -104,24 +100,22 @@ class LoadFiles(PipelineStep):
         return Cached(task, sha256 or "", entry)
 
     def _load(self, task: FileTask) -> RawPage | Cached | Quarantine:
-        try:
-            size = os.stat(task.path).st_size
-            if size > self.max_bytes:
-                sha256 = file_sha256(task.path)
-                self.stats["too_large"] += 1
-                return self._cached(task, sha256) or Quarantine(
-                    task.rel,
-                    sha256,
-                    Reason.TOO_LARGE,
-                    f"{size} bytes is over the limit of {self.max_bytes} (--max-bytes)",
-                )
-            with open(task.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            detail = f"{type(exc).__name__}: {exc.strerror or exc}"
-            self.stats["read_error"] += 1
-            return self._cached(task, None, detail) or Quarantine(task.rel, None, Reason.READ_ERROR, detail)
-        sha256 = hashlib.sha256(data).hexdigest()
+        from newsstance.normalize import sources
+
+        read = sources.read_stable(task.path, sources.input_root(task.path, task.rel), self.max_bytes)
+        if isinstance(read, sources.Unreadable):
+            self.stats[str(read.reason)] += 1
+            return self._cached(task, None, read.detail) or Quarantine(task.rel, read.sha256, read.reason, read.detail)
+        self.read_sizes[task.rel] = read.size  # the manifest's size comes from the read that gave the hash
+        if isinstance(read, sources.TooLarge):
+            self.stats["too_large"] += 1
+            return self._cached(task, read.sha256) or Quarantine(
+                task.rel,
+                read.sha256,
+                Reason.TOO_LARGE,
+                f"{read.size} bytes is over the limit of {self.max_bytes} (--max-bytes)",
+            )
+        data, sha256 = read.data, read.sha256
         cached = self._cached(task, sha256)
         if cached:
             return cached
@@ -132,6 +126,37 @@ class LoadFiles(PipelineStep):
                 task.rel, sha256, Reason.EMPTY, "the file is empty" if not data else "the file holds only whitespace"
             )
         return RawPage(task, data, sha256)
+
+    def _load_warc(self, task: FileTask) -> Iterator[RawPage | Cached | Quarantine]:
+        """A WARC file is hashed (cache check), then streamed record by record; limits are per record."""
+        from newsstance.normalize import sources
+        from newsstance.normalize.readers.warc import warc_items
+
+        opened = sources.open_regular(task.path, sources.input_root(task.path, task.rel))
+        if isinstance(opened, sources.Unreadable):
+            self.stats[str(opened.reason)] += 1
+            yield self._cached(task, None, opened.detail) or Quarantine(
+                task.rel, opened.sha256, opened.reason, opened.detail
+            )
+            return
+        with os.fdopen(opened[0], "rb") as handle:
+            before = sources.snapshot(handle)
+            sha256, size = sources.sha256_handle(handle)
+            self.read_sizes[task.rel] = size
+            cached = self._cached(task, sha256)
+            if cached:
+                yield cached
+                return
+            self.stats["read"] += 1
+            yield from warc_items(task, handle, sha256, self.max_bytes, self.stats)
+            if sources.snapshot(handle) != before or size != before[0]:
+                self.stats[str(Reason.CHANGED_DURING_RUN)] += 1
+                yield Quarantine(
+                    task.rel,
+                    sha256,
+                    Reason.CHANGED_DURING_RUN,
+                    "the WARC file changed while its records were read: re-run to read it again",
+                )
 
 
 class DecodeText(PipelineStep):
@@ -145,7 +170,7 @@ class DecodeText(PipelineStep):
                 yield item
                 continue
             try:
-                decoded = decode_bytes(item.data)
+                decoded = decode_bytes(item.data, item.task.crawl.charset)
             except DecodeError as exc:
                 self.stats[str(exc.reason)] += 1
                 yield Quarantine(item.task.rel, item.sha256, exc.reason, exc.detail)
@@ -196,7 +221,8 @@ class ExtractArticles(PipelineStep):
             if not isinstance(item, TextPage):
                 yield item
                 continue
-            kind = sniff_format(item.text, PurePosixPath(item.task.rel).suffix.lower())
+            is_record = item.task.crawl.record_id is not None  # an archive's HTML response (readers/warc.py)
+            kind = "html" if is_record else sniff_format(item.text, PurePosixPath(item.task.rel).suffix.lower())
             self.stats[f"format:{kind}"] += 1
             try:
                 # a reader bug on one odd page must not stop the run: that page is quarantined instead
@@ -498,10 +524,15 @@ def build_record(draft: Draft) -> dict[str, Any]:
     page = draft.page
     text = draft.text
     provenance: dict[str, Any] = {"path": page.task.rel, "sha256": page.sha256, "format": str(draft.format)}
+    crawl = page.task.crawl
     for key in ("line_start", "line_end", "byte_start", "byte_end", "record_index"):
         value = getattr(draft, key)
-        if value is not None:
+        if value is not None and crawl.record_id is None:
             provenance[key] = value
+    if crawl.record_id is not None:  # a WARC record: path is the archive, these say where in it
+        provenance.update(
+            record_index=crawl.record_index, warc_record_id=crawl.record_id, warc_record_offset=crawl.record_offset
+        )
     provenance.update(
         {
             "parser_version": PARSER_VERSION,
