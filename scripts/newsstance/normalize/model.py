@@ -4,6 +4,8 @@ A run starts from `FileTask`s (one raw file each). Steps turn them into `RawPage
 `TextPage` (decoded text), `Draft` (one extracted article) and finally `Article` (a
 schema-valid record). Anything unusable becomes a `Quarantine` item, which every later
 step passes through untouched, so each file ends as articles and/or quarantine entries.
+`Item` is the union of them all; every item names its raw file the same way, `item.rel`
+(posix path relative to the corpus root).
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 PARSER_VERSION = "1.1.0"
 SCHEMA_VERSION = "1.0.0"
+
+
+# A value read from JSON, kept with its type so that the schema (not a reader) reports a wrong one.
+JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 
 class Reason(StrEnum):
@@ -134,6 +140,10 @@ class RawPage:
     data: bytes
     sha256: str
 
+    @property
+    def rel(self) -> str:
+        return self.task.rel
+
 
 @dataclass(slots=True)
 class TextPage:
@@ -145,6 +155,10 @@ class TextPage:
     size: int
     invalid_bytes: int = 0  # invalid UTF-8 sequences replaced by U+FFFD (decode.py)
 
+    @property
+    def rel(self) -> str:
+        return self.task.rel
+
 
 @dataclass(slots=True)
 class Cached:
@@ -153,6 +167,10 @@ class Cached:
     task: FileTask
     sha256: str
     entry: dict[str, Any]
+
+    @property
+    def rel(self) -> str:
+        return self.task.rel
 
 
 @dataclass(slots=True)
@@ -165,13 +183,13 @@ class Draft:
 
     page: TextPage
     format: Format
-    title: Any
-    text: Any
+    title: JsonValue
+    text: JsonValue
     role: str = "standalone"
-    source: Any = None
-    url: Any = None
-    authors: Any = field(default_factory=list)
-    language: Any = None
+    source: JsonValue = None
+    url: JsonValue = None
+    authors: JsonValue = field(default_factory=list)
+    language: JsonValue = None
     published_raw: str | None = None
     record_time: datetime | None = None  # news-please date_download
     position: int = 0  # order of the article inside its file
@@ -191,6 +209,10 @@ class Draft:
     id: str = ""
     related_to: str | None = None
 
+    @property
+    def rel(self) -> str:
+        return self.page.task.rel
+
 
 @dataclass(slots=True)
 class Article:
@@ -200,3 +222,7 @@ class Article:
     record: dict[str, Any]
     identity: str
     signature: np.ndarray | None = None
+
+
+Item: TypeAlias = FileTask | RawPage | Cached | TextPage | Draft | Article | Quarantine
+"""Everything a step may receive or yield."""

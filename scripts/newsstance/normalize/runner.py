@@ -31,7 +31,16 @@ from newsstance.normalize import storage
 from newsstance.normalize.config import DEFAULT_MAX_BYTES, DEFAULT_SHARD_SIZE, NormalizeConfig, load_config
 from newsstance.normalize.crawltime import CrawlPlanner
 from newsstance.normalize.dates import parse_timestamp
-from newsstance.normalize.model import PARSER_VERSION, SCHEMA_VERSION, Article, Cached, FileTask, Quarantine, Reason
+from newsstance.normalize.model import (
+    PARSER_VERSION,
+    SCHEMA_VERSION,
+    Article,
+    Cached,
+    FileTask,
+    Item,
+    Quarantine,
+    Reason,
+)
 from newsstance.normalize.steps import LoadFiles, PipelineStep, build_steps, entry_key, run_steps
 from newsstance.paths import project_root
 
@@ -199,12 +208,6 @@ def _init_worker(config: NormalizeConfig, cache_key: str, parts_dir: Path) -> No
     _worker_steps = build_steps(config, cache_key)
 
 
-def _item_rel(item: Any) -> str:
-    if isinstance(item, Cached):
-        return item.task.rel
-    return item.rel
-
-
 def process_shard(
     tasks: list[FileTask],
     steps: list[PipelineStep],
@@ -214,17 +217,17 @@ def process_shard(
     """Run the steps over one shard; write each parsed file's segment; return its index entries."""
     by_rel = {task.rel: task for task in tasks}
     entries: dict[str, dict[str, Any]] = {}
-    group: list[Any] = []
+    group: list[Item] = []
     read_sizes = next((step.read_sizes for step in steps if isinstance(step, LoadFiles)), {})
 
     def flush() -> None:
         if group:
-            task = by_rel[_item_rel(group[0])]
+            task = by_rel[group[0].rel]
             entries[task.rel] = _entry_for(task, group, cache_key, writer, read_sizes.pop(task.rel, task.size))
             group.clear()
 
     for item in run_steps(tasks, steps):
-        if group and _item_rel(item) != _item_rel(group[0]):
+        if group and item.rel != group[0].rel:
             flush()
         group.append(item)
     flush()
@@ -236,7 +239,7 @@ def process_shard(
 
 
 def _entry_for(
-    task: FileTask, items: list[Any], cache_key: str, writer: storage.PartWriter, size: int | None = None
+    task: FileTask, items: list[Item], cache_key: str, writer: storage.PartWriter, size: int | None = None
 ) -> dict[str, Any]:
     if isinstance(items[0], Cached):
         return {**items[0].entry, "cached": True}
@@ -421,7 +424,7 @@ def merge(
                     if shard is not None:
                         outputs[shard.path.name] = shard.close()
                     shard = storage.HashingWriter(staging.file(storage.ARTICLES_PATTERN.format(len(outputs))))
-                result = duplicates.get(line[7:23].decode("ascii"))
+                result = duplicates.get(orjson.loads(line)["id"]) if duplicates else None
                 if result is not None:
                     line = _mark_duplicate(line, result, article_validator)
                     counts["duplicates"] += 1

@@ -14,19 +14,18 @@ a shard of `FileTask`s:
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from newsstance import ids
+from newsstance.errors import EnvironmentProblem
 from newsstance.normalize import dates
-from newsstance.normalize.config import PHRASE_MATCH_MAX_WORDS, ChromeConfig, NormalizeConfig
-from newsstance.normalize.decode import DecodeError, clean_inline, decode_bytes, join_paragraphs, split_paragraphs
+from newsstance.normalize.config import NormalizeConfig
+from newsstance.normalize.decode import DecodeError, decode_bytes
 from newsstance.normalize.model import (
     PARSER_VERSION,
     SCHEMA_VERSION,
@@ -34,17 +33,16 @@ from newsstance.normalize.model import (
     Cached,
     Draft,
     FileTask,
-    Format,
+    Item,
     Quarantine,
     RawPage,
     Reason,
     TextPage,
     iso_utc,
 )
+from newsstance.normalize.readers import READERS, sniff_format
 from newsstance.normalize.truncation import is_truncated
 from newsstance.records import validator
-
-_MARKUP_TAGS = ("<html", "<!doctype html", "<head", "<body", "<article", "<div", "<p>", "<p ", "<main", "<meta")
 
 
 class PipelineStep:
@@ -55,7 +53,7 @@ class PipelineStep:
     def __init__(self) -> None:
         self.stats: Counter[str] = Counter()
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         raise NotImplementedError
 
 
@@ -76,7 +74,7 @@ class LoadFiles(PipelineStep):
         self.cache_key = cache_key
         self.read_sizes: dict[str, int] = {}  # rel -> bytes seen by the read that gave the sha256
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         from newsstance.normalize.readers.warc import is_warc_path
 
         for item in items:
@@ -164,7 +162,7 @@ class DecodeText(PipelineStep):
 
     name = "decode"
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if not isinstance(item, RawPage):
                 yield item
@@ -192,23 +190,9 @@ class DecodeText(PipelineStep):
             )
 
 
-def sniff_format(text: str, suffix: str) -> str:
-    """'json', 'jsonl', 'html' or 'text', from the content (the extension only breaks ties)."""
-    from newsstance.normalize.readers.newsplease import sniff_json_kind
-
-    kind = sniff_json_kind(text, suffix)
-    if kind:
-        return kind
-    if suffix in (".json", ".jsonl", ".ndjson"):
-        return "json"  # claims to be JSON but is not: reported as malformed JSON
-    head = text[:4096].lstrip().lower()
-    if head.startswith("<") and any(tag in head for tag in _MARKUP_TAGS):
-        return "html"
-    return "text"
-
-
 class ExtractArticles(PipelineStep):
-    """TextPage -> one Draft per article (format sniffed from content) or Quarantine."""
+    """TextPage -> one Draft per article or Quarantine, by the reader of the page's format
+    (sniffed from the content; see `readers`)."""
 
     name = "extract"
 
@@ -216,248 +200,33 @@ class ExtractArticles(PipelineStep):
         super().__init__()
         self.config = config
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if not isinstance(item, TextPage):
                 yield item
                 continue
             is_record = item.task.crawl.record_id is not None  # an archive's HTML response (readers/warc.py)
-            kind = "html" if is_record else sniff_format(item.text, PurePosixPath(item.task.rel).suffix.lower())
+            kind = "html" if is_record else sniff_format(item.text, PurePosixPath(item.rel).suffix.lower())
             self.stats[f"format:{kind}"] += 1
+            outputs: list[Draft | Quarantine]
             try:
                 # a reader bug on one odd page must not stop the run: that page is quarantined instead
-                outputs = list(self._extract(item, kind))
+                outputs = list(READERS[kind](item, self.config, self.stats))
+            except EnvironmentProblem:
+                raise  # a missing module or model fails every page alike: stop the run with one line
             except Exception as exc:
                 self.stats["reader_error"] += 1
-                outputs = [
-                    Quarantine(
-                        item.task.rel,
-                        item.sha256,
-                        Reason.NO_ARTICLE,
-                        f"the {kind} reader failed: {type(exc).__name__}: {exc}",
-                    )
-                ]
+                detail = f"the {kind} reader failed: {type(exc).__name__}: {exc}"
+                outputs = [Quarantine(item.rel, item.sha256, Reason.NO_ARTICLE, detail)]
+            else:
+                for out in outputs:
+                    if isinstance(out, Quarantine):
+                        self.stats[str(out.reason)] += 1
             for out in outputs:
                 if isinstance(out, Draft):
                     self.stats[f"role:{out.role}"] += 1
                     self.stats["articles"] += 1
                 yield out
-
-    def _extract(self, page: TextPage, kind: str) -> Iterator[Draft | Quarantine]:
-        if kind in ("json", "jsonl"):
-            yield from self._newsplease(page, kind)
-        elif kind == "html":
-            yield from self._html(page)
-        else:
-            yield from self._text(page)
-
-    def _no_article(self, page: TextPage, detail: str) -> Quarantine:
-        self.stats["no_article"] += 1
-        return Quarantine(page.task.rel, page.sha256, Reason.NO_ARTICLE, detail)
-
-    def _text(self, page: TextPage) -> Iterator[Draft | Quarantine]:
-        from newsstance.normalize.readers.textpage import parse_text_page
-
-        result = parse_text_page(page.text, self.config.chrome)
-        for note in result.notes:
-            self.stats[f"skipped: {note}"] += 1
-        if not result.articles:
-            yield self._no_article(page, "; ".join(result.notes) or "no title line followed by a body")
-            return
-        crawl = page.task.crawl
-        main_position = next((i for i, a in enumerate(result.articles) if a.role == "main"), None)
-        for position, article in enumerate(result.articles):
-            own = article.role != "related"
-            yield Draft(
-                page=page,
-                format=result.format,
-                title=article.title,
-                text=join_paragraphs(article.paragraphs),
-                role=article.role,
-                source=article.source or (crawl.outlet if own else None),
-                url=crawl.url if own else None,
-                authors=article.authors,
-                language=crawl.language or self.config.default_language,
-                published_raw=article.published_raw,
-                position=position,
-                main_position=main_position if article.role == "related" else None,
-                line_start=article.line_start,
-                line_end=article.line_end,
-            )
-
-    def _html(self, page: TextPage) -> Iterator[Draft | Quarantine]:
-        from newsstance.normalize.readers.html import parse_html
-
-        article = parse_html(page.text)
-        if article is None:
-            yield self._no_article(page, "no main text found in the HTML")
-            return
-        paragraphs = strip_html_chrome(article.paragraphs, self.config.chrome)
-        if not paragraphs:
-            yield self._no_article(page, "the HTML main text is only share/related/promo lines")
-            return
-        crawl = page.task.crawl
-        yield Draft(
-            page=page,
-            format=Format.HTML,
-            title=article.title,
-            text=join_paragraphs(paragraphs),
-            source=article.source or crawl.outlet,
-            url=article.url or crawl.url,
-            authors=article.authors,
-            language=article.language or crawl.language or self.config.default_language,
-            published_raw=article.published_raw,
-            byte_start=0,
-            byte_end=page.size,
-        )
-
-    def _newsplease(self, page: TextPage, kind: str) -> Iterator[Draft | Quarantine]:
-        import orjson
-
-        from newsstance.normalize.readers import newsplease
-
-        if kind == "json":
-            try:
-                items, _ = newsplease.read_json(page.text)
-            except orjson.JSONDecodeError as exc:
-                self.stats["malformed_json"] += 1
-                yield Quarantine(page.task.rel, page.sha256, Reason.MALFORMED_JSON, f"not valid JSON: {exc}")
-                return
-            if not items:
-                yield self._no_article(page, "the JSON array is empty")
-                return
-            fmt = Format.NEWSPLEASE_JSON
-        else:
-            items = newsplease.read_jsonl(page.text)
-            fmt = Format.NEWSPLEASE_JSONL
-        position = 0
-        for item in items:
-            if item.record is None:
-                self.stats[item.reason or "no_article"] += 1
-                yield Quarantine(
-                    page.task.rel,
-                    page.sha256,
-                    Reason(item.reason or "no_article"),
-                    item.error or "",
-                    line=item.line,
-                    record_index=item.record_index,
-                )
-                continue
-            yield self._newsplease_draft(page, fmt, item, position)
-            position += 1
-
-    def _newsplease_draft(self, page: TextPage, fmt: Format, item: Any, position: int) -> Draft:
-        record = item.record
-        crawl = page.task.crawl
-
-        def text_or_raw(value: Any) -> Any:
-            return clean_inline(value) if isinstance(value, str) else value
-
-        maintext = record.get("maintext")
-        if isinstance(maintext, str) and _MARKUP.search(maintext):
-            maintext = html_to_lines(maintext)  # some exporters keep the article's HTML in maintext
-        text = join_paragraphs(split_paragraphs(maintext)) if isinstance(maintext, str) else maintext
-        authors = record.get("authors")
-        if isinstance(authors, list):
-            authors = [clean_inline(a) if isinstance(a, str) else a for a in authors]
-        elif authors is None:
-            authors = []
-        published = record.get("date_publish")
-        language = normalise_language(record.get("language") or crawl.language or self.config.default_language)
-        source = text_or_raw(record.get("source_domain")) or None
-        url = text_or_raw(record.get("url")) or None
-        return Draft(
-            page=page,
-            format=fmt,
-            title=_newsplease_title(record),
-            text=text if text is not None else "",
-            source=source if source is not None else crawl.outlet,
-            url=url if url is not None else crawl.url,
-            authors=authors,
-            language=text_or_raw(language),
-            published_raw=_newsplease_date(published),
-            record_time=dates.parse_timestamp(record.get("date_download")),
-            position=position,
-            line_start=item.line,
-            line_end=item.line,
-            record_index=item.record_index,
-        )
-
-
-_MARKUP = re.compile(r"</?(?:p|br|div|span|a|b|i|em|strong|h[1-6]|li|ul|ol|blockquote|figure)\b[^>]*>", re.IGNORECASE)
-_BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|div|h[1-6]|li|blockquote|figure)\s*>", re.IGNORECASE)
-
-
-def html_to_lines(markup: str) -> str:
-    """Text of an HTML fragment, one line per block element (tags dropped, entities decoded)."""
-    from lxml import html
-
-    root = html.fragment_fromstring(_BLOCK_END.sub(lambda m: m.group(0) + "\n", markup), create_parent="div")
-    for junk in root.xpath("//script | //style"):
-        junk.drop_tree()
-    return root.text_content()
-
-
-def strip_html_chrome(paragraphs: list[str], chrome: ChromeConfig) -> list[str]:
-    """Chrome that the extractor kept: inline phrases ("Advertisement") anywhere, and trailing
-    end-of-article lines such as "Read more: <headline>" or "Related"."""
-    kept = [
-        p
-        for p in paragraphs
-        if not (len(p.split()) <= PHRASE_MATCH_MAX_WORDS and chrome.is_phrase(p) and not chrome.is_end(p))
-    ]
-    while kept and _is_trailing_chrome(kept[-1], chrome):
-        kept.pop()
-    return kept
-
-
-def _is_trailing_chrome(paragraph: str, chrome: ChromeConfig) -> bool:
-    if len(paragraph.split()) > PHRASE_MATCH_MAX_WORDS:
-        return False
-    lead = paragraph.split(":", 1)[0] if ":" in paragraph else paragraph
-    return chrome.is_phrase(paragraph) or chrome.is_end(lead)
-
-
-EPOCH_MILLIS_ABOVE = 10**11  # larger epoch numbers are milliseconds (10**11 s is the year 5138)
-
-
-def _newsplease_date(value: Any) -> str | None:
-    """The publication date string; a Unix epoch number (seconds or milliseconds, as some exporters
-    write it) becomes its ISO form rather than being dropped."""
-    if isinstance(value, str):
-        return clean_inline(value)
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        seconds = value / 1000 if value > EPOCH_MILLIS_ABOVE else value
-        try:
-            return iso_utc(datetime.fromtimestamp(seconds, tz=UTC))
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None
-
-
-def _newsplease_title(record: dict[str, Any]) -> Any:
-    """`title`, else news-please's other title fields (`title_rss`, `title_page`): a record whose
-    extractor missed the headline still has it there. Non-string values pass through for the schema."""
-    title = record.get("title")
-    if isinstance(title, str) and title.strip():
-        return clean_inline(title)
-    for key in ("title_rss", "title_page"):
-        fallback = record.get(key)
-        if isinstance(fallback, str) and fallback.strip():
-            return clean_inline(fallback)
-    return title if title is not None else ""
-
-
-_LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})((?:[-_][A-Za-z0-9]{2,8})*)")
-
-
-def normalise_language(value: Any) -> Any:
-    """ "EN" -> "en", "en_gb" -> "en-GB"; anything not shaped like a tag ("English") is left for the schema to reject."""
-    if not isinstance(value, str) or not (match := _LANGUAGE_TAG.fullmatch(value.strip())):
-        return value
-    subtags = [part for part in match.group(2).replace("_", "-").split("-") if part]
-    region = [tag.upper() if len(tag) == 2 and tag.isalpha() else tag for tag in subtags]
-    return "-".join([match.group(1).lower(), *region])
 
 
 class ResolveDates(PipelineStep):
@@ -465,7 +234,7 @@ class ResolveDates(PipelineStep):
 
     name = "dates"
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft):
                 item.crawled_at, item.crawl_source = item.page.task.crawl.resolve(item.record_time)
@@ -483,7 +252,7 @@ class FlagTruncation(PipelineStep):
 
     name = "truncation"
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft) and isinstance(item.text, str):
                 item.truncated = is_truncated(item.text.split("\n\n"))
@@ -497,7 +266,7 @@ class AssignIds(PipelineStep):
 
     name = "ids"
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         current_rel = None
         occurrences: Counter[str] = Counter()
         ids_by_position: dict[int, str] = {}
@@ -577,7 +346,7 @@ class BuildRecords(PipelineStep):
     def __getstate__(self) -> dict[str, Any]:
         return {"stats": self.stats, "_validator": None}  # the compiled validator is rebuilt where the step runs
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         if self._validator is None:
             self._validator = validator("article.schema.json")
         for item in items:
@@ -614,7 +383,7 @@ class AddSignatures(PipelineStep):
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
         signature = self._signature
         if signature is None:
             from newsstance.normalize import dedup
@@ -651,8 +420,8 @@ def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
     ]
 
 
-def run_steps(items: Iterable[Any], steps: list[PipelineStep]) -> Iterator[Any]:
-    stream: Iterator[Any] = iter(items)
+def run_steps(items: Iterable[Item], steps: list[PipelineStep]) -> Iterator[Item]:
+    stream: Iterator[Item] = iter(items)
     for step in steps:
         stream = step(stream)
     return stream

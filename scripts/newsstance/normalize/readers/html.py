@@ -8,11 +8,15 @@ is what the page says and its precision is knowable); trafilatura's date is the 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from newsstance.normalize.config import PHRASE_MATCH_MAX_WORDS, ChromeConfig, NormalizeConfig
 from newsstance.normalize.dates import is_time_expression
-from newsstance.normalize.decode import clean_inline, split_paragraphs
+from newsstance.normalize.decode import clean_inline, join_paragraphs, split_paragraphs
+from newsstance.normalize.model import Draft, Format, Quarantine, Reason, TextPage
 
 _DATE_PARAMS = {"outputformat": "%Y-%m-%dT%H:%M:%S%z", "original_date": True}
 _META_DATE_XPATH = (
@@ -126,4 +130,51 @@ def parse_html(html: str) -> HtmlArticle | None:
         authors=authors,
         language=language,
         published_raw=page_date or _trafilatura_date(document.date),
+    )
+
+
+def strip_html_chrome(paragraphs: list[str], chrome: ChromeConfig) -> list[str]:
+    """Chrome that the extractor kept: inline phrases ("Advertisement") anywhere, and trailing
+    end-of-article lines such as "Read more: <headline>" or "Related"."""
+    kept = [
+        p
+        for p in paragraphs
+        if not (len(p.split()) <= PHRASE_MATCH_MAX_WORDS and chrome.is_phrase(p) and not chrome.is_end(p))
+    ]
+    while kept and _is_trailing_chrome(kept[-1], chrome):
+        kept.pop()
+    return kept
+
+
+def _is_trailing_chrome(paragraph: str, chrome: ChromeConfig) -> bool:
+    if len(paragraph.split()) > PHRASE_MATCH_MAX_WORDS:
+        return False
+    lead = paragraph.split(":", 1)[0] if ":" in paragraph else paragraph
+    return chrome.is_phrase(paragraph) or chrome.is_end(lead)
+
+
+def read_html_page(page: TextPage, config: NormalizeConfig, stats: Counter[str]) -> Iterator[Draft | Quarantine]:
+    """One standalone draft for the page's article, else a quarantine entry."""
+    article = parse_html(page.text)
+    if article is None:
+        yield Quarantine(page.rel, page.sha256, Reason.NO_ARTICLE, "no main text found in the HTML")
+        return
+    paragraphs = strip_html_chrome(article.paragraphs, config.chrome)
+    if not paragraphs:
+        detail = "the HTML main text is only share/related/promo lines"
+        yield Quarantine(page.rel, page.sha256, Reason.NO_ARTICLE, detail)
+        return
+    crawl = page.task.crawl
+    yield Draft(
+        page=page,
+        format=Format.HTML,
+        title=article.title,
+        text=join_paragraphs(paragraphs),
+        source=article.source or crawl.outlet,
+        url=article.url or crawl.url,
+        authors=list(article.authors),
+        language=article.language or crawl.language or config.default_language,
+        published_raw=article.published_raw,
+        byte_start=0,
+        byte_end=page.size,
     )
