@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING
 from newsstance.normalize.model import CrawlContext, FileTask, Quarantine, RawPage, Reason
 
 if TYPE_CHECKING:
-    from fastwarc.warc import WarcRecord, WarcRecordType
+    from fastwarc.warc import WarcRecord
 
 WARC_SUFFIXES = (".warc", ".warc.gz")
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -89,14 +89,17 @@ def iter_warc(source: IO[bytes] | str, max_record_bytes: int) -> Iterator[WarcPa
     """Every record of a WARC stream as a page or a skip, in file order (bounded memory)."""
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
-    counted = {
-        WarcRecordType.request: "request",
-        WarcRecordType.warcinfo: "warcinfo",
-        WarcRecordType.metadata: "metadata",
-        WarcRecordType.revisit: "revisit",
-        WarcRecordType.resource: "resource",
-        WarcRecordType.conversion: "conversion",
-        WarcRecordType.continuation: "continuation",
+    counted = {  # record types are not hashable: keyed by their bit value
+        int(kind): str(kind)
+        for kind in (
+            WarcRecordType.request,
+            WarcRecordType.warcinfo,
+            WarcRecordType.metadata,
+            WarcRecordType.revisit,
+            WarcRecordType.resource,
+            WarcRecordType.conversion,
+            WarcRecordType.continuation,
+        )
     }
     records = iter(ArchiveIterator(source, parse_http=True, auto_decode="all"))
     index = 0
@@ -129,16 +132,16 @@ def iter_warc(source: IO[bytes] | str, max_record_bytes: int) -> Iterator[WarcPa
 
 
 def _classify(
-    record: WarcRecord, index: int, record_id: str | None, counted: dict[WarcRecordType, str], max_record_bytes: int
+    record: WarcRecord, index: int, record_id: str | None, counted: dict[int, str], max_record_bytes: int
 ) -> WarcPage | WarcSkipped:
     from fastwarc.warc import WarcRecordType
 
     offset = record.stream_pos
-    kind = counted.get(record.record_type)
+    kind = counted.get(int(record.record_type))
     if kind is not None:
         return WarcSkipped(index, offset, record_id, kind)
     headers = record.headers
-    if record.record_type != WarcRecordType.response:
+    if int(record.record_type) != int(WarcRecordType.response):
         return WarcSkipped(index, offset, record_id, "unknown")
     if headers.get("Content-Length") is None or record_id is None:
         return WarcSkipped(index, offset, record_id, "truncated", Reason.WARC_TRUNCATED, "record header is incomplete")
