@@ -118,7 +118,7 @@ class LoadFiles(PipelineStep):
         if cached:
             return cached
         self.stats["read"] += 1
-        if not data.strip():
+        if not data or data.isspace():  # no strip(): it would copy a big file
             self.stats["empty"] += 1
             return Quarantine(
                 task.rel, sha256, Reason.EMPTY, "the file is empty" if not data else "the file holds only whitespace"
@@ -173,13 +173,13 @@ class DecodeText(PipelineStep):
                 self.stats[str(exc.reason)] += 1
                 yield Quarantine(item.task.rel, item.sha256, exc.reason, exc.detail)
                 continue
-            if not decoded.text.strip():
+            if not decoded.text or decoded.text.isspace():  # no strip(): it would copy a big text
                 self.stats["empty"] += 1
                 yield Quarantine(item.task.rel, item.sha256, Reason.EMPTY, "no text after decoding")
                 continue
             for repair in decoded.repairs:
                 self.stats[f"repair:{repair}"] += 1
-            yield TextPage(
+            page = TextPage(
                 item.task,
                 item.sha256,
                 decoded.text,
@@ -188,6 +188,8 @@ class DecodeText(PipelineStep):
                 len(item.data),
                 decoded.invalid_bytes,
             )
+            del item, decoded  # bounded memory: the raw bytes are freed before the page is processed
+            yield page
 
 
 class ExtractArticles(PipelineStep):
@@ -222,6 +224,7 @@ class ExtractArticles(PipelineStep):
                 for out in outputs:
                     if isinstance(out, Quarantine):
                         self.stats[str(out.reason)] += 1
+            item.text = ""  # bounded memory: drafts keep the page for provenance only, not its text
             for out in outputs:
                 if isinstance(out, Draft):
                     self.stats[f"role:{out.role}"] += 1
