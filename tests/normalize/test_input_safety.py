@@ -96,6 +96,8 @@ def test_symlinks_inside_the_root_are_walked_and_cycles_end(normalize, pages, tm
     # each real folder is walked once: "linked" (first in name order) stands for "real"
     assert paths == ["alias.txt", "html/page.html", "linked/page.txt"]
     assert result.quarantine == []
+    walked_twice = [w for w in result.summary.warnings if "already walked" in w]
+    assert len(walked_twice) == 2 and any(w.startswith(str(raw / "real")) for w in walked_twice)  # reported
 
 
 def test_a_file_growing_during_its_read_is_read_again(normalize, pages, tmp_path, monkeypatch):

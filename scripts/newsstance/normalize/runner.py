@@ -586,9 +586,12 @@ def run_normalize(
         old_manifest = storage.load_manifest(out)
         storage.remove_stale(out, {e["part"] for e in previous.values() if e.get("part")})
         planner = CrawlPlanner(corpus_root, cli_time)
-        tasks = plan_tasks(discover(paths, out, corpus_root), corpus_root, planner, previous)
+        from newsstance.normalize import sources
+
+        found = sources.discover(paths, corpus_root, out)
+        tasks = plan_tasks(found.paths, corpus_root, planner, previous)
         summary.files = len(tasks)
-        summary.warnings = planner.warnings
+        summary.warnings = [*found.notes, *planner.warnings]
         parts_dir = out / storage.CACHE_DIR / storage.PARTS_DIR
         run_id = f"{int(time.time() * 1000):x}{os.getpid():x}"
 
