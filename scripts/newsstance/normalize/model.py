@@ -97,13 +97,12 @@ class CrawlContext:
 
 @dataclass(frozen=True, slots=True)
 class FileTask:
-    """One raw file to normalise; `cached` is the previous run's index entry for it, if any."""
+    """One raw file to normalise."""
 
-    path: str  # absolute
+    path: str  # absolute local path or fsspec URL
     rel: str  # posix, relative to the corpus root
     size: int
     crawl: CrawlContext
-    cached: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -117,6 +116,7 @@ class Quarantine:
     errors: list[dict[str, str]] | None = None
     line: int | None = None
     record_index: int | None = None
+    file_size: int | None = None  # bytes of the raw file as read (sources.read_stable), not in as_dict
 
     def as_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -154,19 +154,6 @@ class TextPage:
     repairs: tuple[str, ...]
     size: int
     invalid_bytes: int = 0  # invalid UTF-8 sequences replaced by U+FFFD (decode.py)
-
-    @property
-    def rel(self) -> str:
-        return self.task.rel
-
-
-@dataclass(slots=True)
-class Cached:
-    """A file unchanged since the last run: its previous results are reused, not reparsed."""
-
-    task: FileTask
-    sha256: str
-    entry: dict[str, Any]
 
     @property
     def rel(self) -> str:
@@ -222,7 +209,9 @@ class Article:
     record: dict[str, Any]
     identity: str
     signature: np.ndarray | None = None
+    shingles: int = 0
+    file_size: int | None = None  # bytes of the raw file as read: the manifest's size comes with the hash
 
 
-Item: TypeAlias = FileTask | RawPage | Cached | TextPage | Draft | Article | Quarantine
+Item: TypeAlias = FileTask | RawPage | TextPage | Draft | Article | Quarantine
 """Everything a step may receive or yield."""

@@ -69,6 +69,15 @@ class Unreadable:
 ReadOutcome = FileBytes | TooLarge | Unreadable
 
 
+class UnreadableInput(OSError):
+    """An `Unreadable` outcome raised where an OSError is expected (hashing during planning)."""
+
+    def __init__(self, outcome: Unreadable):
+        super().__init__(outcome.detail)
+        self.outcome = outcome
+        self.detail = outcome.detail
+
+
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
     """What must not change while a file is read."""

@@ -1,18 +1,17 @@
-"""The per-record steps of the normalize pipeline, datatrove-style.
+"""The per-record steps of the normalize pipeline, as datatrove pipeline steps.
 
-Each step is a callable taking an iterator of items and yielding items; it handles its own
-item types, passes every other item (notably `Quarantine`) through unchanged, and counts
-what it did in `self.stats`. Steps hold no global state and are picklable, so any executor
-(the local process pool in `runner`, or a distributed one later) can run the same chain on
-a shard of `FileTask`s:
+Each step transforms a stream of `Item`s: it handles its own item types, passes every other
+item (notably `Quarantine`) through unchanged, and counts what it did in `self.counts` (added
+to datatrove's per-task stats when the stream ends). Steps are pure per record, hold no
+execution concerns and are picklable, so any datatrove executor (local, Slurm, Ray; see
+`engine`) runs the same chain on a task's `FileTask`s:
 
-    items = iter(tasks)
-    for step in build_steps(config, cache_key):
-        items = step(items)
+    items = run_steps(tasks, build_steps(config))
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
+from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
 from newsstance import ids
 from newsstance.errors import EnvironmentProblem
@@ -30,7 +30,6 @@ from newsstance.normalize.model import (
     PARSER_VERSION,
     SCHEMA_VERSION,
     Article,
-    Cached,
     Draft,
     FileTask,
     Item,
@@ -45,36 +44,60 @@ from newsstance.normalize.truncation import is_truncated
 from newsstance.records import validator
 
 
-class PipelineStep:
-    """Base class: a named generator transform with its own counters."""
+class PipelineStep(DatatroveStep):
+    """A datatrove step over `Item`s: `process` is the per-record transform; `self.counts`
+    holds its counters (cheap to bump per record) and is added to datatrove's stats at the end."""
 
     name = "step"
+    type = "newsstance"
 
     def __init__(self) -> None:
-        self.stats: Counter[str] = Counter()
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+        self._reported: Counter[str] = Counter()
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         raise NotImplementedError
 
+    def run(self, data: Iterable[Item] | None = None, rank: int = 0, world_size: int = 1) -> Iterator[Item]:
+        yield from self.process(data if data is not None else ())
+        for key, value in (self.counts - self._reported).items():
+            self.stat_update(key, value=value)
+        self._reported = Counter(self.counts)
 
-def entry_key(cache_key: str, task: FileTask) -> str:
-    """What a file's parse result depends on besides its bytes: code, config and crawl context."""
-    return f"{cache_key}|{task.crawl.key()}"
+    def __call__(self, data: Iterable[Item] | None = None, rank: int = 0, world_size: int = 1) -> Iterator[Item]:
+        return self.run(data, rank, world_size)
+
+
+def input_sha256(path: str, rel: str | None = None) -> str:
+    """Content hash of an input, in chunks (an oversized file is never held in memory). Local
+    files go through `sources.open_regular`: a FIFO or a link out of the root raises OSError
+    instead of blocking or being read."""
+    from newsstance.normalize import sources
+
+    if sources.is_remote(path):
+        outcome = sources.read_remote(path, max_bytes=-1)
+    else:
+        root = sources.input_root(path, rel) if rel else None
+        outcome = sources.read_stable(path, root, max_bytes=-1)
+    if isinstance(outcome, sources.Unreadable):
+        raise sources.UnreadableInput(outcome)
+    return outcome.sha256
 
 
 class LoadFiles(PipelineStep):
-    """FileTask -> RawPage (bytes + sha256), Cached (unchanged since the last run) or Quarantine
-    (read_error, too_large, empty). Oversized files are hashed in chunks, never held in memory."""
+    """FileTask -> RawPage (bytes + sha256, from one stable read) or Quarantine (read_error,
+    too_large, empty, not_a_file, outside_root, changed_during_run; see `sources`). Oversized
+    files are hashed in chunks, never held in memory; WARC archives are streamed record by record
+    (`readers.warc`), the size limit applying per record."""
 
     name = "load"
 
-    def __init__(self, max_bytes: int, cache_key: str):
+    def __init__(self, max_bytes: int):
         super().__init__()
         self.max_bytes = max_bytes
-        self.cache_key = cache_key
-        self.read_sizes: dict[str, int] = {}  # rel -> bytes seen by the read that gave the sha256
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         from newsstance.normalize.readers.warc import is_warc_path
 
         for item in items:
@@ -83,78 +106,67 @@ class LoadFiles(PipelineStep):
             else:
                 yield self._load(item) if isinstance(item, FileTask) else item
 
-    def _cached(self, task: FileTask, sha256: str | None, detail: str | None = None) -> Cached | None:
-        """The previous result, if the bytes (or, for unreadable files, the error) and the key are unchanged."""
-        entry = task.cached
-        if not entry or entry.get("key") != entry_key(self.cache_key, task):
-            return None
-        if sha256 is None:
-            same = [q.get("detail") for q in entry.get("quarantine", [])] == [detail] and entry.get("sha256") is None
-        else:
-            same = entry.get("sha256") == sha256
-        if not same:
-            return None
-        self.stats["cached"] += 1
-        return Cached(task, sha256 or "", entry)
-
-    def _load(self, task: FileTask) -> RawPage | Cached | Quarantine:
+    def _load(self, task: FileTask) -> RawPage | Quarantine:
         from newsstance.normalize import sources
 
-        read = sources.read_stable(task.path, sources.input_root(task.path, task.rel), self.max_bytes)
+        if sources.is_remote(task.path):
+            read = sources.read_remote(task.path, self.max_bytes)
+        else:
+            read = sources.read_stable(task.path, sources.input_root(task.path, task.rel), self.max_bytes)
         if isinstance(read, sources.Unreadable):
-            self.stats[str(read.reason)] += 1
-            return self._cached(task, None, read.detail) or Quarantine(task.rel, read.sha256, read.reason, read.detail)
-        self.read_sizes[task.rel] = read.size  # the manifest's size comes from the read that gave the hash
+            self.counts[str(read.reason)] += 1
+            return Quarantine(task.rel, read.sha256, read.reason, read.detail)
         if isinstance(read, sources.TooLarge):
-            self.stats["too_large"] += 1
-            return self._cached(task, read.sha256) or Quarantine(
-                task.rel,
-                read.sha256,
-                Reason.TOO_LARGE,
-                f"{read.size} bytes is over the limit of {self.max_bytes} (--max-bytes)",
-            )
+            self.counts["too_large"] += 1
+            detail = f"{read.size} bytes is over the limit of {self.max_bytes} (--max-bytes)"
+            return Quarantine(task.rel, read.sha256, Reason.TOO_LARGE, detail, file_size=read.size)
         data, sha256 = read.data, read.sha256
-        cached = self._cached(task, sha256)
-        if cached:
-            return cached
-        self.stats["read"] += 1
+        self.counts["read"] += 1
         if not data or data.isspace():  # no strip(): it would copy a big file
-            self.stats["empty"] += 1
-            return Quarantine(
-                task.rel, sha256, Reason.EMPTY, "the file is empty" if not data else "the file holds only whitespace"
-            )
-        return RawPage(task, data, sha256)
+            self.counts["empty"] += 1
+            detail = "the file is empty" if not data else "the file holds only whitespace"
+            return Quarantine(task.rel, sha256, Reason.EMPTY, detail, file_size=read.size)
+        # the task carries the size of this read, so the manifest's size and hash agree
+        return RawPage(dataclasses.replace(task, size=read.size), data, sha256)
 
-    def _load_warc(self, task: FileTask) -> Iterator[RawPage | Cached | Quarantine]:
-        """A WARC file is hashed (cache check), then streamed record by record; limits are per record."""
+    def _load_warc(self, task: FileTask) -> Iterator[RawPage | Quarantine]:
+        """A WARC archive: hashed, then streamed record by record (limits per record)."""
         from newsstance.normalize import sources
         from newsstance.normalize.readers.warc import warc_items
 
-        opened = sources.open_regular(task.path, sources.input_root(task.path, task.rel))
-        if isinstance(opened, sources.Unreadable):
-            self.stats[str(opened.reason)] += 1
-            yield self._cached(task, None, opened.detail) or Quarantine(
-                task.rel, opened.sha256, opened.reason, opened.detail
-            )
-            return
-        with os.fdopen(opened[0], "rb") as handle:
-            before = sources.snapshot(handle)
-            sha256, size = sources.sha256_handle(handle)
-            self.read_sizes[task.rel] = size
-            cached = self._cached(task, sha256)
-            if cached:
-                yield cached
+        local = not sources.is_remote(task.path)
+        if local:
+            opened = sources.open_regular(task.path, sources.input_root(task.path, task.rel))
+            if isinstance(opened, sources.Unreadable):
+                self.counts[str(opened.reason)] += 1
+                yield Quarantine(task.rel, opened.sha256, opened.reason, opened.detail)
                 return
-            self.stats["read"] += 1
-            yield from warc_items(task, handle, sha256, self.max_bytes, self.stats)
-            if sources.snapshot(handle) != before or size != before[0]:
-                self.stats[str(Reason.CHANGED_DURING_RUN)] += 1
-                yield Quarantine(
-                    task.rel,
-                    sha256,
-                    Reason.CHANGED_DURING_RUN,
-                    "the WARC file changed while its records were read: re-run to read it again",
-                )
+            opener: Any = os.fdopen(opened[0], "rb")
+        else:
+            import fsspec
+
+            opener = fsspec.open(task.path, "rb")
+        try:
+            with opener as handle:
+                before = sources.snapshot(handle) if local else None
+                sha256, size = sources.sha256_handle(handle)
+                self.counts["read"] += 1
+                task = dataclasses.replace(task, size=size)
+                yield from warc_items(task, handle, sha256, self.max_bytes, self.counts)
+                if before is not None and (sources.snapshot(handle) != before or size != before[0]):
+                    # records already went downstream: report the change, the next run reads it again
+                    self.counts[str(Reason.CHANGED_DURING_RUN)] += 1
+                    detail = "the WARC file changed while its records were read: re-run to read it again"
+                    yield Quarantine(task.rel, sha256, Reason.CHANGED_DURING_RUN, detail, file_size=size)
+        except OSError as exc:
+            self.counts["read_error"] += 1
+            yield Quarantine(task.rel, None, Reason.READ_ERROR, read_error_detail(exc))
+
+
+def read_error_detail(exc: OSError) -> str:
+    """The quarantine detail of an unreadable input (the same whether met when planning or loading)."""
+    detail = getattr(exc, "detail", None)  # sources.UnreadableInput
+    return detail if isinstance(detail, str) else f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
 class DecodeText(PipelineStep):
@@ -162,23 +174,24 @@ class DecodeText(PipelineStep):
 
     name = "decode"
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if not isinstance(item, RawPage):
                 yield item
                 continue
+            size = item.task.size
             try:
                 decoded = decode_bytes(item.data, item.task.crawl.charset)
             except DecodeError as exc:
-                self.stats[str(exc.reason)] += 1
-                yield Quarantine(item.task.rel, item.sha256, exc.reason, exc.detail)
+                self.counts[str(exc.reason)] += 1
+                yield Quarantine(item.task.rel, item.sha256, exc.reason, exc.detail, file_size=size)
                 continue
             if not decoded.text or decoded.text.isspace():  # no strip(): it would copy a big text
-                self.stats["empty"] += 1
-                yield Quarantine(item.task.rel, item.sha256, Reason.EMPTY, "no text after decoding")
+                self.counts["empty"] += 1
+                yield Quarantine(item.task.rel, item.sha256, Reason.EMPTY, "no text after decoding", file_size=size)
                 continue
             for repair in decoded.repairs:
-                self.stats[f"repair:{repair}"] += 1
+                self.counts[f"repair:{repair}"] += 1
             page = TextPage(
                 item.task,
                 item.sha256,
@@ -202,33 +215,33 @@ class ExtractArticles(PipelineStep):
         super().__init__()
         self.config = config
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if not isinstance(item, TextPage):
                 yield item
                 continue
             is_record = item.task.crawl.record_id is not None  # an archive's HTML response (readers/warc.py)
             kind = "html" if is_record else sniff_format(item.text, PurePosixPath(item.rel).suffix.lower())
-            self.stats[f"format:{kind}"] += 1
+            self.counts[f"format:{kind}"] += 1
             outputs: list[Draft | Quarantine]
             try:
                 # a reader bug on one odd page must not stop the run: that page is quarantined instead
-                outputs = list(READERS[kind](item, self.config, self.stats))
+                outputs = list(READERS[kind](item, self.config, self.counts))
             except EnvironmentProblem:
                 raise  # a missing module or model fails every page alike: stop the run with one line
             except Exception as exc:
-                self.stats["reader_error"] += 1
+                self.counts["reader_error"] += 1
                 detail = f"the {kind} reader failed: {type(exc).__name__}: {exc}"
                 outputs = [Quarantine(item.rel, item.sha256, Reason.NO_ARTICLE, detail)]
             else:
                 for out in outputs:
                     if isinstance(out, Quarantine):
-                        self.stats[str(out.reason)] += 1
+                        self.counts[str(out.reason)] += 1
             item.text = ""  # bounded memory: drafts keep the page for provenance only, not its text
             for out in outputs:
                 if isinstance(out, Draft):
-                    self.stats[f"role:{out.role}"] += 1
-                    self.stats["articles"] += 1
+                    self.counts[f"role:{out.role}"] += 1
+                    self.counts["articles"] += 1
                 yield out
 
 
@@ -237,16 +250,16 @@ class ResolveDates(PipelineStep):
 
     name = "dates"
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft):
                 item.crawled_at, item.crawl_source = item.page.task.crawl.resolve(item.record_time)
-                self.stats[f"crawl:{item.crawl_source}"] += 1
+                self.counts[f"crawl:{item.crawl_source}"] += 1
                 item.published_at, item.precision = dates.resolve(item.published_raw, item.crawled_at)
                 if item.published_raw and item.published_at is None:
-                    self.stats["unparsed_date"] += 1
+                    self.counts["unparsed_date"] += 1
                 elif item.precision:
-                    self.stats[f"precision:{item.precision}"] += 1
+                    self.counts[f"precision:{item.precision}"] += 1
             yield item
 
 
@@ -255,11 +268,11 @@ class FlagTruncation(PipelineStep):
 
     name = "truncation"
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft) and isinstance(item.text, str):
                 item.truncated = is_truncated(item.text.split("\n\n"))
-                self.stats["truncated"] += item.truncated
+                self.counts["truncated"] += item.truncated
             yield item
 
 
@@ -269,7 +282,7 @@ class AssignIds(PipelineStep):
 
     name = "ids"
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         current_rel = None
         occurrences: Counter[str] = Counter()
         ids_by_position: dict[int, str] = {}
@@ -287,7 +300,7 @@ class AssignIds(PipelineStep):
                 ids_by_position[item.position] = item.id
                 if item.main_position is not None:
                     item.related_to = ids_by_position.get(item.main_position)
-                self.stats["ids"] += 1
+                self.counts["ids"] += 1
             yield item
 
 
@@ -347,9 +360,11 @@ class BuildRecords(PipelineStep):
         self._validator: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"stats": self.stats, "_validator": None}  # the compiled validator is rebuilt where the step runs
+        state = dict(self.__dict__)
+        state["_validator"] = None  # the compiled validator is rebuilt where the step runs
+        return state
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         if self._validator is None:
             self._validator = validator("article.schema.json")
         for item in items:
@@ -359,7 +374,7 @@ class BuildRecords(PipelineStep):
             record = build_record(item)
             errors = self._validator.errors(record)
             if errors:
-                self.stats["schema_invalid"] += 1
+                self.counts["schema_invalid"] += 1
                 yield Quarantine(
                     item.page.task.rel,
                     item.page.sha256,
@@ -370,8 +385,8 @@ class BuildRecords(PipelineStep):
                     record_index=item.record_index,
                 )
                 continue
-            self.stats["valid"] += 1
-            yield Article(item.page.task.rel, record, item.identity)
+            self.counts["valid"] += 1
+            yield Article(item.page.task.rel, record, item.identity, file_size=item.page.task.size)
 
 
 class AddSignatures(PipelineStep):
@@ -380,18 +395,18 @@ class AddSignatures(PipelineStep):
 
     name = "signature"
 
-    def __init__(self, signature: Callable[[str], np.ndarray] | None = None, cache_size: int = 4096):
+    def __init__(self, signature: Callable[[str], tuple[np.ndarray, int]] | None = None, cache_size: int = 4096):
         super().__init__()
         self._signature = signature
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
         self._cache_size = cache_size
 
-    def __call__(self, items: Iterable[Item]) -> Iterator[Item]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         signature = self._signature
         if signature is None:
             from newsstance.normalize import dedup
 
-            signature = dedup.signature
+            signature = dedup.signature_and_size
         for item in items:
             if isinstance(item, Article):
                 key = item.record["text_sha256"]
@@ -401,18 +416,18 @@ class AddSignatures(PipelineStep):
                     self._cache[key] = cached
                     if len(self._cache) > self._cache_size:
                         self._cache.popitem(last=False)
-                    self.stats["computed"] += 1
+                    self.counts["computed"] += 1
                 else:
                     self._cache.move_to_end(key)
-                    self.stats["reused"] += 1
-                item.signature = cached
+                    self.counts["reused"] += 1
+                item.signature, item.shingles = cached
             yield item
 
 
-def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
+def build_steps(config: NormalizeConfig) -> list[PipelineStep]:
     """The full per-record chain, from FileTask to signed Article."""
     return [
-        LoadFiles(config.max_bytes, cache_key),
+        LoadFiles(config.max_bytes),
         DecodeText(),
         ExtractArticles(config),
         ResolveDates(),
@@ -426,5 +441,5 @@ def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
 def run_steps(items: Iterable[Item], steps: list[PipelineStep]) -> Iterator[Item]:
     stream: Iterator[Item] = iter(items)
     for step in steps:
-        stream = step(stream)
+        stream = step.run(stream)
     return stream
