@@ -329,7 +329,7 @@ def test_groups_match_a_plain_union_find() -> None:
         edges = [(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randint(0, 50))]
         parent = list(range(n))
 
-        def root(x: int) -> int:
+        def root(x: int, parent: list[int] = parent) -> int:
             while parent[x] != x:
                 x = parent[x]
             return x

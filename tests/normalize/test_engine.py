@@ -75,6 +75,22 @@ def test_slurm_dry_run_writes_valid_sbatch_scripts(tmp_path, monkeypatch):
     assert len(pickled) == 4  # extract, collect, bands, commit
     assert all(Path(p).is_file() for p in pickled)
 
+    # What the cluster would run: every array task of every stage, in dependency order.
+    import dill
+    from datatrove.executor import slurm
+
+    monkeypatch.setattr(slurm, "expand_slurm_nodelist", lambda nodes: [nodes])  # `scontrol`: no Slurm here
+    monkeypatch.setenv("SLURM_NODELIST", "localhost")
+    monkeypatch.setenv("RUN_OFFSET", "0")
+    for path in pickled:
+        with open(path, "rb") as handle:
+            executor = dill.load(handle)
+        for rank in range(executor.world_size):
+            monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(rank))
+            executor.run()
+    run_normalize([SAMPLE], tmp_path / "local", crawl_time=CRAWL)
+    assert _outputs(tmp_path / "out") == _outputs(tmp_path / "local")
+
 
 def test_kill_9_mid_run_then_rerun_matches_a_clean_run(tmp_path, pages):
     psutil = pytest.importorskip("psutil")
@@ -169,3 +185,24 @@ def test_a_rerun_with_one_changed_file_parses_only_that_file(tmp_path, pages):
     assert second.articles == first.articles
     run_normalize([raw], tmp_path / "clean", crawl_time=CRAWL)
     assert _outputs(out) == _outputs(tmp_path / "clean")
+
+
+def test_silver_stage_predicts_every_canonical_article_the_same_in_any_number_of_tasks(tmp_path, pages):
+    from newsstance.normalize.silver import run_silver
+    from newsstance.release.silver import silver_from_predictions
+
+    raw = _corpus(tmp_path / "raw", pages, 2)
+    run_normalize([raw], tmp_path / "norm", crawl_time=CRAWL, shard_size=3)
+    canonical = {
+        r["id"]: r
+        for p in sorted((tmp_path / "norm").glob("articles-*.jsonl"))
+        for r in map(orjson.loads, p.read_bytes().splitlines())
+        if r["duplicate_of"] is None
+    }
+    one = run_silver(tmp_path / "norm", tmp_path / "one.jsonl", batch_size=2)
+    two = run_silver(tmp_path / "norm", tmp_path / "two.jsonl", batch_size=3, workers=2)
+    assert one == two == len(canonical)
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
+    silver = silver_from_predictions(tmp_path / "one.jsonl", canonical)  # schema-checked, ids known
+    assert set(silver.entities) == set(canonical)
+    assert any(silver.entities.values())

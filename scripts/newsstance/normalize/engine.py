@@ -365,8 +365,8 @@ def _die_with_parent(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
-def _quiet_datatrove() -> None:
-    from loguru import logger
+def quiet_datatrove() -> None:
+    from datatrove.utils.logging import logger
 
     logger.disable("datatrove")
 
@@ -484,7 +484,7 @@ def _ray_executor(options: EngineOptions, pipeline: list[Any], tasks: int, loggi
 
     class RayExecutor(RayPipelineExecutor):
         def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
-            _quiet_datatrove()
+            quiet_datatrove()
             return super()._run_for_rank(rank, local_rank, node_rank)
 
     if not ray.is_initialized():

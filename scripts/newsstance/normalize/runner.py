@@ -63,6 +63,7 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     step_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    stage_cpu: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -104,6 +105,8 @@ class Summary:
             lines.append("0 changed: outputs are up to date, nothing rewritten")
         if self.seconds and self.reparsed:
             lines.append(f"time         {self.seconds:>8.1f}s ({self.articles / self.seconds:,.0f} articles/s)")
+        if self.stage_cpu:
+            lines.append("CPU          " + ", ".join(f"{stage} {cpu:.1f}s" for stage, cpu in self.stage_cpu.items()))
         lines.extend(self.notes)
         lines.extend(f"warning: {w}" for w in self.warnings)
         return lines
@@ -631,8 +634,10 @@ def run_normalize(
             old_manifest = storage.load_manifest(out)
             storage.remove_stale(out, {e["part"] for e in previous.values() if e.get("part")})
             planner = CrawlPlanner(Path(corpus_root) if not is_url(corpus_root) else Path("/"), cli_time)
+            clock = _StageClock()
             found, notes = discover_inputs(paths, out, corpus_root)
             plan = _plan(plan_tasks(found, corpus_root, planner), previous, cache_key)
+            clock.lap("plan")
             summary.files = plan.files
             summary.warnings = [*notes, *planner.warnings]
             old_files = old_manifest.get("files", {}) if isinstance(old_manifest.get("files"), dict) else {}
@@ -658,7 +663,7 @@ def run_normalize(
                 _submit_slurm(work, options, plan, tasks, cfg, cache_key, run_id, summary)
                 return summary
             try:
-                _run_stages(work, options, tasks, plan, cfg, cache_key, run_id, progress)
+                _run_stages(work, options, tasks, plan, cfg, cache_key, run_id, progress, clock)
             except BaseException:
                 if not (out / storage.JOURNAL_NAME).exists():  # else the swap began: the next run completes it
                     storage.remove_stale(out, {e["part"] for e in previous.values() if e.get("part")})
@@ -666,6 +671,7 @@ def run_normalize(
             summary.step_stats = engine.stage_counts(work / engine.LOGS_DIR / "extract")
             shutil.rmtree(work, ignore_errors=True)
             _fill_from_manifest(summary, storage.load_manifest(out), changes=True)
+            summary.stage_cpu = clock.stages
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise UserError(
@@ -738,6 +744,7 @@ def _run_stages(
     cache_key: str,
     run_id: str,
     progress: bool,
+    clock: _StageClock,
 ) -> None:
     """Local and Ray: the parallel stages through the executor, the one-task stages in this process."""
     extract, _, bands_stage, _ = _stage_pipelines(work, cfg, cache_key, run_id)
@@ -751,12 +758,36 @@ def _run_stages(
             _check_complete(work, tasks, "extract")
     finally:
         bar.close()
+    clock.lap("extract")
     options.progress = None
     engine.Collect(str(work)).run()
+    clock.lap("collect")
     band_tasks = engine.band_tasks(bands, options.workers, options.executor)
     engine.make_executor(options, bands_stage, band_tasks, work / engine.LOGS_DIR / "bands", "bands").run()
     _check_complete(work, bands, "bands", folder=engine.PAIRS_DIR, pattern="{:02d}.npy")
+    clock.lap("bands")
     commit(work)
+    clock.lap("commit")
+
+
+class _StageClock:
+    """CPU seconds per stage: this process plus the worker processes it reaped."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self._last = self._now()
+
+    @staticmethod
+    def _now() -> float:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
+    def lap(self, stage: str) -> None:
+        now = self._now()
+        self.stages[stage] = self.stages.get(stage, 0.0) + now - self._last
+        self._last = now
 
 
 def _check_complete(
@@ -780,6 +811,7 @@ def _submit_slurm(
     summary: Summary,
 ) -> None:
     """One Slurm job array per stage, chained by dependencies; the commit job takes the lock."""
+    engine.quiet_datatrove()
     extract, collect, bands_stage, commit_stage = _stage_pipelines(work, cfg, cache_key, run_id)
     bands, _ = dedup.lsh_bands(dedup.THRESHOLD, dedup.NUM_PERM)
     logs = work / engine.LOGS_DIR
