@@ -10,7 +10,9 @@ redirects, images, request and metadata records) written with warcio, then read 
   records per CPU-second, read only;
 - `readers.warc.iter_warc` (fastwarc + our classification and limits);
 - read + extracted: the first `--extract` records through decode and the HTML reader, once fed
-  by fastwarc and once by warcio: records per CPU-second.
+  by fastwarc and once by warcio: records per CPU-second;
+- with `--end-to-end`: `newsstance normalize` over the whole archive in a child process
+  (records per CPU-second, peak RSS).
 `memory`: one text file (a title and paragraphs: one article) and one JSON Lines file of
 news-please records per size, each normalised by `newsstance normalize --max-bytes <above the
 size>` in a child process: peak RSS (ru_maxrss of the child), its multiple of the file size
@@ -145,7 +147,7 @@ def extract_pages(records: Iterator[tuple[str, int | None, str | None, bytes]]) 
     return count
 
 
-def warc_section(records: int, extract: int) -> None:
+def warc_section(records: int, extract: int, end_to_end: bool) -> None:
     from newsstance.normalize.readers.warc import iter_warc
 
     path = OUT / f"synthetic-{records}.warc.gz"
@@ -165,6 +167,20 @@ def warc_section(records: int, extract: int) -> None:
 
     count, seconds = cpu(ours)
     say(f"  read only      {'iter_warc':<14} {count / seconds:>10,.0f} records/CPU-s  (fastwarc + classification)")
+    if end_to_end:
+        folder = OUT / f"warc-e2e-{records}"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / path.name
+        if not target.exists():
+            os.link(path, target)
+        peak, seconds = run_child(folder, OUT / "warc-e2e-out", 20 * 1024 * 1024)
+        manifest = json.loads((OUT / "warc-e2e-out" / "manifest.json").read_text(encoding="utf-8"))
+        articles = manifest["summary"]["articles"]
+        say(
+            f"  normalize end to end: {articles:,} articles from {records:,} records in {seconds:.1f} CPU-s "
+            f"({records / seconds:,.1f} records/CPU-s), peak RSS {peak:.0f} MB"
+        )
+        shutil.rmtree(OUT / "warc-e2e-out", ignore_errors=True)
     extract_pages(read_fastwarc(path, 20))  # warm-up: imports and trafilatura's first-call setup
     for name, reader in (("fastwarc 2.x", read_fastwarc), ("warcio", read_warcio)):
         count, seconds = cpu(lambda reader=reader: extract_pages(reader(path, extract)))
@@ -270,6 +286,9 @@ def main() -> None:
     parser.add_argument("--only", default="warc,memory", help="comma-separated sections: warc, memory")
     parser.add_argument("--records", type=int, default=10_000, help="records in the synthetic WARC")
     parser.add_argument("--extract", type=int, default=300, help="records read and extracted per reader")
+    parser.add_argument(
+        "--end-to-end", action="store_true", help="also `newsstance normalize` the whole WARC (CPU-s, peak RSS)"
+    )
     parser.add_argument("--sizes-mb", default="20,50,200", help="file sizes for the memory section")
     args = parser.parse_args()
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -277,7 +296,7 @@ def main() -> None:
         raise SystemExit(f"unknown section(s): {', '.join(sorted(unknown))}")
     OUT.mkdir(parents=True, exist_ok=True)
     if "warc" in sections:
-        warc_section(args.records, args.extract)
+        warc_section(args.records, args.extract, args.end_to_end)
     if "memory" in sections:
         memory_section([int(s) for s in args.sizes_mb.split(",") if s.strip()])
 

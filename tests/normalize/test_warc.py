@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gzip
-from collections import Counter
 import io
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
