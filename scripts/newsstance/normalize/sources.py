@@ -260,6 +260,11 @@ def _read_once(handle: IO[bytes], size: int, max_bytes: int) -> tuple[bytes | No
     """
     if size <= max_bytes:
         data = handle.read(size + 1)
+        while 0 < len(data) <= size:  # one read() returns at most ~2 GiB: continue (rare, copies)
+            more = handle.read(size + 1 - len(data))
+            if not more:
+                break
+            data += more
         if len(data) <= max_bytes:
             return data, hashlib.sha256(data).hexdigest(), len(data)
         digest = hashlib.sha256(data)
