@@ -206,3 +206,19 @@ def test_silver_stage_predicts_every_canonical_article_the_same_in_any_number_of
     silver = silver_from_predictions(tmp_path / "one.jsonl", canonical)  # schema-checked, ids known
     assert set(silver.entities) == set(canonical)
     assert any(silver.entities.values())
+
+
+def test_a_small_change_rewrites_only_the_shards_it_changes(tmp_path, pages):
+    raw = _corpus(tmp_path / "raw", pages, 4)
+    out = tmp_path / "out"
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    shards = sorted(out.glob("articles-*.jsonl"))
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in shards}
+    (raw / "site3" / "np003.json").write_bytes(orjson.dumps({**pages.newsplease, "title": "Glassworks hires"}))
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(out.glob("articles-*.jsonl"))}
+    changed = [name for name in after if after[name][0] != before.get(name, (b"", 0))[0]]
+    assert len(changed) == 1  # only the shard holding the edited record
+    assert all(after[name] == before[name] for name in after if name not in changed)  # same bytes, not rewritten
+    run_normalize([raw], tmp_path / "clean", crawl_time=CRAWL, shard_size=4)
+    assert _outputs(out) == _outputs(tmp_path / "clean")

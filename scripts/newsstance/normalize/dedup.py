@@ -591,17 +591,23 @@ def finish(
     stats = DedupStats(records=len(records), confirmed_pairs=len(near_edges))
     group = group_of_node[node]
     order = records.best_first()
-    group_canonical: dict[int, int] = {}
-    group_rank: dict[int, int] = {}
-    for position, index in enumerate(order.tolist()):
-        g = int(group[index])
-        if g not in group_canonical:
-            group_canonical[g] = index
-            group_rank[g] = position
-    absorbed_by = _absorb_near_duplicates(group_of_node, group_rank, near_edges)
-    cluster_of_group = {g: absorbed_by.get(g, g) for g in group_canonical}
-    root = np.array([cluster_of_group[g] for g in group.tolist()], dtype=np.int64)
-    canonical = np.array([group_canonical[r] for r in root.tolist()], dtype=np.int64)
+    # The first record of each group in best-first order is its canonical; its position, the group's rank.
+    groups, first = np.unique(group[order], return_index=True)
+    group_canonical = np.full(len(group_of_node), -1, dtype=np.int64)
+    group_canonical[groups] = order[first]
+    group_rank = np.full(len(group_of_node), -1, dtype=np.int64)
+    group_rank[groups] = first
+    involved = np.unique(group_of_node[near_edges]) if len(near_edges) else np.empty(0, dtype=np.int64)
+    absorbed_by = _absorb_near_duplicates(
+        group_of_node, dict(zip(involved.tolist(), group_rank[involved].tolist(), strict=True)), near_edges
+    )
+    cluster_of_group = np.arange(len(group_of_node), dtype=np.int64)
+    if absorbed_by:
+        cluster_of_group[np.fromiter(absorbed_by.keys(), dtype=np.int64)] = np.fromiter(
+            absorbed_by.values(), dtype=np.int64
+        )
+    root = cluster_of_group[group]
+    canonical = group_canonical[root]
     canonical_text = node[canonical]
     is_duplicate = canonical != np.arange(len(node))
     jaccard = np.ones(len(node))

@@ -388,17 +388,33 @@ def commit(work: Path) -> None:
         with staging.file(storage.INDEX_NAME).open("wb") as handle:
             for entry in index:
                 handle.write(orjson.dumps(entry) + b"\n")
-        summary = _summary_dict(run, index, counts, len(meta), storage.load_manifest(out))
+        old = storage.load_manifest(out)
+        summary = _summary_dict(run, index, counts, len(meta), old)
         manifest = _manifest(summary, run, index, outputs)
         staging.file(storage.MANIFEST_NAME).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         targets = {name: name for name in outputs}
         targets[storage.INDEX_NAME] = f"{storage.CACHE_DIR}/{storage.INDEX_NAME}"
         targets[storage.MANIFEST_NAME] = storage.MANIFEST_NAME
-        staging.commit(targets)
+        staging.commit(targets, _unchanged_outputs(out, outputs, old))
     except BaseException:
         staging.discard()
         raise
     storage.remove_stale(out, {e["part"] for e in index if e.get("part")})
+
+
+def _unchanged_outputs(out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any]) -> frozenset[str]:
+    """Outputs whose bytes are already in place (same hash as recorded and on disk): not rewritten,
+    so a re-run after a small change leaves most shards (and their modification times) alone."""
+    recorded = old.get("outputs")
+    if not isinstance(recorded, dict):
+        recorded = {}
+    same = set()
+    for name, info in outputs.items():
+        path = out / name
+        in_place = recorded.get(name) == info and path.is_file() and path.stat().st_size == info["bytes"]
+        if in_place and storage.sha256_file(path) == info["sha256"]:
+            same.add(name)
+    return frozenset(same)
 
 
 def _summary_dict(
@@ -632,11 +648,13 @@ def run_normalize(
             storage.replay_journal(out)
             previous = storage.load_index(out)
             old_manifest = storage.load_manifest(out)
-            storage.remove_stale(out, {e["part"] for e in previous.values() if e.get("part")})
+            live_before = {e["part"] for e in previous.values() if e.get("part")}
+            storage.remove_stale(out, live_before)
             planner = CrawlPlanner(Path(corpus_root) if not is_url(corpus_root) else Path("/"), cli_time)
             clock = _StageClock()
             found, notes = discover_inputs(paths, out, corpus_root)
             plan = _plan(plan_tasks(found, corpus_root, planner), previous, cache_key)
+            del previous  # the stages read the index from the work folder: keep one copy at a time
             clock.lap("plan")
             summary.files = plan.files
             summary.warnings = [*notes, *planner.warnings]
@@ -655,10 +673,12 @@ def run_normalize(
                 summary.up_to_date = True
                 summary.seconds = time.monotonic() - started
                 return summary
+            del old_manifest, old_files, current
             run_id = f"{int(time.time() * 1000):x}{os.getpid():x}"
             work = out / storage.CACHE_DIR / storage.RUNS_DIR / run_id
             tasks = engine.tasks_for(len(plan.changed), workers, executor)
             _write_work(work, plan, tasks, run_id, out, corpus_root, settings, shard_size, progress, executor)
+            plan.kept = []
             if executor == "slurm":
                 _submit_slurm(work, options, plan, tasks, cfg, cache_key, run_id, summary)
                 return summary
@@ -666,7 +686,7 @@ def run_normalize(
                 _run_stages(work, options, tasks, plan, cfg, cache_key, run_id, progress, clock)
             except BaseException:
                 if not (out / storage.JOURNAL_NAME).exists():  # else the swap began: the next run completes it
-                    storage.remove_stale(out, {e["part"] for e in previous.values() if e.get("part")})
+                    storage.remove_stale(out, live_before)
                 raise
             summary.step_stats = engine.stage_counts(work / engine.LOGS_DIR / "extract")
             shutil.rmtree(work, ignore_errors=True)

@@ -314,11 +314,13 @@ class Staging:
         if not (self.out_dir / JOURNAL_NAME).exists():
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def commit(self, targets: dict[str, str]) -> None:
+    def commit(self, targets: dict[str, str], unchanged: frozenset[str] = frozenset()) -> None:
         """Swap the staged files in (staged name -> path relative to the output folder; the manifest
-        last) via a journal, and drop article shards no longer produced."""
-        moves = [[f"{self.path.name}/{name}", target] for name, target in targets.items() if target != MANIFEST_NAME]
-        moves += [[f"{self.path.name}/{name}", target] for name, target in targets.items() if target == MANIFEST_NAME]
+        last) via a journal, and drop article shards no longer produced. `unchanged` outputs are
+        produced but not moved: the file in place already holds exactly these bytes."""
+        moving = {name: target for name, target in targets.items() if name not in unchanged}
+        moves = [[f"{self.path.name}/{name}", target] for name, target in moving.items() if target != MANIFEST_NAME]
+        moves += [[f"{self.path.name}/{name}", target] for name, target in moving.items() if target == MANIFEST_NAME]
         produced = set(targets.values())
         remove = sorted(p.name for p in self.out_dir.glob(ARTICLES_GLOB) if p.name not in produced)
         journal = {"staging": self.path.name, "moves": moves, "remove": remove}
