@@ -169,3 +169,29 @@ def test_garbage_inside_a_warc_is_reported_once_as_unreadable(tmp_path):
     unreadable = [i for i in items if isinstance(i, WarcSkipped) and str(i.reason) == "warc_unreadable"]
     assert len(unreadable) == 1 and items[-1] is unreadable[0]
     assert sum(isinstance(i, WarcPage) for i in items) == 2
+
+
+def test_a_warc_on_a_remote_file_system_gives_the_records_of_the_local_one(tmp_path):
+    import fsspec
+    import orjson
+
+    from newsstance.normalize.runner import run_normalize
+
+    local = tmp_path / "raw"
+    local.mkdir()
+    build_warc(local / "quay.warc.gz", compress=True)
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/newsstance-warc-test/raw/quay.warc.gz", (local / "quay.warc.gz").read_bytes())
+    try:
+        remote = run_normalize(["memory:///newsstance-warc-test/raw"], tmp_path / "mem", crawl_time=WARC_DATE)
+    finally:
+        memory.rm("/newsstance-warc-test", recursive=True)
+    run_normalize([local], tmp_path / "disk", crawl_time=WARC_DATE)
+    assert remote.articles == 3
+
+    def outputs(out: Path) -> list[bytes]:
+        return [path.read_bytes() for path in sorted(out.glob("*.jsonl"))]
+
+    assert outputs(tmp_path / "mem") == outputs(tmp_path / "disk")
+    manifest = orjson.loads((tmp_path / "mem" / "manifest.json").read_bytes())
+    assert manifest["files"]["quay.warc.gz"]["size"] == (local / "quay.warc.gz").stat().st_size
