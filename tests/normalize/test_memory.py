@@ -89,3 +89,22 @@ def test_a_big_text_file_is_normalised_with_a_few_copies_at_most(tmp_path):
     baseline = _peak_rss(small, tmp_path / "out-small")
     peak = _peak_rss(big, tmp_path / "out-big")
     assert (peak - baseline) < 5 * size, f"peak {(peak - baseline) / size:.1f}x the file"
+
+
+def test_a_file_with_many_records_is_written_in_batches_and_read_back_whole(normalize, pages):
+    """More records than one write batch: the file's index entry spans consecutive batches."""
+    import orjson
+
+    from newsstance.normalize.engine import _FileResults
+
+    count = _FileResults.BATCH * 2 + 17
+    lines = [
+        orjson.dumps({**pages.newsplease, "url": f"https://penhallowdaily.example/n/{i}", "title": f"Pier note {i}"})
+        for i in range(count)
+    ]
+    result = normalize({"a.jsonl": b"\n".join(lines) + b"\n", "b.txt": pages.plain})
+    indexes = [r["provenance"]["record_index"] for r in result.records if r["provenance"]["path"] == "a.jsonl"]
+    assert indexes == list(range(count))
+    assert [r["provenance"]["path"] for r in result.records][-1] == "b.txt"
+    again = normalize({"a.jsonl": b"\n".join(lines) + b"\n", "b.txt": pages.plain})
+    assert again.summary.up_to_date and again.records == result.records
