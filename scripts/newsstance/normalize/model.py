@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-PARSER_VERSION = "1.1.0"
+PARSER_VERSION = "1.2.0"
 SCHEMA_VERSION = "1.0.0"
 
 
@@ -35,6 +35,7 @@ class Reason(StrEnum):
     MALFORMED_JSON = "malformed_json"
     SCHEMA_INVALID = "schema_invalid"
     NO_ARTICLE = "no_article"
+    NO_TITLE = "no_title"
     READ_ERROR = "read_error"
     NOT_A_FILE = "not_a_file"  # FIFO, socket, device: never opened
     OUTSIDE_ROOT = "outside_root"  # a symlink leading out of the input root
@@ -178,6 +179,11 @@ class Draft:
     authors: JsonValue = field(default_factory=list)
     language: JsonValue = None
     published_raw: str | None = None
+    date_candidates: list[str] = field(default_factory=list)  # more date strings, tried after published_raw
+    repairs: list[str] = field(
+        default_factory=list
+    )  # what the reader repaired in this article (title_bidi_controls, ...)
+    extractor: str | None = None  # HTML body extractor that won
     record_time: datetime | None = None  # news-please date_download
     position: int = 0  # order of the article inside its file
     main_position: int | None = None  # position of the page's main article, for related ones
@@ -191,6 +197,8 @@ class Draft:
     crawl_source: str | None = None
     published_at: str | None = None
     precision: str | None = None
+    date_rejected: str | None = None
+    language_source: str | None = None
     truncated: bool = False
     identity: str = ""
     id: str = ""

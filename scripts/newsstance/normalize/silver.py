@@ -1,7 +1,8 @@
 """Silver pre-annotation as an engine stage: spaCy NER over every canonical article, in tasks.
 
-Each task takes a contiguous share of the article shards, runs `newsstance.ner.SpacyNER`
-(`nlp.pipe` in batches of `batch_size`) over the canonical records and writes its predictions;
+Each task takes a contiguous share of the article shards, runs `newsstance.ner.LanguageRoutedNER`
+(spaCy for `en` in `nlp.pipe` batches of `batch_size`, natasha for `ru`, no prediction for other
+languages) over the canonical records and writes its predictions;
 the parts are then joined, in article order, into one predictions JSONL file
 (`schema/predictions.schema.json`) that `newsstance build --silver-predictions FILE` publishes
 as the `silver` config. The number of tasks running at once is `--workers`, under any executor.
@@ -35,10 +36,10 @@ class SilverAnnotate(DatatroveStep):
         self.shards, self.work, self.model, self.batch_size = shards, work, model, batch_size
 
     def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
-        from newsstance.ner import SpacyNER
+        from newsstance.ner import LanguageRoutedNER
         from newsstance.scheme import load_scheme
 
-        ner = SpacyNER(load_scheme(), self.model)
+        ner = LanguageRoutedNER(load_scheme(), self.model)  # each article through its language's model, or none
 
         def canonical() -> Iterator[dict[str, Any]]:
             for shard in engine.shard(self.shards, rank, world_size):
@@ -50,9 +51,11 @@ class SilverAnnotate(DatatroveStep):
 
         records = list(canonical())
         lines = []
-        for record, spans in zip(
-            records, ner.spans((r["text"] for r in records), batch_size=self.batch_size), strict=True
-        ):
+        found = ner.spans(((r["text"], r.get("language")) for r in records), batch_size=self.batch_size)
+        for record, spans in zip(records, found, strict=True):
+            if spans is None:  # a language without a model: no prediction rather than the English model's guesses
+                self.stat_update("no_model", value=1)
+                continue
             entities = [{"start": s.start, "end": s.end, "label": s.label} for s in spans]
             lines.append(orjson.dumps({"id": record["id"], "entities": entities, "stances": {}}) + b"\n")
             self.stat_update("entities", value=len(entities))

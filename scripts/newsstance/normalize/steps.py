@@ -23,7 +23,7 @@ from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
 from newsstance import ids
 from newsstance.errors import EnvironmentProblem
-from newsstance.normalize import dates
+from newsstance.normalize import dates, language, titles
 from newsstance.normalize.config import NormalizeConfig
 from newsstance.normalize.decode import DecodeError, decode_bytes
 from newsstance.normalize.model import (
@@ -255,11 +255,72 @@ class ResolveDates(PipelineStep):
             if isinstance(item, Draft):
                 item.crawled_at, item.crawl_source = item.page.task.crawl.resolve(item.record_time)
                 self.counts[f"crawl:{item.crawl_source}"] += 1
-                item.published_at, item.precision = dates.resolve(item.published_raw, item.crawled_at)
+                raws = [item.published_raw, *item.date_candidates] if item.published_raw else item.date_candidates
+                choice = dates.choose(raws, item.crawled_at)
+                item.published_raw, item.published_at, item.precision = (
+                    choice.raw,
+                    choice.published_at,
+                    choice.precision,
+                )
+                item.date_rejected = choice.rejected
+                if choice.rejected:
+                    self.counts["rejected_date"] += 1
                 if item.published_raw and item.published_at is None:
-                    self.counts["unparsed_date"] += 1
+                    self.counts["unusable_date"] += 1
                 elif item.precision:
                     self.counts[f"precision:{item.precision}"] += 1
+            yield item
+
+
+class CheckTitles(PipelineStep):
+    """Titles a person can see: bidi controls removed (recorded in `repairs`), a site-name segment
+    matching the outlet dropped, an invisible title quarantined as `no_title` (see `titles`)."""
+
+    name = "titles"
+
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            if isinstance(item, Draft) and isinstance(item.title, str) and item.title.strip():
+                title, had_bidi = titles.remove_bidi(item.title)
+                if titles.is_invisible(title):
+                    self.counts["no_title"] += 1
+                    yield Quarantine(
+                        item.rel,
+                        item.page.sha256,
+                        Reason.NO_TITLE,
+                        f"the title {item.title!r} has no visible character",
+                        line=item.line_start,
+                        record_index=item.record_index,
+                    )
+                    continue
+                url = item.url if isinstance(item.url, str) else None
+                source = item.source if isinstance(item.source, str) else None
+                title, named_site = titles.strip_site_name(title, titles.outlet_keys([source], [url]))
+                for repair, done in (("title_bidi_controls", had_bidi), ("title_site_name", named_site)):
+                    if done and repair not in item.repairs:
+                        item.repairs.append(repair)
+                        self.counts[repair] += 1
+                item.title = title
+            yield item
+
+
+class IdentifyLanguage(PipelineStep):
+    """`language` from the article text; the declared tag (markup, record, sidecar) breaks ties for
+    short texts (see `language`)."""
+
+    name = "language"
+
+    def __init__(self, default_language: str | None = None):
+        super().__init__()
+        self.default_language = default_language  # for texts too short to identify that declare nothing
+
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            if isinstance(item, Draft) and isinstance(item.text, str):
+                declared = item.language if isinstance(item.language, str) else None
+                decision = language.decide(item.text, declared or self.default_language)
+                item.language, item.language_source = decision.language, decision.source
+                self.counts[f"language:{decision.source}"] += 1
             yield item
 
 
@@ -322,12 +383,17 @@ def build_record(draft: Draft) -> dict[str, Any]:
         {
             "parser_version": PARSER_VERSION,
             "encoding": page.encoding,
-            "repairs": list(page.repairs),
+            "repairs": [*page.repairs, *draft.repairs],
             **({"invalid_bytes": page.invalid_bytes} if page.invalid_bytes else {}),
             "crawl_time_source": draft.crawl_source,
             "near_duplicate_jaccard": None,
+            "language_source": draft.language_source,
         }
     )
+    if draft.date_rejected:
+        provenance["published_at_rejected"] = draft.date_rejected
+    if draft.extractor:
+        provenance["extractor"] = draft.extractor
     return {
         "id": draft.id,
         "title": draft.title,
@@ -430,6 +496,8 @@ def build_steps(config: NormalizeConfig) -> list[PipelineStep]:
         LoadFiles(config.max_bytes),
         DecodeText(),
         ExtractArticles(config),
+        CheckTitles(),
+        IdentifyLanguage(config.default_language),
         ResolveDates(),
         FlagTruncation(),
         AssignIds(),

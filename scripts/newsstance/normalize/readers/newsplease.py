@@ -196,7 +196,7 @@ def _draft(
         authors = [clean_inline(a) if isinstance(a, str) else a for a in authors]
     elif authors is None:
         authors = []
-    language = normalise_language(record.get("language") or crawl.language or config.default_language)
+    language = normalise_language(record.get("language") or crawl.language)
     source = _text_or_raw(record.get("source_domain")) or None
     url = _text_or_raw(record.get("url")) or None
     return Draft(

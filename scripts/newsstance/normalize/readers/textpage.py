@@ -387,7 +387,7 @@ def read_text_page(page: TextPage, config: NormalizeConfig, stats: Counter[str])
             source=article.source or (crawl.outlet if own else None),
             url=crawl.url if own else None,
             authors=list(article.authors),
-            language=crawl.language or config.default_language,
+            language=crawl.language,
             published_raw=article.published_raw,
             position=position,
             main_position=main_position if article.role == "related" else None,
