@@ -473,6 +473,7 @@ def make_executor(
     options: EngineOptions, pipeline: list[Any], tasks: int, logging_dir: Path, job_name: str, depends: Any = None
 ) -> PipelineExecutor:
     """The datatrove executor of one stage."""
+    quiet_datatrove()
     if options.executor == "local":
         return local_executor_class()(
             pipeline,

@@ -591,6 +591,85 @@ def _plan(tasks: list[FileTask], previous: dict[str, dict[str, Any]], cache_key:
     return _Plan(kept, changed, len(tasks))
 
 
+@dataclass
+class _Request:
+    """A run's validated inputs and settings."""
+
+    paths: list[Path | str]
+    out: Path
+    config: NormalizeConfig
+    options: engine.EngineOptions
+    cli_time: datetime | None
+    corpus_root: Path | str
+    settings: dict[str, Any]
+    shard_size: int
+    progress: bool
+
+    @property
+    def cache_key(self) -> str:
+        return str(self.settings["cache_key"])
+
+
+def _request(
+    inputs: Iterable[Path | str] | None,
+    out_dir: Path | str | None,
+    crawl_time: str | datetime | None,
+    workers: int,
+    max_bytes: int,
+    config: NormalizeConfig | Path | str | None,
+    shard_size: int,
+    progress: bool,
+    corpus_root: Path | str | None,
+    executor: str,
+    engine_options: engine.EngineOptions | None,
+) -> _Request:
+    root = project_root()
+    paths = _resolve_inputs(inputs, root)
+    out = Path(out_dir) if out_dir else root / "corpus" / "normalized"
+    out = (out if out.is_absolute() else Path.cwd() / out).resolve()
+    if isinstance(config, NormalizeConfig):
+        cfg = (
+            config
+            if max_bytes == DEFAULT_MAX_BYTES
+            else NormalizeConfig(config.chrome, config.default_language, max_bytes)
+        )
+    else:
+        cfg = load_config(Path(config) if config else None, max_bytes=max_bytes)
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if shard_size < 1:
+        raise UserError(f"shard size must be at least 1, got {shard_size}")
+    if executor not in engine.EXECUTORS:
+        raise UserError(f"--executor must be one of {', '.join(engine.EXECUTORS)}, got {executor!r}")
+    options = engine_options or engine.EngineOptions()
+    options.executor, options.workers = executor, workers
+    cli_time = _parse_crawl_time(crawl_time)
+    if corpus_root is not None:
+        corpus_root = corpus_root if is_url(corpus_root) else Path(corpus_root).resolve()
+        outside = [p for p in paths if not _inside(p, corpus_root)]
+        if outside:
+            raise UserError(f"input {outside[0]} is not inside --corpus-root {corpus_root}")
+    else:
+        corpus_root = common_root(paths, root / "corpus" / "raw")
+    cache_key = f"{_code_fingerprint()}|{cfg.fingerprint()}|{dedup.SIGNATURE_VERSION}"
+    settings = {"cache_key": cache_key, "shard_size": shard_size}
+    return _Request(paths, out, cfg, options, cli_time, corpus_root, settings, shard_size, progress)
+
+
+def _up_to_date(plan: _Plan, manifest: dict[str, Any], request: _Request) -> bool:
+    """Nothing to do: no input changed, none appeared or vanished, same settings, outputs intact."""
+    files = manifest.get("files")
+    current = {e["path"] for e in plan.kept}
+    return (
+        not plan.changed
+        and isinstance(files, dict)
+        and current == set(files)
+        and manifest.get("settings") == request.settings
+        and manifest.get("corpus_root") == _root_label(request.corpus_root)
+        and storage.outputs_intact(request.out, manifest)
+    )
+
+
 def run_normalize(
     inputs: Iterable[Path | str] | None = None,
     out_dir: Path | str | None = None,
@@ -612,78 +691,49 @@ def run_normalize(
     executor (local, slurm, ray); the records are the same whichever runs them.
     """
     started = time.monotonic()
-    root = project_root()
-    paths = _resolve_inputs(inputs, root)
-    out = Path(out_dir) if out_dir else root / "corpus" / "normalized"
-    out = (out if out.is_absolute() else Path.cwd() / out).resolve()
-    if isinstance(config, NormalizeConfig):
-        cfg = (
-            config
-            if max_bytes == DEFAULT_MAX_BYTES
-            else NormalizeConfig(config.chrome, config.default_language, max_bytes)
-        )
-    else:
-        cfg = load_config(Path(config) if config else None, max_bytes=max_bytes)
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
-    if shard_size < 1:
-        raise UserError(f"shard size must be at least 1, got {shard_size}")
-    options = engine_options or engine.EngineOptions()
-    options.executor, options.workers = executor, workers
-    if executor not in engine.EXECUTORS:
-        raise UserError(f"--executor must be one of {', '.join(engine.EXECUTORS)}, got {executor!r}")
-    cli_time = _parse_crawl_time(crawl_time)
-    if corpus_root is not None:
-        corpus_root = corpus_root if is_url(corpus_root) else Path(corpus_root).resolve()
-        outside = [p for p in paths if not _inside(p, corpus_root)]
-        if outside:
-            raise UserError(f"input {outside[0]} is not inside --corpus-root {corpus_root}")
-    else:
-        corpus_root = common_root(paths, root / "corpus" / "raw")
-    cache_key = f"{_code_fingerprint()}|{cfg.fingerprint()}|{dedup.SIGNATURE_VERSION}"
-    settings = {"cache_key": cache_key, "shard_size": shard_size}
+    request = _request(
+        inputs,
+        out_dir,
+        crawl_time,
+        workers,
+        max_bytes,
+        config,
+        shard_size,
+        progress,
+        corpus_root,
+        executor,
+        engine_options,
+    )
+    out, corpus_root = request.out, request.corpus_root
     summary = Summary(out_dir=out, corpus_root=Path(corpus_root) if not is_url(corpus_root) else Path("."))
     try:
         with storage.locked(out):
             storage.replay_journal(out)
             previous = storage.load_index(out)
-            old_manifest = storage.load_manifest(out)
             live_before = {e["part"] for e in previous.values() if e.get("part")}
             storage.remove_stale(out, live_before)
-            planner = CrawlPlanner(Path(corpus_root) if not is_url(corpus_root) else Path("/"), cli_time)
             clock = _StageClock()
-            found, notes = discover_inputs(paths, out, corpus_root)
-            plan = _plan(plan_tasks(found, corpus_root, planner), previous, cache_key)
-            del previous  # the stages read the index from the work folder: keep one copy at a time
+            planner = CrawlPlanner(Path(corpus_root) if not is_url(corpus_root) else Path("/"), request.cli_time)
+            found, notes = discover_inputs(request.paths, out, corpus_root)
+            plan = _plan(plan_tasks(found, corpus_root, planner), previous, request.cache_key)
+            del previous  # the stages read the index from the work folder: one copy in memory at a time
             clock.lap("plan")
-            summary.files = plan.files
-            summary.warnings = [*notes, *planner.warnings]
-            old_files = old_manifest.get("files", {}) if isinstance(old_manifest.get("files"), dict) else {}
-            current = {e["path"] for e in plan.kept} | {t.rel for t in plan.changed}
-            same_setup = old_manifest.get("settings") == settings and old_manifest.get("corpus_root") == _root_label(
-                corpus_root
-            )
-            if (
-                not plan.changed
-                and current == set(old_files)
-                and same_setup
-                and storage.outputs_intact(out, old_manifest)
-            ):
-                _fill_from_manifest(summary, old_manifest)
-                summary.up_to_date = True
-                summary.seconds = time.monotonic() - started
+            summary.files, summary.warnings = plan.files, [*notes, *planner.warnings]
+            manifest = storage.load_manifest(out)
+            if _up_to_date(plan, manifest, request):
+                _fill_from_manifest(summary, manifest)
+                summary.up_to_date, summary.seconds = True, time.monotonic() - started
                 return summary
-            del old_manifest, old_files, current
+            del manifest
             run_id = f"{int(time.time() * 1000):x}{os.getpid():x}"
             work = out / storage.CACHE_DIR / storage.RUNS_DIR / run_id
             tasks = engine.tasks_for(len(plan.changed), workers, executor)
-            _write_work(work, plan, tasks, run_id, out, corpus_root, settings, shard_size, progress, executor)
-            plan.kept = []
+            _write_work(work, plan, tasks, run_id, request)
             if executor == "slurm":
-                _submit_slurm(work, options, plan, tasks, cfg, cache_key, run_id, summary)
+                _submit_slurm(work, request.options, plan, tasks, request, run_id, summary)
                 return summary
             try:
-                _run_stages(work, options, tasks, plan, cfg, cache_key, run_id, progress, clock)
+                _run_stages(work, request, tasks, plan, run_id, clock)
             except BaseException:
                 if not (out / storage.JOURNAL_NAME).exists():  # else the swap began: the next run completes it
                     storage.remove_stale(out, live_before)
@@ -709,18 +759,9 @@ def _inside(path: Path | str, root: Path | str) -> bool:
     return path == root or root in path.parents
 
 
-def _write_work(
-    work: Path,
-    plan: _Plan,
-    tasks: int,
-    run_id: str,
-    out: Path,
-    corpus_root: Path | str,
-    settings: dict[str, Any],
-    shard_size: int,
-    progress: bool,
-    executor: str,
-) -> None:
+def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Request) -> None:
+    """The run's work folder: per-task plans, the kept index entries and the run's settings."""
+    out = request.out
     (work / engine.PLAN_DIR).mkdir(parents=True)
     (work / engine.ENTRIES_DIR).mkdir()
     for rank in range(tasks):
@@ -729,45 +770,35 @@ def _write_work(
     with (work / engine.INDEX_FILE).open("wb") as handle:
         for entry in plan.kept:
             handle.write(orjson.dumps(entry) + b"\n")
+    plan.kept = []
     run = {
         "run_id": run_id,
         "out_dir": str(out),
         "parts_dir": str(out / storage.CACHE_DIR / storage.PARTS_DIR),
-        "corpus_root_label": _root_label(corpus_root),
-        "settings": settings,
-        "shard_size": shard_size,
-        "progress": progress,
+        "corpus_root_label": _root_label(request.corpus_root),
+        "settings": request.settings,
+        "shard_size": request.shard_size,
+        "progress": request.progress,
         "reparsed": len(plan.changed),
-        "take_lock": executor == "slurm",
+        "take_lock": request.options.executor == "slurm",
     }
     (work / engine.RUN_FILE).write_bytes(orjson.dumps(run))
 
 
-def _stage_pipelines(
-    work: Path, cfg: NormalizeConfig, cache_key: str, run_id: str
-) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
+def _stage_pipelines(work: Path, request: _Request, run_id: str) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     parts_dir = work.parents[1] / storage.PARTS_DIR
     return (
-        engine.extract_pipeline(work, parts_dir, run_id, cache_key, cfg),
+        engine.extract_pipeline(work, parts_dir, run_id, request.cache_key, request.config),
         [engine.Collect(str(work))],
         [engine.BandPairs(str(work))],
         [Commit(str(work))],
     )
 
 
-def _run_stages(
-    work: Path,
-    options: engine.EngineOptions,
-    tasks: int,
-    plan: _Plan,
-    cfg: NormalizeConfig,
-    cache_key: str,
-    run_id: str,
-    progress: bool,
-    clock: _StageClock,
-) -> None:
+def _run_stages(work: Path, request: _Request, tasks: int, plan: _Plan, run_id: str, clock: _StageClock) -> None:
     """Local and Ray: the parallel stages through the executor, the one-task stages in this process."""
-    extract, _, bands_stage, _ = _stage_pipelines(work, cfg, cache_key, run_id)
+    options, progress = request.options, request.progress
+    extract, _, bands_stage, _ = _stage_pipelines(work, request, run_id)
     bands, _ = dedup.lsh_bands(dedup.THRESHOLD, dedup.NUM_PERM)
     files_per_rank = [len(engine.shard(plan.changed, rank, tasks)) for rank in range(tasks)]
     bar = _LazyBar(len(plan.changed), progress, files_per_rank)
@@ -821,18 +852,11 @@ def _check_complete(
 
 
 def _submit_slurm(
-    work: Path,
-    options: engine.EngineOptions,
-    plan: _Plan,
-    tasks: int,
-    cfg: NormalizeConfig,
-    cache_key: str,
-    run_id: str,
-    summary: Summary,
+    work: Path, options: engine.EngineOptions, plan: _Plan, tasks: int, request: _Request, run_id: str, summary: Summary
 ) -> None:
     """One Slurm job array per stage, chained by dependencies; the commit job takes the lock."""
     engine.quiet_datatrove()
-    extract, collect, bands_stage, commit_stage = _stage_pipelines(work, cfg, cache_key, run_id)
+    extract, collect, bands_stage, commit_stage = _stage_pipelines(work, request, run_id)
     bands, _ = dedup.lsh_bands(dedup.THRESHOLD, dedup.NUM_PERM)
     logs = work / engine.LOGS_DIR
     scripts: list[Path] = []
