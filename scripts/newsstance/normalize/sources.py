@@ -119,11 +119,13 @@ def discover(inputs: Sequence[Path], root: Path, exclude: Path | None = None) ->
 
     Regular files, special files (reported at read time, never opened) and symlinks that leave
     `root` or dangle (reported at read time) are listed under the path they were found at;
-    folders, including symlinked folders inside `root`, are walked once each by real identity.
+    folders, including symlinked folders inside `root`, are walked once each by real identity,
+    real paths first (a link only adds folders not reachable without it; the others are noted).
     """
     root = root.resolve()
     found: set[Path] = set()
     visited: set[tuple[int, int]] = set()
+    linked: list[Path] = []
     notes: list[str] = []
     excluded = exclude.resolve() if exclude is not None else None
 
@@ -155,7 +157,7 @@ def discover(inputs: Sequence[Path], root: Path, exclude: Path | None = None) ->
                 if excluded is not None and target == excluded:
                     continue
                 if is_inside(target, root) and target.is_dir():
-                    walk(path)
+                    linked.append(path)  # walked after every real folder: real paths win over aliases
                 elif not skip_name(entry.name):
                     found.add(path)  # file link, outside link or dangling link: read_stable decides
             elif entry.is_dir(follow_symlinks=False):
@@ -174,6 +176,8 @@ def discover(inputs: Sequence[Path], root: Path, exclude: Path | None = None) ->
             walk(path)
         elif not skip_name(path.name):
             found.add(path)
+    while linked:  # symlinked folders inside the root, once each by real identity
+        walk(linked.pop(0))
     return Discovery(sorted(found), notes)
 
 
