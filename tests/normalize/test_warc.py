@@ -142,6 +142,8 @@ def test_warc_records_become_articles_or_quarantine_by_reason(normalize, tmp_pat
     with (raw / name).open("rb") as handle:
         kinds = Counter(item.kind if isinstance(item, WarcSkipped) else "page" for item in iter_warc(handle, max_bytes))
     assert kinds["warcinfo"] == kinds["request"] == kinds["metadata"] == 1 and kinds["page"] == 3  # counted
+    counters = next(c for c in result.summary.step_stats.values() if "warc:page" in c)  # the run reports them
+    assert (counters["warc:page"], counters["warc:request"], counters["warc:metadata"]) == (3, 1, 1)
 
     again = normalize({}, max_bytes=max_bytes, crawl_time="2026-01-01T00:00:00Z")
     assert again.summary.up_to_date and again.records == result.records
