@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from newsstance.normalize import engine, runner, storage
+from newsstance.normalize import commit, engine, runner, storage
 from newsstance.normalize.runner import run_normalize
 
 CRAWL = "2026-03-14T09:30:00Z"
@@ -217,7 +217,7 @@ def test_shards_are_contiguous_and_cover_everything():
 
 def test_cache_parts_are_compacted_when_mostly_dead(tmp_path, pages, monkeypatch, outputs):
     """Dead segments (of changed or deleted files) never outweigh live ones for long: the cache stays < 2x."""
-    monkeypatch.setattr(runner, "COMPACT_MIN_DEAD_BYTES", 0)
+    monkeypatch.setattr(commit, "COMPACT_MIN_DEAD_BYTES", 0)
     monkeypatch.setattr(engine, "tasks_for", lambda files, workers, executor: 1)  # one part for four files
     files = {f"p{i}.txt": pages.aggregator.replace("Quillon Bay", f"Quillon Bay {i}") for i in range(4)}
     raw, out = _raw(tmp_path, pages, files), tmp_path / "out"
