@@ -68,6 +68,7 @@ def silver_from_predictions(path: Path, articles_by_id: Mapping[str, Record], mo
         if article is None:
             raise UserError(f"{path}:{number}: prediction for unknown article {record['id']}")
         text = article["text"]
-        entities[record["id"]] = [{**e, "text": text[e["start"] : e["end"]]} for e in record["entities"]]
+        if "entities" in record:  # a stance-only file predicts no entities (not "no entities")
+            entities[record["id"]] = [{**e, "text": text[e["start"] : e["end"]]} for e in record["entities"]]
         stances[record["id"]] = dict(record.get("stances") or {})
     return Silver(model=model or f"predictions:{path.name}", entities=entities, stances=stances)
