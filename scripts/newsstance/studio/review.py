@@ -89,6 +89,10 @@ def push_review(
             result.already_present += 1
     if new:
         with conn.errors(f"importing review tasks into {project!r}"):
-            client.projects.import_tasks(id=project_id, request=new, return_task_ids=True)
+            client.projects.import_tasks(
+                id=project_id,
+                request=new,  # type: ignore[arg-type]  # plain dicts are what the API takes
+                return_task_ids=True,
+            )
     result.pushed = len(new)
     return result
