@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -335,3 +336,69 @@ def test_data_dir_is_private_and_another_user_cannot_read_the_database(
             server.stop()
     finally:
         shutil.rmtree(outer, ignore_errors=True)
+
+
+# --- the commands as an operator runs them -------------------------------------------------------
+
+
+def newsstance(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsstance.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        check=False,
+    )
+
+
+def test_team_commands_from_the_command_line(
+    make_article: Any, ls_conn: Connection, unique_title: Any, tmp_path: Path
+) -> None:
+    auth = ["--url", ls_conn.url, "--api-key", ls_conn.api_key]
+    title = unique_title("cli")
+    push_articles(
+        ls_conn,
+        generated_articles(make_article, 2, uuid.uuid4().hex[:6]),
+        project=title,
+        state_path=tmp_path / "s.json",
+    )
+    email = f"fern-{uuid.uuid4().hex[:6]}@newsstance.test"
+    added = newsstance("studio", "annotators", "add", email, *auth)
+    assert added.returncode == 0, added.stderr
+    password = added.stdout.split("one-time password: ")[1].split()[0]
+    assert login_works(ls_conn.url, email, password)
+
+    listed = newsstance("studio", "annotators", "list", "--project", title, *auth)
+    assert listed.returncode == 0 and f"{email}: 0 annotation(s), 0 skipped" in listed.stdout
+
+    configured = newsstance("studio", "configure", "--project", title, "--overlap", "3", "--order", "random", *auth)
+    assert configured.returncode == 0 and "overlap 3, order random" in configured.stdout
+    progress = newsstance("studio", "progress", "--project", title, "--conflicts", str(tmp_path / "none.jsonl"), *auth)
+    assert progress.returncode == 0, progress.stderr
+    assert "0/2 task(s) done" in progress.stdout and "overlap 3, order random" in progress.stdout
+
+    for bad, message in [
+        (["studio", "annotators", "add", "not-an-address", *auth], "is not an e-mail address"),
+        (["studio", "annotators", "add", email, *auth], "already has an account"),
+        (["studio", "configure", "--project", title, *auth], "nothing to change"),
+        (["studio", "configure", "--project", title, "--order", "alphabetical", *auth], "--order must be one of"),
+        (["studio", "up", "--db", "mysql", "--data-dir", str(tmp_path / "x")], "--db must be one of"),
+    ]:
+        result = newsstance(*bad)
+        assert result.returncode != 0 and message in result.stderr, (bad, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_status_says_how_to_log_in(ls_server: ManagedServer) -> None:
+    status = newsstance("studio", "status", "--data-dir", str(ls_server.data_dir))
+    assert status.returncode == 0
+    creds = ls_server.credentials()
+    assert creds is not None
+    assert f"log in at {ls_server.url}/user/login/ as {creds.username}" in status.stdout
+    assert creds.password not in status.stdout and creds.token not in status.stdout
+
+
+def test_an_existing_data_dir_cannot_switch_database(ls_server: ManagedServer) -> None:
+    with pytest.raises(UserError, match="cannot switch to postgresql"):
+        ManagedServer(ls_server.data_dir, db="postgresql")._choose_database()

@@ -19,6 +19,7 @@ from newsstance.studio.adjudicate import review_tasks
 from newsstance.studio.client import Connection
 from newsstance.studio.project import ensure_project
 from newsstance.studio.push import article_paths, server_tasks, task_problems
+from newsstance.studio.writer import project_lock, remove_duplicate_tasks
 
 
 @dataclass
@@ -68,7 +69,26 @@ def push_review(
     annotations_path: Path | None = None,
     articles_glob: str | None = None,
 ) -> ReviewResult:
-    """Create/update the review project and add a task per conflicted article not already there."""
+    """Create/update the review project and add a task per conflicted article not already there
+    (under the project's write lock; duplicates from a concurrent writer elsewhere are removed)."""
+    with project_lock(conn.url, project):
+        return _push_review_unlocked(
+            conn,
+            project=project,
+            conflicts_path=conflicts_path,
+            annotations_path=annotations_path,
+            articles_glob=articles_glob,
+        )
+
+
+def _push_review_unlocked(
+    conn: Connection,
+    *,
+    project: str,
+    conflicts_path: Path | None,
+    annotations_path: Path | None,
+    articles_glob: str | None,
+) -> ReviewResult:
     root = project_root()
     conflicts_path = conflicts_path or root / "annotations" / "conflicts.jsonl"
     annotations_path = annotations_path or root / "annotations" / "annotations.jsonl"
@@ -94,5 +114,7 @@ def push_review(
                 request=new,  # type: ignore[arg-type]  # plain dicts are what the API takes
                 return_task_ids=True,
             )
-    result.pushed = len(new)
+        removed = remove_duplicate_tasks(client, conn, project_id).removed
+        result.already_present += len(removed)
+        result.pushed = len(new) - len(removed)
     return result
