@@ -60,7 +60,8 @@ def make_names(rng: random.Random) -> Names:
     persons = sorted({f"{word(rng, 2)} {word(rng, 2)}" for _ in range(400)})
     orgs = sorted({f"{word(rng, 2)} {rng.choice(['Energy', 'Union', 'Bank', 'Party', 'Gazette'])}" for _ in range(200)})
     places = sorted({word(rng, 3) for _ in range(200)})
-    rng.shuffle(persons), rng.shuffle(orgs), rng.shuffle(places)
+    for group in (persons, orgs, places):
+        rng.shuffle(group)
     return Names(persons, orgs, places, set(places[: len(places) // 10]))
 
 
@@ -127,7 +128,7 @@ class ScoredGazetteer:
     def score(self, text: str) -> tuple[float, int]:
         regions = self.gazetteer.tag(text)
         confidences = []
-        covered = set()
+        covered: set[int] = set()
         for span in regions:
             counter = self.counts[text[span.start : span.end]]
             confidences.append(counter[span.label] / sum(counter.values()))
