@@ -206,8 +206,12 @@ def ls_pg_conn(ls_pg_server: ManagedServer) -> Connection:
     return Connection(url=ls_pg_server.url, api_key=ls_pg_server.api_key, kind="legacy", managed=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.xdist_group("labelstudio-pg"))])
 def any_ls_conn(request: pytest.FixtureRequest) -> Connection:
-    """The session's SQLite server, then its PostgreSQL twin: tests using this run on both."""
+    """The session's SQLite server, then its PostgreSQL twin: tests using this run on both.
+
+    The PostgreSQL variants form their own xdist group (`labelstudio_labelstudio-pg`), so under
+    `-n 2 --dist loadgroup` the PostgreSQL server migrates and serves on the other worker while
+    the SQLite group runs."""
     name = "ls_conn" if request.param == "sqlite" else "ls_pg_conn"
     return request.getfixturevalue(name)

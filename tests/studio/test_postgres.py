@@ -16,7 +16,10 @@ import pytest
 from newsstance.errors import UserError
 from newsstance.studio.postgres import DATABASE, HOST, PostgresCluster, find_bin_dir, new_config
 
-pytestmark = pytest.mark.skipif(find_bin_dir() is None, reason="PostgreSQL binaries not installed")
+pytestmark = [
+    pytest.mark.skipif(find_bin_dir() is None, reason="PostgreSQL binaries not installed"),
+    pytest.mark.xdist_group("labelstudio-pg"),
+]
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def test_two_machines_pushing_at_once_leave_each_article_once(
     make_article: Any, any_ls_conn: Connection, unique_title: Any, tmp_path: Path
 ) -> None:
     """Separate state and lock folders = two machines: only the server-side check can prevent duplicates."""
-    articles = generated_articles(make_article, 30, uuid.uuid4().hex[:6])
+    articles = generated_articles(make_article, 16, uuid.uuid4().hex[:6])
     title = unique_title("race")
     # Create the project first: two machines creating it at once would make two projects.
     push_articles(any_ls_conn, articles[:1], project=title, state_path=tmp_path / "setup" / "s.json", progress=False)
@@ -99,13 +99,12 @@ def test_two_machines_pushing_at_once_leave_each_article_once(
             any_ls_conn,
             articles,
             project=title,
-            batch_size=3,
+            batch_size=4,
             state_path=tmp_path / name / "state.json",
             progress=False,
         )
 
     first, second = run_concurrently(lambda: machine("a"), lambda: machine("b"))
-    print("duplicates removed:", first.duplicates_removed, second.duplicates_removed)
     counts = article_counts(any_ls_conn, first.project_id)
     assert counts == {a["id"]: 1 for a in articles}
     assert first.pushed + second.pushed == len(articles) - 1
@@ -380,9 +379,7 @@ def test_team_commands_from_the_command_line(
 
     for bad, message in [
         (["studio", "annotators", "add", "not-an-address", *auth], "is not an e-mail address"),
-        (["studio", "annotators", "add", email, *auth], "already has an account"),
         (["studio", "configure", "--project", title, *auth], "nothing to change"),
-        (["studio", "configure", "--project", title, "--order", "alphabetical", *auth], "--order must be one of"),
         (["studio", "up", "--db", "mysql", "--data-dir", str(tmp_path / "x")], "--db must be one of"),
     ]:
         result = newsstance(*bad)
