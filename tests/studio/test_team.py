@@ -116,6 +116,34 @@ def test_two_machines_pushing_at_once_leave_each_article_once(
     assert (again.pushed, again.already_present) == (0, len(articles))
 
 
+def test_a_crashed_writers_duplicate_is_removed_once_settled(
+    make_article: Any, ls_conn: Connection, unique_title: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A duplicate nobody cleaned up (its writer died before checking) is left alone while it is
+    recent - its writer may still be checking - and removed by the next push once settled."""
+    from newsstance.studio import writer
+    from newsstance.studio.push import task_data
+
+    articles = generated_articles(make_article, 4, uuid.uuid4().hex[:6])
+    title = unique_title("leftover")
+    state = tmp_path / "state.json"
+    first = push_articles(ls_conn, articles[:2], project=title, state_path=state, progress=False)
+    ls_conn.client().projects.import_tasks(id=first.project_id, request=[{"data": task_data(articles[0])}])
+
+    recent = push_articles(ls_conn, articles[:3], project=title, state_path=state, progress=False)
+    assert recent.duplicates_removed == 0
+    assert article_counts(ls_conn, first.project_id)[articles[0]["id"]] == 2
+
+    monkeypatch.setattr(writer, "SETTLE_SECONDS", 0.0)
+    settled = push_articles(ls_conn, articles, project=title, state_path=state, progress=False)
+    assert settled.duplicates_removed == 1 and settled.pushed == 1
+    counts = article_counts(ls_conn, first.project_id)
+    assert counts == {a["id"]: 1 for a in articles}
+    # The task kept is the original one.
+    kept = {t["data"]["article_id"]: t["id"] for t in export(ls_conn, first.project_id)}
+    assert kept[articles[0]["id"]] == first.task_ids[articles[0]["id"]]
+
+
 def test_two_pushes_on_one_machine_wait_for_each_other(
     make_article: Any, ls_conn: Connection, unique_title: Any, tmp_path: Path
 ) -> None:

@@ -239,6 +239,7 @@ class PushState:
     project_created_at: str
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_count: int = 0
+    rebuilt: bool = False  # read from the server this run (someone else changed the project)
 
     @classmethod
     def load(cls, path: Path, url: str, project_id: int, project_created_at: str) -> PushState | None:
@@ -293,7 +294,7 @@ def load_or_reconcile_state(client: LabelStudio, conn: Connection, project: dict
     count = project_task_count(client, conn, project_id)
     if state is not None and state.task_count == count:
         return state
-    state = PushState(path, conn.url, project_id, created_at, task_count=count)
+    state = PushState(path, conn.url, project_id, created_at, task_count=count, rebuilt=True)
     if count:
         tqdm.write(f"reconciling push state with the {count} task(s) on the server", file=sys.stderr)
         state.tasks = server_tasks(client, conn, project_id)
@@ -318,6 +319,8 @@ class PushResult:
     task_ids: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     duplicates_removed: int = 0
+    expected_task_count: int = 0  # tasks in the project if nobody else wrote to it meanwhile
+    reconciled: bool = False  # the push state was rebuilt from the server (another writer was there)
 
     def summary(self) -> str:
         parts = [
@@ -358,11 +361,17 @@ def push_articles(
     writer elsewhere created (see `writer.py`). Options: those of `_push_unlocked`."""
     with project_lock(conn.url, project, lock_dir or (state_path.parent if state_path else None)):
         result = _push_unlocked(conn, articles, project=project, state_path=state_path, **options)
-        if result.pushed:
-            report = remove_duplicate_tasks(conn.client(), conn, result.project_id)
+        client = conn.client()
+        # Cheap check first: when the task count is what our own imports explain, no other writer
+        # added tasks meanwhile. Of two concurrent writers the later check sees all tasks of both.
+        if result.reconciled or (
+            result.pushed and project_task_count(client, conn, result.project_id) != result.expected_task_count
+        ):
+            report = remove_duplicate_tasks(client, conn, result.project_id, mine=set(result.task_ids.values()))
             ours = set(report.removed) & set(result.task_ids.values())
-            if report.removed:
-                # Our state file maps some articles to deleted tasks: the next push rebuilds it.
+            if report.removed or report.left_for_their_writer:
+                # Our state may map articles to deleted tasks, and recent duplicates of another writer
+                # need another look: the next push rebuilds the state from the server and checks again.
                 (state_path or default_state_path(conn.url, result.project_id)).unlink(missing_ok=True)
                 kept = report.kept
                 result.task_ids.update({a: kept[a] for a, t in result.task_ids.items() if t in ours and a in kept})
@@ -464,6 +473,8 @@ def _push_unlocked(
         # Uncertainty sampling only considers predictions of the project's current model version.
         with conn.errors(f"setting the model version of project {project!r}"):
             client.projects.update(project_id, model_version=result.model_version)
+    result.expected_task_count = state.task_count
+    result.reconciled = state.rebuilt
     result.seconds = time.perf_counter() - started
     return result
 

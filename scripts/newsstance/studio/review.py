@@ -109,12 +109,13 @@ def _push_review_unlocked(
             result.already_present += 1
     if new:
         with conn.errors(f"importing review tasks into {project!r}"):
-            client.projects.import_tasks(
+            response = client.projects.import_tasks(
                 id=project_id,
                 request=new,  # type: ignore[arg-type]  # plain dicts are what the API takes
                 return_task_ids=True,
             )
-        removed = remove_duplicate_tasks(client, conn, project_id).removed
+        mine = [int(t) for t in getattr(response, "task_ids", None) or []]
+        removed = remove_duplicate_tasks(client, conn, project_id, mine=mine).removed
         result.already_present += len(removed)
         result.pushed = len(new) - len(removed)
     return result

@@ -6,11 +6,16 @@ both import it. Two guards, because either alone is not enough:
 - a local lock (`fcntl`, one file per server and project under the state dir) serialises
   writers on one machine - the case of the managed server; the second push waits, then finds
   every article already there;
-- a check against the server after importing, for writers on different machines: re-list the
-  project's article ids and, for every article now held by several tasks, keep the oldest task
-  and delete the newer ones that nobody has annotated yet. Both writers run the same rule, so
-  whatever the interleaving exactly one task per article remains and none is ever lost (the
-  oldest is never deleted; an annotated duplicate is reported, not deleted).
+- a check against the server after importing, for writers on different machines: when the
+  project holds more tasks than our own imports explain (one cheap request), re-list the
+  project's article ids; for every article now held by several tasks the oldest task wins, and
+  each writer deletes its OWN newer, unannotated duplicates. Task ids grow in commit order on
+  SQLite, so the writer holding the newer task always checks after the older one is visible:
+  exactly one task per article remains, none is ever lost (the oldest is never deleted), and no
+  writer deletes a task another writer still believes it created (its state stays true).
+  Leftovers - a writer killed before its check, or on PostgreSQL a lower id committed after the
+  other writer checked - are removed by the next writer that sees them once they are older than
+  `SETTLE_SECONDS` (their writer is done by then); annotated duplicates are reported, never deleted.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
     from newsstance.studio.client import Connection
 
 DEFAULT_LOCK_TIMEOUT = 1800.0  # a big push takes minutes; waiting longer means something hangs
+SETTLE_SECONDS = 300.0  # a duplicate this old is a leftover: the push that made it has checked by then
 
 
 def _slug(text: str) -> str:
@@ -86,12 +93,13 @@ class DuplicateReport:
     """What the post-import check found and did."""
 
     removed: list[int] = field(default_factory=list)
+    left_for_their_writer: list[int] = field(default_factory=list)  # others' recent duplicates
     kept: dict[str, int] = field(default_factory=dict)  # article id -> the task kept, for duplicated articles
     annotated_duplicates: dict[str, list[int]] = field(default_factory=dict)
 
 
 def project_task_index(client: LabelStudio, conn: Connection, project_id: int) -> dict[str, list[dict[str, Any]]]:
-    """article id -> its tasks on the server ({id, annotated}), oldest first."""
+    """article id -> its tasks on the server ({id, annotated, age in seconds}), oldest first."""
     with conn.errors("re-listing the project's tasks"):
         raw = b"".join(client.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=True))
     index: dict[str, list[dict[str, Any]]] = {}
@@ -99,16 +107,35 @@ def project_task_index(client: LabelStudio, conn: Connection, project_id: int) -
         article_id = (task.get("data") or {}).get("article_id")
         if isinstance(article_id, str):
             annotated = any(not a.get("was_cancelled") for a in task.get("annotations") or [])
-            index.setdefault(article_id, []).append({"id": int(task["id"]), "annotated": annotated})
+            index.setdefault(article_id, []).append(
+                {"id": int(task["id"]), "annotated": annotated, "age": _age_seconds(task.get("created_at"))}
+            )
     for tasks in index.values():
         tasks.sort(key=lambda t: t["id"])
     return index
 
 
-def remove_duplicate_tasks(client: LabelStudio, conn: Connection, project_id: int) -> DuplicateReport:
-    """Keep the oldest task of every article; delete newer unannotated duplicates (see module doc)."""
+def _age_seconds(created_at: object) -> float:
+    """Seconds since a task was created (0 when unknown, so it counts as recent)."""
+    if not isinstance(created_at, str):
+        return 0.0
+    try:
+        created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - created).total_seconds())
+
+
+def remove_duplicate_tasks(
+    client: LabelStudio, conn: Connection, project_id: int, mine: Collection[int] = ()
+) -> DuplicateReport:
+    """Keep the oldest task of every article; delete the newer unannotated duplicates that are ours
+    (`mine`) or old enough to be leftovers (see module doc)."""
     from label_studio_sdk.core.api_error import ApiError
 
+    mine = set(mine)
     report = DuplicateReport()
     for article_id, tasks in project_task_index(client, conn, project_id).items():
         if len(tasks) > 1:
@@ -117,10 +144,13 @@ def remove_duplicate_tasks(client: LabelStudio, conn: Connection, project_id: in
             if task["annotated"]:
                 report.annotated_duplicates.setdefault(article_id, []).append(task["id"])
                 continue
+            if task["id"] not in mine and task["age"] < SETTLE_SECONDS:
+                report.left_for_their_writer.append(task["id"])
+                continue
             try:
                 client.tasks.delete(task["id"])
             except ApiError as exc:
-                if exc.status_code != 404:  # 404: the other writer removed it first
+                if exc.status_code != 404:  # 404: someone removed it first
                     raise UserError(
                         conn.redact(f"could not delete duplicate task {task['id']} at {conn.url}: {exc.status_code}")
                     ) from None
