@@ -19,7 +19,9 @@ import orjson
 import pytest
 
 from newsstance.errors import UserError
+from newsstance.scheme import load_scheme
 from newsstance.studio.client import Connection, invite_user
+from newsstance.studio.project import ensure_project
 from newsstance.studio.push import PushResult, push_articles
 from newsstance.studio.server import SQLITE_NAME, ManagedServer, ensure_template, free_port, label_studio_bin
 from newsstance.studio.team import (
@@ -91,8 +93,8 @@ def test_two_machines_pushing_at_once_leave_each_article_once(
     """Separate state and lock folders = two machines: only the server-side check can prevent duplicates."""
     articles = generated_articles(make_article, 16, uuid.uuid4().hex[:6])
     title = unique_title("race")
-    # Create the project first: two machines creating it at once would make two projects.
-    push_articles(any_ls_conn, articles[:1], project=title, state_path=tmp_path / "setup" / "s.json", progress=False)
+    # Create the (empty) project first: two machines creating it at once would make two projects.
+    ensure_project(any_ls_conn.client(), any_ls_conn, title, load_scheme())
 
     def machine(name: str) -> PushResult:
         return push_articles(
@@ -107,7 +109,7 @@ def test_two_machines_pushing_at_once_leave_each_article_once(
     first, second = run_concurrently(lambda: machine("a"), lambda: machine("b"))
     counts = article_counts(any_ls_conn, first.project_id)
     assert counts == {a["id"]: 1 for a in articles}
-    assert first.pushed + second.pushed == len(articles) - 1
+    assert first.pushed + second.pushed == len(articles)
     # Each result points at tasks that still exist.
     live = {t["id"] for t in export(any_ls_conn, first.project_id)}
     assert set(first.task_ids.values()) <= live and set(second.task_ids.values()) <= live

@@ -294,7 +294,7 @@ def load_or_reconcile_state(client: LabelStudio, conn: Connection, project: dict
     count = project_task_count(client, conn, project_id)
     if state is not None and state.task_count == count:
         return state
-    state = PushState(path, conn.url, project_id, created_at, task_count=count, rebuilt=True)
+    state = PushState(path, conn.url, project_id, created_at, task_count=count, rebuilt=count > 0)
     if count:
         tqdm.write(f"reconciling push state with the {count} task(s) on the server", file=sys.stderr)
         state.tasks = server_tasks(client, conn, project_id)
