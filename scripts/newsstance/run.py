@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from newsstance.errors import UserError
-from newsstance.paths import project_root
+from newsstance.paths import AGREEMENT_JSON, ANNOTATIONS_JSONL, GOLD_JSONL, SAMPLE_GOLD_JSONL, project_root
 
 
 def _step(title: str) -> None:
@@ -27,8 +27,8 @@ def _gold_path(root: Path, gold: Path | None) -> Path:
         if not gold.is_file():
             raise UserError(f"gold file not found: {gold}")
         return gold
-    adjudicated = root / "annotations" / "gold.jsonl"
-    return adjudicated if adjudicated.is_file() else root / "annotations" / "sample" / "gold.jsonl"
+    adjudicated = root / GOLD_JSONL
+    return adjudicated if adjudicated.is_file() else root / SAMPLE_GOLD_JSONL
 
 
 def _push_if_reachable(project: str, preannotate: str, model: str | None) -> None:
@@ -108,12 +108,12 @@ def register(app: typer.Typer) -> None:
             _push_if_reachable(project, preannotate, model)
         else:
             typer.echo("skipped (--no-push)")
-        annotations = root / "annotations" / "annotations.jsonl"
+        annotations = root / ANNOTATIONS_JSONL
         if annotations.is_file():
+            from newsstance.gold.agree import run_agree
             from newsstance.scheme import load_scheme
-            from newsstance.studio.agree import run_agree
 
-            run_agree(annotations, root / "annotations" / "agreement.json", load_scheme())
+            run_agree(annotations, root / AGREEMENT_JSON, load_scheme())
         typer.echo(f"gold annotations: {gold_path.relative_to(root) if root in gold_path.parents else gold_path}")
 
         _step("3/4 build the release")

@@ -8,6 +8,7 @@ gold and prediction records (`schema/annotation.schema.json`, `gold.schema.json`
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 import orjson
 
 from newsstance.errors import UserError
-from newsstance.paths import project_root
+from newsstance.paths import SCHEME_YAML, in_project, project_root
 from newsstance.records import Validator, atomic_write, read_yaml_mapping, validator
 
 # Label Studio control/object names used in the labelling config and in exports.
@@ -64,6 +65,10 @@ class Scheme:
     stance_targets: tuple[StanceTarget, ...]
     mention_stance: bool
     source_path: Path | None = None
+    polar_stance_labels: tuple[str, ...] = ()
+    # Which entity spans may share characters: "none" (the BIO tags of a release need this),
+    # "nested" (one span inside another) or "any". Checked at pull and adjudication.
+    span_overlap: str = "none"
 
     # --- label inventories -------------------------------------------------
     @property
@@ -74,6 +79,11 @@ class Scheme:
     def stance_names(self) -> list[str]:
         """Stance values for an entity mention: favor/against/neutral by default."""
         return [label.name for label in self.stance_labels]
+
+    @property
+    def polar_stance_names(self) -> list[str]:
+        """Stance labels that take a side: F_avg (SemEval-2016) averages their F1. Default: the first two."""
+        return list(self.polar_stance_labels) or self.stance_names[:2]
 
     @property
     def document_stance_names(self) -> list[str]:
@@ -243,7 +253,10 @@ class Scheme:
                     "items": {"type": "integer"},
                     "description": "Label Studio annotations this gold record was adjudicated from.",
                 },
-                "method": {"enum": ["ground_truth", "unanimous", "majority", "single", "manual"]},
+                "method": {
+                    "enum": ["ground_truth", "unanimous", "majority", "agreed_items_only", "single", "manual"],
+                    "description": "What adjudication did (see newsstance.gold.adjudicate).",
+                },
                 "scheme_version": {"type": "string"},
             },
         }
@@ -254,11 +267,13 @@ class Scheme:
             **self._header(
                 "predictions.schema.json",
                 "newsstance prediction record",
-                "A model's predictions for one article (JSON Lines, one object per article).",
+                "A model's predictions for one article (JSON Lines, one object per article). `entities` and "
+                "`stances` are each optional: a file that leaves one out on every line does not predict that task.",
             ),
             "type": "object",
             "additionalProperties": False,
-            "required": ["id", "entities", "stances"],
+            "required": ["id"],
+            "anyOf": [{"required": ["entities"]}, {"required": ["stances"]}],
             "properties": {
                 "id": ARTICLE_ID,
                 "entities": {"type": "array", "items": self._entity_schema(with_text=False, with_region=False)},
@@ -298,6 +313,10 @@ def scheme_from_dict(data: dict[str, Any], source_path: Path | None = None) -> S
             raise UserError(f"{where}: duplicate {kind}: {', '.join(dupes)}")
     if data["not_about_label"] in {s.name for s in stance}:
         raise UserError(f"{where}: not_about_label {data['not_about_label']!r} is also a stance label")
+    polar = tuple(data.get("polar_stance_labels") or ())
+    unknown = [name for name in polar if name not in {s.name for s in stance}]
+    if unknown:
+        raise UserError(f"{where}: polar_stance_labels {', '.join(unknown)} not among the stance labels")
     return Scheme(
         scheme_version=data["scheme_version"],
         language=data["language"],
@@ -307,11 +326,13 @@ def scheme_from_dict(data: dict[str, Any], source_path: Path | None = None) -> S
         stance_targets=targets,
         mention_stance=data["mention_stance"],
         source_path=source_path,
+        polar_stance_labels=polar,
+        span_overlap=data.get("span_overlap", "none"),
     )
 
 
 def default_scheme_path() -> Path:
-    return project_root() / "annotations" / "scheme.yaml"
+    return in_project(SCHEME_YAML)
 
 
 def load_scheme(path: Path | None = None) -> Scheme:
@@ -363,3 +384,26 @@ def out_of_sync(scheme: Scheme, root: Path | None = None) -> list[str]:
 def record_validator(kind: str) -> Validator:
     """Validator for `annotation`, `gold` or `predictions` records (derived schemas)."""
     return validator(f"{kind}.schema.json")
+
+
+def overlap_violations(
+    entities: Sequence[Mapping[str, Any]], rule: str
+) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """Pairs of spans that break the scheme's `span_overlap` rule ("none", "nested" or "any").
+
+    Under "none" any shared character breaks it; under "nested" a span may lie inside another but
+    two spans may not cross or coincide; "any" allows everything (identical spans with the same
+    label are still reported: they are one span marked twice)."""
+    ordered = sorted(entities, key=lambda e: (e["start"], -e["end"]))
+    pairs = []
+    for index, a in enumerate(ordered):
+        for b in ordered[index + 1 :]:
+            if b["start"] >= a["end"]:
+                break
+            same = (a["start"], a["end"]) == (b["start"], b["end"])
+            if rule == "any" and not (same and a["label"] == b["label"]):
+                continue
+            if rule == "nested" and not same and b["end"] <= a["end"]:
+                continue
+            pairs.append((a, b))
+    return pairs

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from newsstance.errors import UserError
-from newsstance.paths import project_root
+from newsstance.gold.adjudicate import review_tasks
+from newsstance.paths import ANNOTATIONS_JSONL, CONFLICTS_JSONL, article_paths, in_project
 from newsstance.records import read_jsonl
 from newsstance.scheme import load_scheme
-from newsstance.studio.adjudicate import review_tasks
 from newsstance.studio.client import Connection
 from newsstance.studio.project import ensure_project
-from newsstance.studio.push import article_paths, server_tasks, task_problems
+from newsstance.studio.push import server_tasks, task_problems
 from newsstance.studio.writer import project_lock, remove_duplicate_tasks
+
+if TYPE_CHECKING:
+    from label_studio_sdk.types.import_api_request import ImportApiRequest
 
 
 @dataclass
@@ -89,9 +92,8 @@ def _push_review_unlocked(
     annotations_path: Path | None,
     articles_glob: str | None,
 ) -> ReviewResult:
-    root = project_root()
-    conflicts_path = conflicts_path or root / "annotations" / "conflicts.jsonl"
-    annotations_path = annotations_path or root / "annotations" / "annotations.jsonl"
+    conflicts_path = conflicts_path or in_project(CONFLICTS_JSONL)
+    annotations_path = annotations_path or in_project(ANNOTATIONS_JSONL)
     tasks = build_review_tasks(conflicts_path, annotations_path, articles_glob)
     client = conn.client()
     sync = ensure_project(client, conn, project, load_scheme(), overlap=1)
@@ -109,10 +111,9 @@ def _push_review_unlocked(
             result.already_present += 1
     if new:
         with conn.errors(f"importing review tasks into {project!r}"):
+            # The SDK accepts plain task dicts (it serialises them as they are); its type says models.
             response = client.projects.import_tasks(
-                id=project_id,
-                request=new,  # type: ignore[arg-type]  # plain dicts are what the API takes
-                return_task_ids=True,
+                id=project_id, request=cast("list[ImportApiRequest]", new), return_task_ids=True
             )
         mine = [int(t) for t in getattr(response, "task_ids", None) or []]
         removed = remove_duplicate_tasks(client, conn, project_id, mine=mine).removed
