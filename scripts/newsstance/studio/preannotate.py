@@ -12,14 +12,22 @@ doubtful and when a likely entity was missed. Low score = ask a person first.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from newsstance.ner import DEFAULT_MODEL, SpacyNER, trimmed
+from newsstance.ner import DEFAULT_MODEL, NATASHA, EntityTagger, NatashaNER, SpacyNER, pipeline_for, trimmed
 from newsstance.scheme import ENTITIES_NAME, TEXT_NAME, Scheme
 
-__all__ = ["Preannotator", "ScoringPreannotator", "SpacyPreannotator", "entity_result", "prediction_score"]
+__all__ = [
+    "LanguageRoutedPreannotator",
+    "Preannotator",
+    "ScoringPreannotator",
+    "SpacyPreannotator",
+    "entity_result",
+    "prediction_score",
+]
 
 Result = dict[str, Any]
 BEAM_WIDTH = 8
@@ -108,3 +116,51 @@ class SpacyPreannotator:
                 candidates[key] = max(candidates.get(key, 0.0), float(probability))
             found.append(candidates)
         return found
+
+
+class LanguageRoutedPreannotator:
+    """Pre-annotation by each article's language: the spaCy model for the languages it covers
+    (scored, for uncertainty order), natasha for Russian, and nothing for a language with no
+    installed model (counted in `skipped`), never the English model on another language."""
+
+    def __init__(self, scheme: Scheme, model: str = DEFAULT_MODEL, label_map_path: Path | None = None):
+        self.scheme = scheme
+        self.model = model
+        self.label_map_path = label_map_path
+        self.primary = SpacyPreannotator(scheme, model, label_map_path)
+        self.model_version = self.primary.model_version
+        self._others: dict[str, EntityTagger] = {}
+        self.skipped: Counter[str] = Counter()
+
+    def _tagger(self, pipeline: str) -> EntityTagger:
+        if pipeline not in self._others:
+            self._others[pipeline] = (
+                NatashaNER(self.scheme, self.label_map_path)
+                if pipeline == NATASHA
+                else SpacyNER(self.scheme, pipeline, self.label_map_path)
+            )
+        return self._others[pipeline]
+
+    def predict_articles(
+        self, texts: Sequence[str], languages: Sequence[str | None]
+    ) -> list[tuple[list[Result], float | None, str] | None]:
+        """Per text: (results, prediction score or None, model version), or None when not pre-annotated."""
+        out: list[tuple[list[Result], float | None, str] | None] = [None] * len(texts)
+        by_pipeline: dict[str, list[int]] = {}
+        for index, language in enumerate(languages):
+            pipeline = pipeline_for(language, self.model)
+            if pipeline is None:
+                self.skipped[(language or "unknown").split("-", 1)[0]] += 1
+            else:
+                by_pipeline.setdefault(pipeline, []).append(index)
+        for pipeline, indexes in by_pipeline.items():
+            batch = [texts[i] for i in indexes]
+            if pipeline == self.model:
+                for i, (results, score) in zip(indexes, self.primary.predict_scored(batch), strict=True):
+                    out[i] = (results, score, self.model_version)
+                continue
+            tagger = self._tagger(pipeline)
+            for i, text, spans in zip(indexes, batch, tagger.spans(batch), strict=True):
+                results = [entity_result(f"p{n}", s.start, s.end, text, s.label) for n, s in enumerate(spans)]
+                out[i] = (results, None, tagger.model_version)
+        return out

@@ -48,7 +48,7 @@ from newsstance.paths import (
 from newsstance.records import read_jsonl, write_json
 from newsstance.scheme import ENTITIES_NAME, MENTION_STANCE_NAME, TEXT_NAME, Scheme, load_scheme
 from newsstance.studio.client import Connection
-from newsstance.studio.preannotate import Preannotator, Result, ScoringPreannotator
+from newsstance.studio.preannotate import LanguageRoutedPreannotator, Preannotator, Result, ScoringPreannotator
 from newsstance.studio.project import DEFAULT_OVERLAP, DEFAULT_PROJECT, ensure_project
 from newsstance.studio.writer import project_lock, remove_duplicate_tasks
 
@@ -193,18 +193,24 @@ def task_problems(task: dict[str, Any], scheme: Scheme, entity_names: frozenset[
 
 def build_tasks(
     articles: Sequence[dict[str, Any]],
-    predictions: Sequence[list[Result]] | None,
+    predictions: Sequence[list[Result] | None] | None,
     model_version: str | None,
     scheme: Scheme,
     scores: Sequence[float | None] | None = None,
+    model_versions: Sequence[str | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Tasks with inline predictions (and their scores), each validated; a bad one raises before anything is sent."""
+    """Tasks with inline predictions (and their scores), each validated; a bad one raises before anything is sent.
+
+    An article whose prediction is None (its language has no model) gets no prediction at all.
+    """
     tasks = []
     entity_names = frozenset(scheme.entity_names)
     for index, article in enumerate(articles):
         task: dict[str, Any] = {"data": task_data(article)}
-        if predictions is not None:
-            prediction: dict[str, Any] = {"model_version": model_version, "result": predictions[index]}
+        results = predictions[index] if predictions is not None else None
+        if results is not None:
+            version = model_versions[index] if model_versions is not None else None
+            prediction: dict[str, Any] = {"model_version": version or model_version, "result": results}
             score = scores[index] if scores is not None else None
             if score is not None:
                 prediction["score"] = score
@@ -325,6 +331,7 @@ class PushResult:
     duplicates_removed: int = 0
     expected_task_count: int = 0  # tasks in the project if nobody else wrote to it meanwhile
     reconciled: bool = False  # the push state was rebuilt from the server (another writer was there)
+    not_preannotated: dict[str, int] = field(default_factory=dict)  # language -> tasks without a model
 
     def summary(self) -> str:
         parts = [
@@ -342,6 +349,9 @@ class PushResult:
             parts.append(self.update.summary())
         if self.duplicates_removed:
             parts.append(f"{self.duplicates_removed} duplicate(s) from a concurrent push removed")
+        if self.not_preannotated:
+            counts = " ".join(f"{language} {n}" for language, n in sorted(self.not_preannotated.items()))
+            parts.append(f"not pre-annotated (no model for the language): {counts}")
         return ", ".join(parts) + f" in {self.seconds:.1f} s"
 
 
@@ -459,8 +469,8 @@ def _push_unlocked(
         try:
             for batch in _batches(new, batch_size):
                 # Pre-annotate this batch while Label Studio stores the previous one.
-                predictions, scores = _predict(preannotator, [a["text"] for a in batch])
-                tasks = build_tasks(batch, predictions, result.model_version, scheme, scores)
+                predictions, scores, versions = _predict(preannotator, batch)
+                tasks = build_tasks(batch, predictions, result.model_version, scheme, scores, versions)
                 if pending is not None:
                     done, pending = pending, None
                     _record_batch(done, state, result, conn, bar)
@@ -479,6 +489,8 @@ def _push_unlocked(
                 with contextlib.suppress(Exception):
                     _record_batch(pending, state, result, conn, bar)
     bar.close()
+    if isinstance(preannotator, LanguageRoutedPreannotator):
+        result.not_preannotated = dict(preannotator.skipped)
     if result.pushed and result.model_version and sync.project.get("model_version") != result.model_version:
         # Uncertainty sampling only considers predictions of the project's current model version.
         with conn.errors(f"setting the model version of project {project!r}"):
@@ -507,15 +519,24 @@ def _push_unlocked(
 
 
 def _predict(
-    preannotator: Preannotator | None, texts: list[str]
-) -> tuple[list[list[Result]] | None, list[float | None] | None]:
-    """Results per text, and a prediction score per text when the preannotator scores its output."""
+    preannotator: Preannotator | None, articles: Sequence[dict[str, Any]]
+) -> tuple[list[list[Result] | None] | None, list[float | None] | None, list[str | None] | None]:
+    """Results per article (None: not pre-annotated), a prediction score per article when the
+    preannotator scores its output, and the model version per article when it routes by language."""
     if preannotator is None:
-        return None, None
+        return None, None, None
+    texts = [article["text"] for article in articles]
+    if isinstance(preannotator, LanguageRoutedPreannotator):
+        routed = preannotator.predict_articles(texts, [article.get("language") for article in articles])
+        return (
+            [item[0] if item else None for item in routed],
+            [item[1] if item else None for item in routed],
+            [item[2] if item else None for item in routed],
+        )
     if isinstance(preannotator, ScoringPreannotator):
         scored = preannotator.predict_scored(texts)
-        return [results for results, _ in scored], [score for _, score in scored]
-    return preannotator.predict(texts), None
+        return [results for results, _ in scored], [score for _, score in scored], None
+    return list(preannotator.predict(texts)), None, None
 
 
 def _record_batch(pending: Pending, state: PushState, result: PushResult, conn: Connection, bar: Any) -> None:
@@ -556,7 +577,6 @@ def push(
 ) -> PushResult:
     """The whole `newsstance studio push`: read the corpus, pre-annotate, push."""
     from newsstance.ner import DEFAULT_MODEL
-    from newsstance.studio.preannotate import SpacyPreannotator
 
     paths = article_paths(articles_glob)
     if not paths:
@@ -565,7 +585,11 @@ def push(
     scheme = load_scheme()
     if preannotate not in {"spacy", "none"}:
         raise UserError(f"--preannotate must be spacy or none, not {preannotate!r}")
-    factory = (lambda: SpacyPreannotator(scheme, model or DEFAULT_MODEL, label_map)) if preannotate == "spacy" else None
+    factory = (
+        (lambda: LanguageRoutedPreannotator(scheme, model or DEFAULT_MODEL, label_map))
+        if preannotate == "spacy"
+        else None
+    )
     return push_articles(
         conn,
         articles,
