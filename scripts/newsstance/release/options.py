@@ -40,7 +40,7 @@ class GoldChoice:
         reason = {
             "explicit": "passed with --gold",
             "adjudicated": "adjudicated gold (`newsstance adjudicate`)",
-            "sample": "the sample corpus's hand-written gold (no adjudicated gold yet)",
+            "sample": "the sample corpus's hand-written gold; no adjudicated gold yet",
         }[self.kind]
         return f"{shown} ({reason})"
 

@@ -230,7 +230,8 @@ def balance_stance_classes(
             if not candidates:
                 warnings.append(
                     f"stance class {label} has no example in {split} "
-                    f"({everything[label]} in the corpus, none movable without emptying another split)"
+                    f"({everything[label]} in the corpus; the others are frozen in other splits or cannot move "
+                    "without emptying a class there)"
                 )
                 continue
             key = min(candidates)[2]

@@ -2,7 +2,7 @@
 
 Outlets are normalised to one name per outlet: a `source` that is a name is the outlet; a `source` that
 is a domain (or a missing one) is replaced by the name most often seen with that domain (as `source`
-domain or URL host, without `www.`). So `The Quellton Ledger` and `quelltonledger.example` count as one
+domain or URL host, without `www.`), else by the one name that spells the domain's first label. So `The Quellton Ledger` and `quelltonledger.example` count as one
 outlet, while different names on one host (a syndication site) stay apart.
 """
 
@@ -35,6 +35,22 @@ class _Outlet:
 
 def _is_domain(name: str) -> bool:
     return bool(_DOMAIN_LIKE.match(name))
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.lower().removeprefix("the "))
+
+
+def _name_like(domain: str | None, names: set[str]) -> str | None:
+    """The one outlet name that spells the domain's first label (`harbourline.example` -> Harbourline News),
+    for domains never seen with a name; None when no name or several names match."""
+    if not domain:
+        return None
+    label = _squash(domain.removeprefix("www.").split(".")[0])
+    if len(label) < 3:
+        return None
+    found = [n for n in names if _squash(n).startswith(label) or (len(_squash(n)) >= 3 and label.startswith(_squash(n)))]
+    return found[0] if len(found) == 1 else None
 
 
 @dataclass
@@ -71,6 +87,7 @@ class ArticleStats:
         for (source, host), entry in self._by_key.items():
             if source and not _is_domain(source) and host:
                 names_of_host.setdefault(host, Counter())[source] += entry.n
+        all_names = {source for source, _ in self._by_key if source and not _is_domain(source)}
         merged: dict[str, dict[str, Any]] = {}
         for (source, host), entry in self._by_key.items():
             domain = source.lower().removeprefix("www.") if source and _is_domain(source) else None
@@ -78,12 +95,15 @@ class ArticleStats:
                 name = source
             else:
                 lookup = names_of_host.get(domain or "") or names_of_host.get(host or "")
-                name = lookup.most_common(1)[0][0] if lookup else (domain or host or UNKNOWN)
+                if lookup:
+                    name = lookup.most_common(1)[0][0]
+                else:
+                    name = _name_like(domain or host, all_names) or domain or host or UNKNOWN
             row = merged.setdefault(
                 name, {"outlet": name, "domains": set(), "articles": 0, "gold": 0, "first": None, "last": None}
             )
             for known in (domain, host):
-                if known and (known in names_of_host or known == name):
+                if known and (known in names_of_host or name != source):
                     row["domains"].add(known)
             row["articles"] += entry.n
             row["gold"] += entry.gold

@@ -320,7 +320,10 @@ def decide_bump(
             minor[:] = [r.replace("column ", f"column `{config}`.", 1) if r.startswith("column ") else r for r in minor]
     if diff.get("split_moves"):
         major.append(f"{len(diff['split_moves'])} row(s) moved between splits")
+    whole = {*diff.get("configs_removed", []), *diff.get("configs_added", [])}
     for config, splits in diff.get("rows", {}).items():
+        if config in whole:
+            continue  # already stated as a config added or dropped
         for split, counts in splits.items():
             parts = [f"{counts[k]} {k}" for k in ("added", "removed", "changed") if counts.get(k)]
             if not parts:
