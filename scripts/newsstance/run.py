@@ -85,8 +85,8 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Run the main job end to end: normalise, push (if a server is up), build and verify a release."""
-        from newsstance.normalize import run_normalize
         from newsstance.ner import DEFAULT_MODEL
+        from newsstance.normalize import run_normalize
         from newsstance.release.build import build_release
         from newsstance.release.cli import echo_result
         from newsstance.release.options import ReleaseOptions

@@ -163,7 +163,10 @@ def test_publish_commits_exactly_the_release_files_and_tags_the_commit(release: 
     listed = {f["path"] for f in manifest["files"]} | {"manifest.json"}
     assert operations[0] == {
         "key": "header",
-        "value": {"summary": "Release v1.0.0", "description": f"newsstance release 1.0.0: {len(listed)} files, see manifest.json."},
+        "value": {
+            "summary": "Release v1.0.0",
+            "description": f"newsstance release 1.0.0: {len(listed)} files, see manifest.json.",
+        },
     }
     manifest = orjson.loads((release / "manifest.json").read_bytes())
     listed = {f["path"] for f in manifest["files"]} | {"manifest.json"}
@@ -175,9 +178,10 @@ def test_publish_commits_exactly_the_release_files_and_tags_the_commit(release: 
     assert deleted == ["data/default/train-0ld0ld00.parquet"]
     assert set(regular) | set(lfs) == listed
     assert {"README.md", "diff.json", "manifest.json", "croissant.json"} <= set(regular)
-    assert all(p.startswith("figures/") and p.endswith(".png") for p in set(regular) - {
-        "README.md", "diff.json", "manifest.json", "croissant.json"
-    })
+    assert all(
+        p.startswith("figures/") and p.endswith(".png")
+        for p in set(regular) - {"README.md", "diff.json", "manifest.json", "croissant.json"}
+    )
     for path, content in regular.items():
         local = (release / path).read_bytes()
         if path in ("README.md", "croissant.json"):  # publish fills the repository id in

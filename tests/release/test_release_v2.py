@@ -107,8 +107,11 @@ def test_new_train_article_is_a_minor_bump_with_per_split_counts(corpus, helpers
         "entities": [("Ostwick", "GPE", None)],
         "stances": {"tidewater_dam": "not_about", "carbon_levy": "not_about"},
     }
-    helpers.write_jsonl(files.splits, [{"id": i, "split": s} for i, s in frozen.items()] +
-                        [{"id": helpers.article_id("harbour-repairs"), "split": "train"}])
+    helpers.write_jsonl(
+        files.splits,
+        [{"id": i, "split": s} for i, s in frozen.items()]
+        + [{"id": helpers.article_id("harbour-repairs"), "split": "train"}],
+    )
     second = build(corpus([*stories, extra], name="grown"))
     assert second.bump == "minor", second.reasons
     assert second.version == "1.1.0"
@@ -153,7 +156,10 @@ def test_card_outlets_merge_domain_and_name(corpus, helpers) -> None:
     stories = helpers.base_stories()
     stories[2] = dict(stories[2], source="quelltonledger.example")
     for index in (0, 2, 6):
-        stories[index] = dict(stories[index], extra={**stories[index].get("extra", {}), "url": f"https://www.quelltonledger.example/{index}"})
+        stories[index] = dict(
+            stories[index],
+            extra={**stories[index].get("extra", {}), "url": f"https://www.quelltonledger.example/{index}"},
+        )
     result = build(corpus(stories))
     card = (result.path / "README.md").read_text()
     sources = card[card.index("#### Data Collection") : card.index("#### Who are the source")]
@@ -218,7 +224,7 @@ def test_read_only_out_is_one_line(corpus) -> None:
     files.out.mkdir()
     files.out.chmod(0o500)
     try:
-        with pytest.raises(UserError, match="permission denied|read-only"):
+        with pytest.raises(UserError, match=r"permission denied|read-only"):
             build(files)
     finally:
         files.out.chmod(0o700)

@@ -324,9 +324,7 @@ class _StreamedConfig:
             )
             for split in SPLITS
         }
-        self.columns = {
-            split: Columns(features.arrow_schema, on_batch=self._sink(split)) for split in SPLITS
-        }
+        self.columns = {split: Columns(features.arrow_schema, on_batch=self._sink(split)) for split in SPLITS}
 
     def _sink(self, split: str) -> Callable[[pa.RecordBatch], None]:
         def handle(batch: pa.RecordBatch) -> None:
@@ -375,7 +373,9 @@ def build_tables(opts: ReleaseOptions, inputs: Inputs, default: dict[str, pa.Tab
         silver_model=inputs.silver.model if inputs.silver else None,
     )
     writer_default = {
-        s: ShardWriter(staging, DEFAULT, s, features[DEFAULT].arrow_schema, opts.max_rows_per_shard, opts.max_shard_bytes)
+        s: ShardWriter(
+            staging, DEFAULT, s, features[DEFAULT].arrow_schema, opts.max_rows_per_shard, opts.max_shard_bytes
+        )
         for s in default
     }
     for split, table in default.items():
@@ -405,19 +405,19 @@ def build_tables(opts: ReleaseOptions, inputs: Inputs, default: dict[str, pa.Tab
                     )
                     configs[SILVER].append(split, {**row, "model": silver.model})
                 bar.update(1)
-            for config in configs.values():
-                config.finish()
+            for streamed_config in configs.values():
+                streamed_config.finish()
     except BaseException:
-        for config in configs.values():
-            config.abort()
+        for streamed_config in configs.values():
+            streamed_config.abort()
         raise
     _check_cross_config_splits(built, inputs)
-    for config, version in kept.items():
-        _keep_config(opts, inputs, built, config, version, staging)
-    for config, splits_ in built.rows.items():
+    for kept_config, origin in kept.items():
+        _keep_config(opts, inputs, built, kept_config, origin, staging)
+    for name, splits_ in built.rows.items():
         empty = [s for s in SPLITS if s not in splits_]
         if empty:
-            _say(opts.progress, f"warning: {config} has no rows for {', '.join(empty)}; those splits are left out")
+            _say(opts.progress, f"warning: {name} has no rows for {', '.join(empty)}; those splits are left out")
     return built
 
 
@@ -425,9 +425,7 @@ def _check_cross_config_splits(built: Built, inputs: Inputs) -> None:
     """Every gold article sits in the same split in `default` and `articles`; no cluster straddles splits."""
     for config in built.snapshot.configs():
         table = built.snapshot.table(config)
-        by_split = {
-            s: pa.table({"id": table.filter(pc.equal(table["split"], s))["id"]}) for s in SPLITS
-        }
+        by_split = {s: pa.table({"id": table.filter(pc.equal(table["split"], s))["id"]}) for s in SPLITS}
         check_splits_disjoint(config, by_split, inputs.cluster_of)
     gold_split = dict(zip(*built.snapshot.table(DEFAULT).select(["id", "split"]).to_pydict().values(), strict=True))
     articles = built.snapshot.table(ARTICLES)
@@ -453,9 +451,7 @@ def _configs_to_keep(opts: ReleaseOptions, inputs: Inputs) -> dict[str, str]:
     return kept
 
 
-def _keep_config(
-    opts: ReleaseOptions, inputs: Inputs, built: Built, config: str, origin: str, staging: Path
-) -> None:
+def _keep_config(opts: ReleaseOptions, inputs: Inputs, built: Built, config: str, origin: str, staging: Path) -> None:
     """Copy (hard link) a config's files from the previous release; refuse when they no longer fit."""
     assert inputs.prev_manifest is not None and inputs.previous is not None
     prev_dir = opts.out / inputs.previous
@@ -559,7 +555,9 @@ def diff_and_version(opts: ReleaseOptions, inputs: Inputs, built: Built) -> Plan
         "pretty_name": opts.pretty_name,
         "agreement": _digest_json(_read_json_optional(opts.agreement_path)),
         "results": _digest_json(results),
-        "template": _digest_json(opts.template_path.read_text(encoding="utf-8") if opts.template_path.is_file() else None),
+        "template": _digest_json(
+            opts.template_path.read_text(encoding="utf-8") if opts.template_path.is_file() else None
+        ),
         "project": _digest_json(opts.project.as_dict()),
         "ratios": list(opts.ratios),
     }
@@ -570,7 +568,9 @@ def diff_and_version(opts: ReleaseOptions, inputs: Inputs, built: Built) -> Plan
         if inputs.previous is not None and old_card.get(k) != v and not (k == "results" and run_benchmarks)
     ]
     features_after = {c: f.to_dict() for c, f in built.features.items()}
-    bump, reasons = ver.decide_bump(diff, prev.get("features") if inputs.previous else None, features_after, card_changes)
+    bump, reasons = ver.decide_bump(
+        diff, prev.get("features") if inputs.previous else None, features_after, card_changes
+    )
     if bump is None:
         if opts.version is None:
             return None
@@ -600,7 +600,10 @@ def write_staged(opts: ReleaseOptions, inputs: Inputs, built: Built, plan: Plan,
     now = datetime.now(UTC).replace(microsecond=0)
     prev = inputs.prev_manifest or {}
     summary = ver.diff_summary(plan.diff)
-    history = [*prev.get("history", []), {"version": version, "date": now.date().isoformat(), "rows": built.rows, **summary}]
+    history = [
+        *prev.get("history", []),
+        {"version": version, "date": now.date().isoformat(), "rows": built.rows, **summary},
+    ]
     stats = built.stats.as_dict()
     agreement = _read_json_optional(opts.agreement_path)
     figure_files = (
@@ -670,7 +673,9 @@ def write_staged(opts: ReleaseOptions, inputs: Inputs, built: Built, plan: Plan,
         write_json(staging / LEADERBOARD_FILE, plan.results)
     write_json(
         staging / croissant.FILE,
-        croissant.metadata(opts, version, built.features, built.data_files, built.rows, staging, now.date().isoformat()),
+        croissant.metadata(
+            opts, version, built.features, built.data_files, built.rows, staging, now.date().isoformat()
+        ),
     )
     if opts.verify:
         _say(opts.progress, "loading the release with datasets and a fresh cache")

@@ -206,18 +206,18 @@ def card_data(
         extra.update(license_name=license_name, license_link=license_link)
     if homepage:
         extra["homepage"] = homepage
+    extra["train_eval_index"] = [
+        {
+            "config": "default",
+            "task": "token-classification",
+            "task_id": "entity_extraction",
+            "splits": {"train_split": "train", "eval_split": "test"},
+            "col_mapping": {"tokens": "tokens", "ner_tags": "tags"},
+            "metrics": [{"type": "seqeval", "name": "seqeval"}],
+        }
+    ]
     data = DatasetCardData(
         **extra,
-        train_eval_index=[
-            {
-                "config": "default",
-                "task": "token-classification",
-                "task_id": "entity_extraction",
-                "splits": {"train_split": "train", "eval_split": "test"},
-                "col_mapping": {"tokens": "tokens", "ner_tags": "tags"},
-                "metrics": [{"type": "seqeval", "name": "seqeval"}],
-            }
-        ],
         pretty_name=pretty_name,
         license=check_license(license_id),
         language=languages,

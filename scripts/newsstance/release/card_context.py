@@ -19,8 +19,8 @@ import pyarrow as pa
 from newsstance.paths import state_dir
 from newsstance.records import validator
 from newsstance.release.card import markdown_table
-from newsstance.release.options import ProjectConfig
 from newsstance.release.features import ARTICLES, DEFAULT, DESCRIPTIONS, SPLITS, describe_feature
+from newsstance.release.options import ProjectConfig
 from newsstance.release.tokens import TOKEN_PATTERN
 from newsstance.scheme import Scheme
 
@@ -168,7 +168,8 @@ def _agreement(inputs: CardInputs) -> tuple[str | None, int | None]:
     data = inputs.agreement
     if not isinstance(data, Mapping):
         return None, None
-    counts = data.get("counts") if isinstance(data.get("counts"), Mapping) else {}
+    raw_counts = data.get("counts")
+    counts: Mapping[str, Any] = raw_counts if isinstance(raw_counts, Mapping) else {}
     n_annotators = counts.get("annotators")
     figures = {k: v for k, v in data.items() if k not in {"counts", "scheme_version"}}
     rows = _flatten_numbers(figures)
@@ -320,7 +321,9 @@ def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
         "license": inputs.license_id,
         "license_name": inputs.license_name,
         "license_link": inputs.license_link,
-        "license_note": "" if inputs.license_id != "unknown" else "No licence was chosen for this build (`unknown`): "
+        "license_note": ""
+        if inputs.license_id != "unknown"
+        else "No licence was chosen for this build (`unknown`): "
         "treat the release as all rights reserved until one is set.",
         "homepage": inputs.project.homepage,
         "repository": inputs.project.repository,
@@ -364,7 +367,9 @@ def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
         "guidelines": "`annotations/guidelines.md` in the project repository"
         if guidelines.is_file()
         else "the label descriptions below and the hints in the labelling configuration (`annotations/label_config.xml`)",
-        "methods_table": markdown_table(["method", "gold articles"], sorted(inputs.gold_methods.items())),
+        "methods_table": markdown_table(
+            ["method", "gold articles"], [[m, n] for m, n in sorted(inputs.gold_methods.items())]
+        ),
         "agreement_table": agreement_table,
         "n_annotators": n_annotators,
         "benchmark_table": _benchmark(inputs.results),

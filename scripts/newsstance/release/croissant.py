@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from datasets import ClassLabel, Features, List, Value
 
-from newsstance.release.versions import sha256_file
-
 if TYPE_CHECKING:
     from newsstance.release.options import ReleaseOptions
 
@@ -171,7 +169,3 @@ def metadata(
         "recordSet": record_sets,
         **({"sameAs": opts.project.repository} if opts.project.repository else {}),
     }
-
-
-def file_hashes(release_dir: Path, names: list[str]) -> dict[str, str]:
-    return {name: sha256_file(release_dir / name) for name in names}

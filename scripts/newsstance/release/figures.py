@@ -49,9 +49,7 @@ def _grouped_bars(ax: Any, categories: Sequence[str], per_split: Mapping[str, Se
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def label_counts(
-    release_dir: Path, labels: Mapping[str, Mapping[str, int]], scheme: Scheme
-) -> list[str]:
+def label_counts(release_dir: Path, labels: Mapping[str, Mapping[str, int]], scheme: Scheme) -> list[str]:
     """Entity types, mention stance and document stance per target, each per split."""
     plt = _pyplot()
     written = []
@@ -70,7 +68,9 @@ def label_counts(
     doc_names = scheme.document_stance_names
     for ax, target in zip(axes[0], targets, strict=False):
         _grouped_bars(
-            ax, doc_names, {s: [labels[s].get(f"stance:{target}:{i}", 0) for i in range(len(doc_names))] for s in splits}
+            ax,
+            doc_names,
+            {s: [labels[s].get(f"stance:{target}:{i}", 0) for i in range(len(doc_names))] for s in splits},
         )
         ax.set_title(f"stance: {target}")
     axes[0][0].set_ylabel("articles")

@@ -87,13 +87,13 @@ def plan_publish(repo_id: str, version: str, dist: Path, private: bool = False) 
 
 def _remote_lfs(api: object, repo_id: str) -> dict[str, str]:
     """path -> LFS sha256 of every LFS file on the main branch (what a resumed upload may skip)."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, RepoFile
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     assert isinstance(api, HfApi)
     try:
         entries = api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, expand=True)
-        return {e.path: e.lfs.sha256 for e in entries if getattr(e, "lfs", None) is not None}
+        return {e.path: e.lfs.sha256 for e in entries if isinstance(e, RepoFile) and e.lfs is not None}
     except (EntryNotFoundError, RevisionNotFoundError, RepositoryNotFoundError):
         return {}
 

@@ -124,9 +124,7 @@ class Columns:
     faster than `Table.from_pydict`.
     """
 
-    def __init__(
-        self, schema: pa.Schema, chunk: int = 4096, on_batch: Callable[[pa.RecordBatch], None] | None = None
-    ):
+    def __init__(self, schema: pa.Schema, chunk: int = 4096, on_batch: Callable[[pa.RecordBatch], None] | None = None):
         self.schema = schema
         self.chunk = chunk
         self.on_batch = on_batch  # streaming: hand each batch on (to a shard writer) instead of keeping it

@@ -34,7 +34,7 @@ def parse_ratios(text: str | Sequence[float]) -> tuple[float, float, float]:
         raise UserError(f"--ratios must be three numbers like 0.8,0.1,0.1, got {text!r}") from None
     if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6 or values[0] <= 0:
         raise UserError(f"--ratios must be three non-negative numbers summing to 1 with train > 0, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2]
 
 
 class _UnionFind:
@@ -210,9 +210,7 @@ def balance_stance_classes(
     for split_counts in counts.values():
         everything.update(split_counts)
     clusters = {ids[0]: ids for ids in movable}
-    cluster_classes = {
-        key: Counter(c for i in ids for c in labels.get(i, ())) for key, ids in clusters.items()
-    }
+    cluster_classes = {key: Counter(c for i in ids for c in labels.get(i, ())) for key, ids in clusters.items()}
     targets = [split for split, ratio in zip(SPLITS, ratios, strict=True) if ratio > 0 and split != "train"]
     for label in sorted(everything, key=lambda c: (everything[c], c)):
         for split in targets:

@@ -152,13 +152,9 @@ def os_error(exc: OSError, out: Path) -> UserError:
     if code == errno.EROFS:
         return UserError(f"{out} is on a read-only filesystem: pass --out DIR on a writable disk")
     if code in (errno.EACCES, errno.EPERM):
-        return UserError(
-            f"permission denied on {where}: pass --out to a folder you can write, or fix its permissions"
-        )
+        return UserError(f"permission denied on {where}: pass --out to a folder you can write, or fix its permissions")
     if code == errno.EXDEV:
-        return UserError(
-            f"cannot move {where} across filesystems: pass --out on the same disk as its parent folder"
-        )
+        return UserError(f"cannot move {where} across filesystems: pass --out on the same disk as its parent folder")
     if code == errno.ENOENT:
         return UserError(f"{where} disappeared while building (was --out moved or deleted?); run the build again")
     return UserError(f"cannot write {where}: {exc.strerror or exc} (check --out {out})")

@@ -49,7 +49,9 @@ def _name_like(domain: str | None, names: set[str]) -> str | None:
     label = _squash(domain.removeprefix("www.").split(".")[0])
     if len(label) < 3:
         return None
-    found = [n for n in names if _squash(n).startswith(label) or (len(_squash(n)) >= 3 and label.startswith(_squash(n)))]
+    found = [
+        n for n in names if _squash(n).startswith(label) or (len(_squash(n)) >= 3 and label.startswith(_squash(n)))
+    ]
     return found[0] if len(found) == 1 else None
 
 

@@ -198,9 +198,7 @@ def diff_snapshots(before: Snapshot | None, after: Snapshot, previous: str | Non
     moved: set[str] = set()
     for config in dict.fromkeys([*base.configs(), *after.configs()]):
         per_split, config_moved = _config_diff(base.table(config), after.table(config))
-        configs[config] = {
-            split: {k: len(v) for k, v in entry.items()} for split, entry in sorted(per_split.items())
-        }
+        configs[config] = {split: {k: len(v) for k, v in entry.items()} for split, entry in sorted(per_split.items())}
         moved.update(config_moved)
         if config == ARTICLES:
             articles = {k: sorted(i for e in per_split.values() for i in e[k]) for k in ("added", "removed", "changed")}
@@ -272,7 +270,7 @@ def _class_label_change(old: Any, new: Any, path: str, major: list[str], minor: 
             if after[: len(before)] != before:
                 major.append(f"labels of {path} renamed, removed or reordered ({before} -> {after})")
             elif len(after) > len(before):
-                minor.append(f"labels appended to {path}: {after[len(before):]}")
+                minor.append(f"labels appended to {path}: {after[len(before) :]}")
             return
         if "_type" in old or "_type" in new:
             if old.get("_type") != new.get("_type"):
