@@ -585,34 +585,72 @@ def diff_and_version(opts: ReleaseOptions, inputs: Inputs, built: Built) -> Plan
 # --- 4. write staged -------------------------------------------------------------------
 
 
+@dataclass
+class Staged:
+    """What `write_staged` learns along the way (shared by the card, Croissant and the manifest)."""
+
+    version: str
+    now: datetime
+    git_head: str | None
+    git_dirty: bool | None
+    history: list[dict[str, Any]]
+    figures: list[str]
+
+
 def write_staged(opts: ReleaseOptions, inputs: Inputs, built: Built, plan: Plan, staging: Path) -> None:
-    """Card, figures, Croissant, benchmarks, the load check, diff and manifest, inside the staging folder."""
+    """Figures, card, benchmarks, Croissant, the load check, diff and manifest, inside the staging folder."""
     from newsstance.release import croissant, figures
 
-    version = plan.version
+    _check_written_rows(built, staging)
+    git_head, git_dirty = ver.git_commit(opts.root)
+    now = datetime.now(UTC).replace(microsecond=0)
+    entry = {"version": plan.version, "date": now.date().isoformat(), "rows": built.rows, **ver.diff_summary(plan.diff)}
+    agreement = _read_json_optional(opts.agreement_path)
+    stats = built.stats.as_dict()
+    drawn = figures.render_all(staging, built.snapshot.labels, stats, agreement, opts.scheme) if opts.figures else []
+    staged = Staged(
+        plan.version, now, git_head, git_dirty, [*(inputs.prev_manifest or {}).get("history", []), entry], drawn
+    )
+    card_inputs = _card_inputs(opts, inputs, built, plan, staged, stats, agreement)
+    _write_card(opts, built, card_inputs, staging)
+    if plan.run_benchmarks and "test" in built.rows.get(DEFAULT, {}):
+        plan.results = _run_benchmarks(staging, opts.progress)
+        plan.card_inputs["results"] = _digest_json(plan.results)  # what a rebuild compares against
+        _write_card(opts, built, dataclasses.replace(card_inputs, results=plan.results), staging)
+    if plan.results is not None:
+        write_json(staging / LEADERBOARD_FILE, plan.results)
+    date = now.date().isoformat()
+    document = croissant.metadata(opts, plan.version, built.features, built.data_files, built.rows, staging, date)
+    write_json(staging / croissant.FILE, document)
+    if opts.verify:
+        _say(opts.progress, "loading the release with datasets and a fresh cache")
+        verify_with_fresh_cache(staging, built.tables, built.rows, built.features, opts.out)
+    write_json(staging / ver.DIFF, plan.diff)
+    write_json(staging / ver.MANIFEST, _manifest(opts, inputs, built, plan, staged, staging))
+
+
+def _check_written_rows(built: Built, staging: Path) -> None:
     written = {
         c: {s: sum(pq.read_metadata(staging / f).num_rows for f in files) for s, files in fs.items()}
         for c, fs in built.data_files.items()
     }
     if written != built.rows:
         raise IntegrityError(f"rows in the written parquet files {written} != rows built {built.rows}")
-    git_head, git_dirty = ver.git_commit(opts.root)
-    now = datetime.now(UTC).replace(microsecond=0)
-    prev = inputs.prev_manifest or {}
-    summary = ver.diff_summary(plan.diff)
-    history = [
-        *prev.get("history", []),
-        {"version": version, "date": now.date().isoformat(), "rows": built.rows, **summary},
-    ]
-    stats = built.stats.as_dict()
-    agreement = _read_json_optional(opts.agreement_path)
-    figure_files = (
-        figures.render_all(staging, built.snapshot.labels, stats, agreement, opts.scheme) if opts.figures else []
-    )
-    card_inputs = CardInputs(
+
+
+def _card_inputs(
+    opts: ReleaseOptions,
+    inputs: Inputs,
+    built: Built,
+    plan: Plan,
+    staged: Staged,
+    stats: dict[str, Any],
+    agreement: Any,
+) -> CardInputs:
+    return CardInputs(
         scheme=opts.scheme,
-        version=version,
-        release_date=now.date().isoformat(),
+        version=staged.version,
+        release_date=staged.now.date().isoformat(),
         pretty_name=opts.pretty_name,
         license_id=opts.license_id,
         license_name=opts.license_name,
@@ -625,74 +663,63 @@ def write_staged(opts: ReleaseOptions, inputs: Inputs, built: Built, plan: Plan,
         labels=built.snapshot.labels,
         stats=stats,
         diff=plan.diff,
-        history=history,
+        history=staged.history,
         gold_methods=inputs.gold_methods,
         agreement=agreement,
         results=plan.results,
         silver_model=built.silver_model,
         ratios=opts.ratios,
         tool_version=__version__,
-        git_commit=git_head,
+        git_commit=staged.git_head,
         root=opts.root,
-        figures=figure_files,
+        figures=staged.figures,
         kept=built.kept,
     )
-    data_bytes = {
+
+
+def _write_card(opts: ReleaseOptions, built: Built, card_inputs: CardInputs, staging: Path) -> None:
+    """YAML metadata + rendered template -> README.md, parsed back and checked against what was built."""
+    download_bytes = {
         c: {s: sum((staging / f).stat().st_size for f in files) for s, files in fs.items()}
         for c, fs in built.data_files.items()
     }
-
-    def render() -> None:
-        yaml_data = card_mod.card_data(
-            pretty_name=opts.pretty_name,
-            license_id=opts.license_id,
-            license_name=opts.license_name,
-            license_link=opts.license_link,
-            languages=card_inputs.languages(),
-            num_rows=max(sum(r.values()) for r in built.rows.values()),
-            silver=SILVER in built.rows,
-            data_files=built.data_files,
-            features=built.features,
-            split_rows=built.rows,
-            split_bytes=built.split_bytes,
-            download_bytes=data_bytes,
-            version=version,
-            homepage=opts.project.homepage,
-        )
-        readme = card_mod.render_card(opts.template_path, card_context(card_inputs, yaml_data.to_yaml()))
-        card_mod.validate_card(readme, built.features, built.rows, staging)
-        (staging / "README.md").write_text(readme, encoding="utf-8")
-
-    render()
-    if plan.run_benchmarks and "test" in built.rows.get(DEFAULT, {}):
-        plan.results = _run_benchmarks(staging, opts.progress)
-        plan.card_inputs["results"] = _digest_json(plan.results)  # what a rebuild compares against
-        card_inputs = dataclasses.replace(card_inputs, results=plan.results)
-        render()
-    if plan.results is not None:
-        write_json(staging / LEADERBOARD_FILE, plan.results)
-    write_json(
-        staging / croissant.FILE,
-        croissant.metadata(
-            opts, version, built.features, built.data_files, built.rows, staging, now.date().isoformat()
-        ),
+    yaml_data = card_mod.card_data(
+        pretty_name=opts.pretty_name,
+        license_id=opts.license_id,
+        license_name=opts.license_name,
+        license_link=opts.license_link,
+        languages=card_inputs.languages(),
+        num_rows=max(sum(r.values()) for r in built.rows.values()),
+        silver=SILVER in built.rows,
+        data_files=built.data_files,
+        features=built.features,
+        split_rows=built.rows,
+        split_bytes=built.split_bytes,
+        download_bytes=download_bytes,
+        version=card_inputs.version,
+        homepage=opts.project.homepage,
     )
-    if opts.verify:
-        _say(opts.progress, "loading the release with datasets and a fresh cache")
-        verify_with_fresh_cache(staging, built.tables, built.rows, built.features, opts.out)
-    write_json(staging / ver.DIFF, plan.diff)
-    file_names = [f for fs in built.data_files.values() for files in fs.values() for f in files]
-    extra = [
-        n for n in ("README.md", ver.DIFF, croissant.FILE, LEADERBOARD_FILE, *figure_files) if (staging / n).is_file()
-    ]
-    manifest = {
+    readme = card_mod.render_card(opts.template_path, card_context(card_inputs, yaml_data.to_yaml()))
+    card_mod.validate_card(readme, built.features, built.rows, staging)
+    (staging / "README.md").write_text(readme, encoding="utf-8")
+
+
+def _manifest(
+    opts: ReleaseOptions, inputs: Inputs, built: Built, plan: Plan, staged: Staged, staging: Path
+) -> dict[str, Any]:
+    """Files with sha256 and size, rows, features, inputs (paths relative to the project root), history."""
+    from newsstance.release import croissant
+
+    data = [f for fs in built.data_files.values() for files in fs.values() for f in files]
+    extra = [n for n in ("README.md", ver.DIFF, croissant.FILE, LEADERBOARD_FILE, *staged.figures)]
+    return {
         "name": opts.pretty_name,
-        "version": version,
-        "created_at": now.isoformat().replace("+00:00", "Z"),
+        "version": staged.version,
+        "created_at": staged.now.isoformat().replace("+00:00", "Z"),
         "license": opts.license_id,
         "tool_version": __version__,
-        "git_commit": git_head,
-        "git_dirty": git_dirty,
+        "git_commit": staged.git_head,
+        "git_dirty": staged.git_dirty,
         "scheme_version": opts.scheme.scheme_version,
         "article_schema_version": _article_schema_version(),
         "configs": {
@@ -701,7 +728,7 @@ def write_staged(opts: ReleaseOptions, inputs: Inputs, built: Built, plan: Plan,
         },
         "rows": built.rows,
         "split_bytes": built.split_bytes,
-        "files": ver.file_entries(staging, [*file_names, *extra]),
+        "files": ver.file_entries(staging, [*data, *(n for n in extra if (staging / n).is_file())]),
         "features": {c: f.to_dict() for c, f in built.features.items()},
         "tokenizer": {"pattern": TOKEN_PATTERN, "split_at_entity_boundaries": True},
         "splits": {
@@ -721,10 +748,9 @@ def write_staged(opts: ReleaseOptions, inputs: Inputs, built: Built, plan: Plan,
         },
         "card_inputs": plan.card_inputs,
         "previous_version": inputs.previous,
-        "diff": summary,
-        "history": history,
+        "diff": ver.diff_summary(plan.diff),
+        "history": staged.history,
     }
-    write_json(staging / ver.MANIFEST, manifest)
 
 
 def _run_benchmarks(staging: Path, progress: bool) -> dict[str, Any]:
