@@ -24,10 +24,12 @@ lint: $(STAMP)
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@echo "setting up $(VENV): installing newsstance and its dependencies (a few minutes on a fresh machine)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]' > $(VENV)/install.log 2>&1 \
+		|| { tail -n 30 $(VENV)/install.log; echo "pip install failed: see $(VENV)/install.log"; exit 1; }
+	@touch $(STAMP)
+	@echo "$(VENV) ready (install log: $(VENV)/install.log)"
 
 clean:
 	rm -rf $(VENV) .newsstance dist corpus/normalized

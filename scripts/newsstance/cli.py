@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 scheme_app = typer.Typer(help="The annotation scheme and the files derived from it.", no_args_is_help=True)
 app.add_typer(scheme_app, name="scheme")

@@ -67,10 +67,18 @@ class Validator:
         return [SchemaError(_json_path(e.instance_path), e.message) for e in self._validator.iter_errors(record)]
 
 
-@cache
 def validator(schema_name: str) -> Validator:
-    """Validator for a schema file in `schema/`, e.g. `article.schema.json`."""
-    return Validator.from_file(schema_path(schema_name))
+    """Validator for a schema file in `schema/`, e.g. `article.schema.json`.
+
+    Cached by the schema's resolved path, not its name: which file a name means depends on
+    the project root, and a process may work on several roots.
+    """
+    return _validator_for(schema_path(schema_name).resolve())
+
+
+@cache
+def _validator_for(path: Path) -> Validator:
+    return Validator.from_file(path)
 
 
 def dumps(record: Any) -> bytes:

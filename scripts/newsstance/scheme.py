@@ -118,8 +118,8 @@ class Scheme:
                 f'    <Choices name="{MENTION_STANCE_NAME}" toName="{TEXT_NAME}" perRegion="true" '
                 'choice="single-radio" showInline="true">'
             )
-            for label in self.stance_labels:
-                lines.append(f"      <Choice value={quoteattr(label.name)} hint={quoteattr(label.description)}/>")
+            for stance in self.stance_labels:
+                lines.append(f"      <Choice value={quoteattr(stance.name)} hint={quoteattr(stance.description)}/>")
             lines.append("    </Choices>")
             lines.append("  </View>")
         for target in self.stance_targets:
@@ -128,8 +128,8 @@ class Scheme:
                 f'  <Choices name="{target.control_name}" toName="{TEXT_NAME}" choice="single-radio" '
                 'required="true" showInline="true">'
             )
-            for label in self.stance_labels:
-                lines.append(f"    <Choice value={quoteattr(label.name)} hint={quoteattr(label.description)}/>")
+            for stance in self.stance_labels:
+                lines.append(f"    <Choice value={quoteattr(stance.name)} hint={quoteattr(stance.description)}/>")
             lines.append(
                 f"    <Choice value={quoteattr(self.not_about_label)} "
                 f"hint={quoteattr('The article is not about ' + target.name + '.')}/>"
@@ -323,7 +323,11 @@ def sync_derived_files(scheme: Scheme, root: Path | None = None) -> list[Path]:
     """Write every derived file that differs; returns the paths changed."""
     root = root or project_root()
     changed = []
-    for rel, content in scheme.derived_files().items():
+    derived = scheme.derived_files()
+    for rel, content in derived.items():
+        if rel.endswith(".schema.json"):
+            check_json_schema(rel, orjson.loads(content))
+    for rel, content in derived.items():
         path = root / rel
         if path.is_file() and path.read_text(encoding="utf-8") == content:
             continue
@@ -331,6 +335,20 @@ def sync_derived_files(scheme: Scheme, root: Path | None = None) -> list[Path]:
             handle.write(content)
         changed.append(path)
     return changed
+
+
+def check_json_schema(name: str, schema: dict[str, Any]) -> None:
+    """Meta-validate a schema against draft 2020-12 with the reference implementation (`jsonschema`).
+
+    The fast validator on the hot path (`jsonschema_rs`) is lenient about malformed schemas; a
+    derived schema that the reference refuses must never be written.
+    """
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise UserError(f"{name}: not a valid draft 2020-12 JSON Schema ({exc.message})") from None
 
 
 def out_of_sync(scheme: Scheme, root: Path | None = None) -> list[str]:

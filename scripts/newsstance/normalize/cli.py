@@ -9,7 +9,7 @@ import typer
 
 from newsstance.normalize.config import DEFAULT_MAX_BYTES
 
-SCHEMA_KINDS = ("article", "annotation", "gold", "predictions")
+SCHEMA_KINDS = ("article", "annotation", "gold", "predictions", "quarantine")
 
 
 def normalize(
@@ -55,24 +55,39 @@ def normalize(
 
 
 def validate(
-    file: Annotated[Path, typer.Argument(help="A JSON Lines file.")],
-    schema: Annotated[str, typer.Option("--schema", help=f"One of: {', '.join(SCHEMA_KINDS)}.")] = "article",
+    files: Annotated[list[Path], typer.Argument(help="JSON Lines files.")],
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema",
+            help=f"One of: {', '.join(SCHEMA_KINDS)} (default: by file name: quarantine.jsonl, gold.jsonl, "
+            "annotations.jsonl, predictions*, else article).",
+        ),
+    ] = None,
     max_errors: Annotated[int, typer.Option("--max-errors", help="Stop printing after this many errors.")] = 200,
 ) -> None:
-    """Check every line of a JSONL file against a schema; print FILE:LINE: /path: message (exit 1 if invalid)."""
-    from newsstance.normalize.validate import validate_jsonl
+    """Check every line of JSONL files against a schema; print FILE:LINE: /path: message (exit 1 if invalid)."""
+    from newsstance.normalize.validate import kind_for, validate_jsonl
 
-    report = validate_jsonl(file, schema)
-    for line in report.lines[:max_errors]:
-        typer.echo(line)
-    if len(report.lines) > max_errors:
-        typer.echo(f"... {len(report.lines) - max_errors} more error(s)")
-    if report.invalid:
-        typer.echo(
-            f"{file}: {report.invalid} of {report.records} record(s) invalid against the {schema} schema", err=True
-        )
+    printed = 0
+    invalid_files = 0
+    for file in files:
+        kind = schema or kind_for(file)
+        report = validate_jsonl(file, kind)
+        for line in report.lines[: max(0, max_errors - printed)]:
+            typer.echo(line)
+        printed += len(report.lines)
+        if report.invalid:
+            invalid_files += 1
+            typer.echo(
+                f"{file}: {report.invalid} of {report.records} record(s) invalid against the {kind} schema", err=True
+            )
+        else:
+            typer.echo(f"{file}: {report.records} record(s) valid against the {kind} schema")
+    if printed > max_errors:
+        typer.echo(f"... {printed - max_errors} more error(s)")
+    if invalid_files:
         raise typer.Exit(1)
-    typer.echo(f"{file}: {report.records} record(s) valid against the {schema} schema")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,24 @@ SCHEMA_FILES = {
     "annotation": "annotation.schema.json",
     "gold": "gold.schema.json",
     "predictions": "predictions.schema.json",
+    "quarantine": "quarantine.schema.json",
 }
+
+# What `validate` assumes for a file given without --schema, by its name.
+KIND_BY_FILE_NAME = {
+    "quarantine.jsonl": "quarantine",
+    "gold.jsonl": "gold",
+    "annotations.jsonl": "annotation",
+}
+
+
+def kind_for(path: Path) -> str:
+    """The schema a file is checked against when none is named: by its name, else `article`."""
+    if path.name in KIND_BY_FILE_NAME:
+        return KIND_BY_FILE_NAME[path.name]
+    if path.name.startswith("predictions"):
+        return "predictions"
+    return "article"
 
 
 @dataclass

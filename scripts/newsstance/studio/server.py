@@ -116,23 +116,30 @@ def ensure_label_studio(bin_path: Path | None = None) -> Path:
                 return path
         shutil.rmtree(venv, ignore_errors=True)
         _log(f"creating the Label Studio virtualenv in {venv} (label-studio=={LABEL_STUDIO_VERSION}, a few minutes)")
+        log = venv.with_name(venv.name + "-install.log")
         try:
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, stdout=sys.stderr)
-            subprocess.run(
-                [
-                    str(venv / "bin" / "python"),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--progress-bar",
-                    "on",
-                    f"label-studio=={LABEL_STUDIO_VERSION}",
-                ],
-                check=True,
-                stdout=sys.stderr,
-            )
+            with log.open("wb") as handle:  # pip's hundreds of lines go to a log, shown only on failure
+                subprocess.run(
+                    [
+                        str(venv / "bin" / "python"),
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--progress-bar",
+                        "off",
+                        f"label-studio=={LABEL_STUDIO_VERSION}",
+                    ],
+                    check=True,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                )
         except (OSError, subprocess.CalledProcessError) as exc:
-            raise UserError(f"could not install label-studio into {venv}: {exc}") from None
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:] if log.is_file() else []
+            for line in tail:
+                _log(line)
+            raise UserError(f"could not install label-studio into {venv}: {exc} (full log: {log})") from None
         if not path.is_file():
             raise UserError(f"pip finished but {path} is missing")
         stamp.write_text(LABEL_STUDIO_VERSION + "\n")
