@@ -37,7 +37,9 @@ def release_gold(folder: Path | None) -> str | None:
         return None
     if not gold.get("path"):
         return None
-    kind = {"adjudicated": "adjudicated gold", "sample": "sample gold", "explicit": "--gold"}.get(str(gold.get("kind")), "")
+    kind = {"adjudicated": "adjudicated gold", "sample": "sample gold", "explicit": "--gold"}.get(
+        str(gold.get("kind")), ""
+    )
     return f"{gold['path']} ({kind})" if kind else str(gold["path"])
 
 

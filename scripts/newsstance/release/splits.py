@@ -203,8 +203,10 @@ def balance_stance_classes(
     """Move new (not frozen) clusters so each stance class appears in validation and test.
 
     A cluster moves only if its old split keeps at least one example of every class it had there, so a
-    move never empties a class elsewhere; the smallest suitable cluster moves first (hash order breaks
-    ties). Classes that cannot be placed are reported, not silently missing."""
+    move never empties a class elsewhere, and only if the split it joins stays within twice its target
+    share of the gold articles (a page with many related articles is not moved into a small split);
+    the smallest suitable cluster moves first (hash order breaks ties). Classes that cannot be placed
+    are reported, not silently missing."""
     counts = _class_counts(split_of, labels)
     everything: Counter[str] = Counter()
     for split_counts in counts.values():
@@ -212,6 +214,10 @@ def balance_stance_classes(
     clusters = {ids[0]: ids for ids in movable}
     cluster_classes = {key: Counter(c for i in ids for c in labels.get(i, ())) for key, ids in clusters.items()}
     targets = [split for split, ratio in zip(SPLITS, ratios, strict=True) if ratio > 0 and split != "train"]
+    gold_in = Counter(split_of[i] for i in labels if i in split_of)
+    total = sum(gold_in.values())
+    cap = {split: max(1.0, 2 * ratio * total) for split, ratio in zip(SPLITS, ratios, strict=True)}
+    n_gold = {key: sum(i in labels for i in ids) for key, ids in clusters.items()}
     for label in sorted(everything, key=lambda c: (everything[c], c)):
         for split in targets:
             if counts[split][label]:
@@ -220,7 +226,7 @@ def balance_stance_classes(
             for key, ids in clusters.items():
                 source = split_of[ids[0]]
                 classes = cluster_classes[key]
-                if source == split or not classes[label]:
+                if source == split or not classes[label] or gold_in[split] + n_gold[key] > cap[split]:
                     continue
                 if any(counts[source][c] - n < 1 for c, n in classes.items() if counts[source][c]):
                     continue
@@ -228,8 +234,8 @@ def balance_stance_classes(
             if not candidates:
                 warnings.append(
                     f"stance class {label} has no example in {split} "
-                    f"({everything[label]} in the corpus; the others are frozen in other splits or cannot move "
-                    "without emptying a class there)"
+                    f"({everything[label]} in the corpus; their clusters are frozen, too large for {split}, "
+                    "or the only examples where they are)"
                 )
                 continue
             key = min(candidates)[2]
@@ -238,6 +244,8 @@ def balance_stance_classes(
                 split_of[article_id] = split
             counts[source].subtract(cluster_classes[key])
             counts[split].update(cluster_classes[key])
+            gold_in[source] -= n_gold[key]
+            gold_in[split] += n_gold[key]
 
 
 def frozen_records(frozen: Mapping[str, Record], assignment: SplitAssignment, version: str) -> list[Record]:
