@@ -230,15 +230,41 @@ def test_read_only_out_is_one_line(corpus) -> None:
         files.out.chmod(0o700)
 
 
-def test_read_only_filesystem_message(corpus, monkeypatch: pytest.MonkeyPatch) -> None:
-    """EROFS (a read-only mount) as the OS reports it when the staging folder is created."""
+@pytest.mark.parametrize(
+    ("code", "where", "message"),
+    [
+        (errno.EROFS, "owned_tempdir", "read-only filesystem: pass --out"),
+        (errno.EACCES, "owned_tempdir", "permission denied on .*: pass --out to a folder you can write"),
+        (errno.EXDEV, "publish_dir", "across filesystems: pass --out on the same disk"),
+    ],
+)
+def test_os_errors_of_the_out_folder_are_one_line(corpus, monkeypatch: pytest.MonkeyPatch, code, where, message) -> None:
+    """The errors the OS gives for a read-only mount, an unwritable --out (root ignores chmod here, so it
+    is injected) and a cross-device rename: one line each, nothing left behind, splits untouched."""
     import newsstance.release.build as build_module
 
-    def erofs(*args: Any, **kwargs: Any) -> Path:
-        raise OSError(errno.EROFS, "Read-only file system", str(args[0]))
+    def fail(*args: Any, **kwargs: Any) -> Path:
+        raise OSError(code, os.strerror(code), str(args[0]))
 
-    monkeypatch.setattr(build_module, "owned_tempdir", erofs)
-    with pytest.raises(UserError, match="read-only filesystem: pass --out"):
+    files = corpus()
+    monkeypatch.setattr(build_module, where, fail)
+    with pytest.raises(UserError, match=message) as error:
+        build(files)
+    assert "\n" not in str(error.value)
+    assert not files.splits.exists()
+    assert not [p for p in files.splits.parent.iterdir() if p.name.startswith(".splits")]
+    if files.out.exists():
+        assert not list(files.out.iterdir())
+
+
+def test_unreadable_input_is_one_line(corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    import newsstance.release.rows as rows_module
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied", "corpus/articles.jsonl")
+
+    monkeypatch.setattr(rows_module, "read_jsonl", denied)
+    with pytest.raises(UserError, match="cannot read corpus/articles.jsonl: Permission denied"):
         build(corpus())
 
 

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import gc
 import hashlib
+import os
 import shutil
 import sys
 from collections import Counter
@@ -41,7 +42,7 @@ from tqdm import tqdm
 
 from newsstance import __version__
 from newsstance.errors import UserError
-from newsstance.records import Record, read_jsonl, write_json
+from newsstance.records import Record, read_jsonl, write_json, write_jsonl
 from newsstance.release import card as card_mod
 from newsstance.release import versions as ver
 from newsstance.release.card_context import CardInputs, card_context
@@ -123,8 +124,11 @@ def build_release(options: ReleaseOptions | None = None, **kwargs: Any) -> Relea
     """
     opts = options or ReleaseOptions.resolve(**kwargs)
     _say(opts.progress, f"gold: {opts.gold.describe(opts.root)}")
-    inputs = load_inputs(opts)
-    default = build_default(opts, inputs)
+    try:
+        inputs = load_inputs(opts)
+        default = build_default(opts, inputs)
+    except OSError as exc:
+        raise UserError(f"cannot read {exc.filename or 'an input file'}: {exc.strerror or exc}") from None
     try:
         clean_stale(opts.out)
         clean_stale(opts.out.parent)
@@ -813,12 +817,18 @@ def verify_with_fresh_cache(
 
 
 def publish_staged(opts: ReleaseOptions, inputs: Inputs, plan: Plan, staging: Path) -> Path:
-    """Rename the staging folder to `out/<version>`; then the frozen splits and the leaderboard file."""
+    """Rename the staging folder to `out/<version>`, then swap in the frozen split file (written beside it
+    first, so a read-only corpus fails before anything is published) and write the leaderboard file."""
     target = opts.out / plan.version
-    publish_dir(staging, target)
-    from newsstance.records import write_jsonl
-
-    write_jsonl(opts.splits_path, frozen_records(inputs.frozen, inputs.assignment, plan.version))
+    splits_tmp = opts.splits_path.with_name(f".{opts.splits_path.name}.{plan.version}.tmp")
+    opts.splits_path.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(splits_tmp, frozen_records(inputs.frozen, inputs.assignment, plan.version))
+    try:
+        publish_dir(staging, target)
+    except BaseException:
+        splits_tmp.unlink(missing_ok=True)
+        raise
+    os.replace(splits_tmp, opts.splits_path)
     if plan.results is not None and plan.run_benchmarks:
         write_json(opts.root / "benchmarks" / "results" / f"leaderboard-{plan.version}.json", plan.results)
     return target
