@@ -330,3 +330,61 @@ def test_kill_9_during_a_build_then_the_next_build_cleans_up(corpus, tmp_path: P
     assert result.built
     assert not [p for p in files.out.iterdir() if p.name.startswith(".newsstance-")]
     assert not (isolated_project / "benchmarks" / "results").exists()
+
+
+# --- labels come from the scheme ------------------------------------------------------------------
+
+RENAMES = {
+    "PERSON": "HUMAN",
+    "ORG": "BODY",
+    "GPE": "POLITY",
+    "favor": "pro",
+    "against": "contra",
+    "neutral": "mixed",
+    "not_about": "off_topic",
+}
+
+
+def test_renamed_scheme_labels_build_and_reach_card_croissant_and_dry_run(
+    corpus, helpers, isolated_project: Path
+) -> None:
+    import re
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from newsstance.cli import app
+    from newsstance.scheme import load_scheme, sync_derived_files
+
+    text = (isolated_project / "annotations" / "scheme.yaml").read_text()
+    for old, new in RENAMES.items():
+        text = re.sub(rf"\b{old}\b", new, text)
+    (isolated_project / "annotations" / "scheme.yaml").write_text(text)
+    schema = isolated_project / "schema"
+    target = schema.resolve()
+    schema.unlink()
+    shutil.copytree(target, schema)
+    sync_derived_files(load_scheme(), isolated_project)
+
+    def rename(value: Any) -> Any:
+        return RENAMES.get(value, value) if isinstance(value, str) else value
+
+    stories = []
+    for story in helpers.base_stories():
+        story = dict(story)
+        if story.get("entities") is not None:
+            story["entities"] = [(s, rename(label), rename(stance)) for s, label, stance in story["entities"]]
+            story["stances"] = {t: rename(v) for t, v in story["stances"].items()}
+        stories.append(story)
+    result = build(corpus(stories))
+    card = (result.path / "README.md").read_text()
+    for new in ("HUMAN", "B-HUMAN", "pro", "contra", "off_topic"):
+        assert f"| `{new}` |" in card, new
+    for old in ("PERSON", "B-PERSON", "favor", "not_about"):
+        assert f"| `{old}` |" not in card, old
+    croissant = (result.path / "croissant.json").read_text()
+    assert "=HUMAN" in croissant and "=pro" in croissant and "=PERSON" not in croissant
+    outcome = CliRunner().invoke(
+        app, ["publish", "fict-org/renamed", "--version", result.version, "--dist", str(result.path.parent), "--dry-run"]
+    )
+    assert outcome.exit_code == 0, outcome.output
