@@ -238,7 +238,9 @@ def test_read_only_out_is_one_line(corpus) -> None:
         (errno.EXDEV, "publish_dir", "across filesystems: pass --out on the same disk"),
     ],
 )
-def test_os_errors_of_the_out_folder_are_one_line(corpus, monkeypatch: pytest.MonkeyPatch, code, where, message) -> None:
+def test_os_errors_of_the_out_folder_are_one_line(
+    corpus, monkeypatch: pytest.MonkeyPatch, code, where, message
+) -> None:
     """The errors the OS gives for a read-only mount, an unwritable --out (root ignores chmod here, so it
     is injected) and a cross-device rename: one line each, nothing left behind, splits untouched."""
     import newsstance.release.build as build_module
@@ -264,7 +266,7 @@ def test_unreadable_input_is_one_line(corpus, monkeypatch: pytest.MonkeyPatch) -
         raise PermissionError(errno.EACCES, "Permission denied", "corpus/articles.jsonl")
 
     monkeypatch.setattr(rows_module, "read_jsonl", denied)
-    with pytest.raises(UserError, match="cannot read corpus/articles.jsonl: Permission denied"):
+    with pytest.raises(UserError, match=r"cannot read corpus/articles\.jsonl: Permission denied"):
         build(corpus())
 
 
@@ -385,6 +387,7 @@ def test_renamed_scheme_labels_build_and_reach_card_croissant_and_dry_run(
     croissant = (result.path / "croissant.json").read_text()
     assert "=HUMAN" in croissant and "=pro" in croissant and "=PERSON" not in croissant
     outcome = CliRunner().invoke(
-        app, ["publish", "fict-org/renamed", "--version", result.version, "--dist", str(result.path.parent), "--dry-run"]
+        app,
+        ["publish", "fict-org/renamed", "--version", result.version, "--dist", str(result.path.parent), "--dry-run"],
     )
     assert outcome.exit_code == 0, outcome.output
