@@ -391,3 +391,32 @@ def test_renamed_scheme_labels_build_and_reach_card_croissant_and_dry_run(
         ["publish", "fict-org/renamed", "--version", result.version, "--dist", str(result.path.parent), "--dry-run"],
     )
     assert outcome.exit_code == 0, outcome.output
+
+
+def test_leaderboard_written_only_with_its_release_and_reused_by_a_plain_rebuild(
+    corpus, monkeypatch: pytest.MonkeyPatch, isolated_project: Path
+) -> None:
+    """`make run` builds with benchmarks; a failed build leaves no leaderboard file; `build` without the
+    flag afterwards reuses the release's leaderboard and builds nothing."""
+    import newsstance.release.build as build_module
+    from newsstance.release.integrity import IntegrityError
+
+    files = corpus()
+    results = isolated_project / "benchmarks" / "results"
+    real_verify = build_module.verify_with_fresh_cache
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise IntegrityError("injected failure after the benchmarks ran")
+
+    monkeypatch.setattr(build_module, "verify_with_fresh_cache", broken)
+    with pytest.raises(UserError, match="injected failure"):
+        build(files, with_benchmarks=True)
+    assert not results.exists() or not list(results.iterdir())
+    monkeypatch.setattr(build_module, "verify_with_fresh_cache", real_verify)
+    first = build(files, with_benchmarks=True)
+    assert (results / "leaderboard-1.0.0.json").is_file()
+    assert (first.path / "leaderboard.json").is_file()
+    card = (first.path / "README.md").read_text()
+    assert "No benchmark results were recorded" not in card
+    again = build(files)
+    assert (again.version, again.built) == ("1.0.0", False)
