@@ -420,3 +420,44 @@ def test_leaderboard_written_only_with_its_release_and_reused_by_a_plain_rebuild
     assert "No benchmark results were recorded" not in card
     again = build(files)
     assert (again.version, again.built) == ("1.0.0", False)
+
+
+def test_streamed_configs_are_split_into_capped_shards_that_load(corpus) -> None:
+    import datasets
+    import pyarrow.parquet as pq
+
+    files = corpus()
+    limits = {"max_rows_per_shard": 2}
+    result = build(files, **limits)
+    manifest = orjson.loads((result.path / "manifest.json").read_bytes())
+    train_files = manifest["configs"]["articles"]["train"]["files"]
+    assert len(train_files) > 1
+    assert all("-of-" in name for name in train_files)
+    assert all(pq.read_metadata(result.path / name).num_rows <= 2 for name in train_files)
+    loaded = datasets.load_dataset(str(result.path), "articles")
+    canonical = {a["id"] for a in files.article_records if a.get("duplicate_of") is None}
+    assert sorted(i for split in loaded for i in loaded[split]["id"]) == sorted(canonical)
+
+
+def test_shard_writer_caps_bytes_per_file_and_names_files_by_content(tmp_path: Path) -> None:
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from newsstance.release.shards import ShardWriter
+
+    schema = pa.schema([("id", pa.string()), ("text", pa.string())])
+    writer = ShardWriter(tmp_path, "articles", "train", schema, max_rows=1000, max_bytes=5000)
+    texts = [f"{i:04d}" + "lorem ipsum dolor " * (100 + i) for i in range(12)]  # ~2 kB each, poorly compressible
+    for i, text in enumerate(texts):
+        writer.write(pa.table({"id": [str(i)], "text": [text]}, schema=schema))
+    names = writer.close()
+    assert len(names) > 1
+    read_back = [t for name in names for t in pq.read_table(tmp_path / name).column("text").to_pylist()]
+    assert read_back == texts
+    for name in names:
+        data = (tmp_path / name).read_bytes()
+        assert name.endswith(f"-{hashlib.sha256(data).hexdigest()[:8]}.parquet")
+        # closed once its row groups reach 5000 bytes (the footer with the schema comes on top)
+        assert pq.read_metadata(tmp_path / name).num_rows <= 3
