@@ -1,12 +1,17 @@
 """Benchmark `newsstance evaluate`: N synthetic articles x E entities, R bootstrap resamples.
 
     .venv/bin/python benchmarks/evaluate_bench.py [--articles 10000] [--entities 20] [--resamples 1000]
+                                                 [--large-mib 100] [--toolkit PATH]
 
-Writes a synthetic release folder (parquet + README YAML, fictional tokens) and a noisy
-predictions file in a temp dir, then measures
+Writes a synthetic release folder (parquet + README YAML, fictional tokens) and two noisy
+predictions files for the same gold in a temp dir: the normal one (~1 KiB per article) and a large
+one padded with spurious entities to about `--large-mib` MiB. Then measures
 
-- the real command `newsstance evaluate ... --output` in a child process: wall time and peak RSS;
-- in process, each phase: load the split, read + check predictions, match (count matrix), bootstrap.
+- the real command `newsstance evaluate ... --output` in a child process on each file: wall time,
+  CPU seconds (user + system) and peak RSS - memory must not grow with the predictions file
+  (issue 11: it streams); `--toolkit PATH` runs the child with another checkout's `scripts/` too
+  (e.g. main before the change) for a before/after line;
+- in process, each phase: load the split, stream + check + count predictions, bootstrap.
 
 Target (issue 5): 10k articles x 20 entities with 1,000 resamples in under 30 s on 2 cores.
 """
@@ -27,8 +32,8 @@ from datasets import ClassLabel, Dataset, Features, List, Value
 
 from newsstance.evaluate.bootstrap import resampled_sums
 from newsstance.evaluate.dataset import load_release
-from newsstance.evaluate.predictions import read_predictions
-from newsstance.evaluate.scoring import count_matrix, metrics
+from newsstance.evaluate.predictions import PredictionsSummary, TextLengths, stream_predictions
+from newsstance.evaluate.scoring import SystemCounts, metrics, system_matrix
 from newsstance.records import write_jsonl
 from newsstance.scheme import Scheme, load_scheme
 
@@ -123,7 +128,26 @@ def noisy_prediction(row: dict, rng: random.Random, scheme: Scheme) -> dict:
     return {"id": row["id"], "entities": entities, "stances": stances}
 
 
-def write_fixture(folder: Path, n_articles: int, n_entities: int, scheme: Scheme) -> tuple[Path, Path]:
+def padded(prediction: dict, row: dict, count: int, rng: random.Random, scheme: Scheme) -> dict:
+    """The prediction plus `count` spurious entities at random offsets (a larger file for the same gold)."""
+    length = len(row["text"])
+    extra = []
+    for _ in range(count):
+        start = rng.randrange(max(1, length - 8))
+        extra.append(
+            {
+                "start": start,
+                "end": min(length, start + rng.randint(1, 8)),
+                "label": scheme.entity_names[rng.randrange(len(scheme.entity_names))],
+                "stance": scheme.stance_names[rng.randrange(len(scheme.stance_names))],
+            }
+        )
+    return {**prediction, "entities": prediction["entities"] + extra}
+
+
+def write_fixture(
+    folder: Path, n_articles: int, n_entities: int, scheme: Scheme, large_mib: float = 0
+) -> tuple[Path, Path]:
     rng = random.Random(0)
     rows = [synthetic_row(number, n_entities, rng, scheme) for number in range(n_articles)]
     release = folder / "dist" / "0.0.1"
@@ -134,7 +158,16 @@ def write_fixture(folder: Path, n_articles: int, n_entities: int, scheme: Scheme
         encoding="utf-8",
     )
     predictions = folder / "predictions.jsonl"
-    write_jsonl(predictions, (noisy_prediction(row, rng, scheme) for row in rows))
+    noisy = [noisy_prediction(row, rng, scheme) for row in rows]
+    write_jsonl(predictions, noisy)
+    if large_mib:
+        per_article = large_mib * 2**20 / n_articles
+        per_entity = 62  # bytes of one spurious entity in JSON
+        count = max(0, int((per_article - predictions.stat().st_size / n_articles) / per_entity))
+        write_jsonl(
+            folder / "predictions-large.jsonl",
+            (padded(p, row, count, rng, scheme) for p, row in zip(noisy, rows, strict=True)),
+        )
     return release, predictions
 
 
@@ -154,62 +187,63 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=10_000)
     parser.add_argument("--entities", type=int, default=20)
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--large-mib", type=float, default=100, help="Size of the padded predictions file (0: none)")
+    parser.add_argument("--toolkit", type=Path, action="append", default=[], help="Also run this checkout's scripts/")
     parser.add_argument("--write-fixture", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     scheme = load_scheme()
     if args.write_fixture:  # child mode: keeps the big fixture out of the measuring process
-        write_fixture(args.write_fixture, args.articles, args.entities, scheme)
+        write_fixture(args.write_fixture, args.articles, args.entities, scheme, args.large_mib)
         return
     with tempfile.TemporaryDirectory(prefix="newsstance-evalbench-") as tmp:
         folder = Path(tmp)
         env = {**os.environ, "HF_DATASETS_CACHE": str(folder / "hf"), "HF_DATASETS_OFFLINE": "1"}
-        seconds, _, _ = run_child(
-            [
-                sys.executable,
-                __file__,
-                "--write-fixture",
-                str(folder),
-                "--articles",
-                str(args.articles),
-                "--entities",
-                str(args.entities),
-            ],
-            env,
-        )
-        release, predictions = folder / "dist" / "0.0.1", folder / "predictions.jsonl"
-        print(
-            f"fixture: {args.articles} articles x {args.entities} entities written in {seconds:.1f} s "
-            f"({predictions.stat().st_size / 2**20:.1f} MiB predictions)"
-        )
+        fixture = [sys.executable, __file__, "--write-fixture", str(folder)]
+        fixture += ["--articles", str(args.articles), "--entities", str(args.entities)]
+        seconds, _, _ = run_child([*fixture, "--large-mib", str(args.large_mib)], env)
+        release = folder / "dist" / "0.0.1"
+        files = [folder / "predictions.jsonl"]
+        if args.large_mib:
+            files.append(folder / "predictions-large.jsonl")
+        sizes = ", ".join(f"{path.name} {path.stat().st_size / 2**20:.1f} MiB" for path in files)
+        print(f"fixture: {args.articles} articles x {args.entities} entities written in {seconds:.1f} s ({sizes})")
 
-        command = [
-            str(Path(sys.executable).parent / "newsstance"),
-            "evaluate",
-            str(predictions),
-            "--dataset",
-            str(release),
-            "--resamples",
-            str(args.resamples),
-            "--output",
-            str(folder / "results.json"),
-        ]
-        elapsed, cpu, peak = run_child(command, env)
-        print(
-            f"newsstance evaluate (child process, {args.resamples} resamples, fresh cache): {elapsed:.1f} s wall, "
-            f"{cpu:.1f} s CPU, peak RSS {peak:.0f} MiB"
-        )
+        toolkits = [("this checkout", os.environ.get("PYTHONPATH", ""))]
+        toolkits += [(str(path), str(path.resolve() / "scripts")) for path in args.toolkit]
+        for name, pythonpath in toolkits:
+            for path in files:
+                command = [
+                    str(Path(sys.executable).parent / "newsstance"),
+                    "evaluate",
+                    str(path),
+                    "--dataset",
+                    str(release),
+                    "--resamples",
+                    str(args.resamples),
+                    "--output",
+                    str(folder / "results.json"),
+                ]
+                elapsed, cpu, peak = run_child(command, {**env, "PYTHONPATH": pythonpath})
+                print(
+                    f"newsstance evaluate {path.name} ({name}, {args.resamples} resamples, fresh cache): "
+                    f"{elapsed:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak:.0f} MiB"
+                )
 
         phases = {}
         cpu_began = time.process_time()
         began = time.perf_counter()
         loaded = load_release(str(release), scheme=scheme)
-        phases["load split (datasets.load_dataset, private cache) + gold articles"] = time.perf_counter() - began
+        phases["load split (datasets.load_dataset, private cache) + gold columns"] = time.perf_counter() - began
         began = time.perf_counter()
-        preds = read_predictions(predictions, scheme, {a.id: len(a.text) for a in loaded.articles})
-        phases["read + check predictions"] = time.perf_counter() - began
-        began = time.perf_counter()
-        counts = count_matrix(scheme, loaded.articles, [preds.by_id[a.id] for a in loaded.articles], progress=False)
-        phases["match: nervaluate schemes, seqeval chunks, stance (count matrix)"] = time.perf_counter() - began
+        summary = PredictionsSummary(files[0])
+        system = SystemCounts(scheme, loaded.gold)
+        lengths = TextLengths(loaded.gold.ids, loaded.gold.text_lengths)
+        for prediction in stream_predictions(files[0], scheme, lengths, summary):
+            system.add(lengths.row[prediction.id], prediction)
+        counts = system_matrix(system.finish())
+        phases["stream + check predictions, match (nervaluate schemes, seqeval chunks, stance)"] = (
+            time.perf_counter() - began
+        )
         began = time.perf_counter()
         sums = resampled_sums(counts, args.resamples, seed=0, progress=False)
         figures = metrics(scheme, sums)

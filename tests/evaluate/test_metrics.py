@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from nervaluate import Evaluator
 from seqeval.metrics import classification_report as seqeval_report
 from seqeval.metrics import f1_score as seqeval_f1
 from seqeval.metrics.sequence_labeling import get_entities
 from sklearn.metrics import accuracy_score, f1_score
 
+from newsstance.errors import UserError
 from newsstance.evaluate.bio import bio_chunks, bio_to_spans, spans_to_bio
-from newsstance.evaluate.dataset import GoldArticle, Span
+from newsstance.evaluate.dataset import GoldArticle, GoldSplit, Span
 from newsstance.evaluate.matching import SCHEMES, article_counts
 from newsstance.evaluate.predictions import Prediction
-from newsstance.evaluate.scoring import count_matrix, metrics
-from newsstance.scheme import Scheme
+from newsstance.evaluate.scoring import NOT_MATCHED, SystemCounts, count_matrix, metrics, system_matrix
+from newsstance.scheme import Scheme, scheme_from_dict
 
 NERVALUATE_NAMES = {"strict": "strict", "exact": "exact", "partial": "partial", "type": "ent_type"}
 
@@ -297,3 +301,93 @@ def test_spans_to_bio_agrees_with_the_release_tokeniser(scheme: Scheme, fixture_
         starts, ends = release_tokens.token_offsets(row["text"], [o for s in spans for o in s[:2]])
         assert spans_to_bio(starts, ends, spans) == release_tokens.bio_tag_ids(starts, ends, spans)
         assert spans_to_bio(row["token_starts"], row["token_ends"], spans) == row["ner_tags"]
+
+
+def test_f_avg_averages_the_schemes_polar_labels(scheme: Scheme) -> None:
+    """F_avg is the mean F1 over `polar_stance_labels`, whatever they are called (scikit-learn as reference)."""
+    custom = dataclasses.replace(scheme, polar_stance_labels=(scheme.stance_names[1], scheme.stance_names[2]))
+    rng = random.Random(8)
+    names = scheme.document_stance_names
+    target = scheme.target_ids[0]
+    gold, preds, y_true, y_pred = [], [], [], []
+    for number in range(90):
+        truth = rng.choice(names)
+        guess = truth if rng.random() < 0.6 else rng.choice(names)
+        gold.append(GoldArticle(f"{number:016x}", "x", [], {target: truth}, [], [], []))
+        preds.append(Prediction(gold[-1].id, [], {target: guess}))
+        y_true.append(truth)
+        y_pred.append(guess)
+    ours = score(custom, gold, preds)
+    expected = f1_score(y_true, y_pred, labels=list(custom.polar_stance_labels), average=None, zero_division=0)
+    assert ours[f"document_stance/per_target/{target}/f_avg"] == pytest.approx(float(np.mean(expected)))
+    assert scheme.polar_stance_names == ["favor", "against"]  # the shipped scheme names them explicitly
+    default = dataclasses.replace(scheme, polar_stance_labels=())
+    assert default.polar_stance_names == scheme.stance_names[:2]
+
+
+def test_compared_mention_stance_uses_the_gold_mentions_both_systems_matched(scheme: Scheme) -> None:
+    """Two systems matching different mentions are scored on the intersection (scikit-learn as reference)."""
+    rng = random.Random(13)
+    stances = scheme.stance_names
+    gold, preds_a, preds_b = [], [], []
+    for number in range(60):
+        entities = [Span(i * 10, i * 10 + 5, "PERSON", rng.choice([*stances, None])) for i in range(5)]
+        gold.append(GoldArticle(f"{number:016x}", "x" * 60, entities, {}, [], [], []))
+        for preds in (preds_a, preds_b):
+            found = [Span(s.start, s.end, "ORG", rng.choice(stances)) for s in entities if rng.random() < 0.6]
+            preds.append(Prediction(gold[-1].id, found, None))
+    split = GoldSplit.from_articles(gold, scheme)
+    systems = []
+    for preds in (preds_a, preds_b):
+        system = SystemCounts(scheme, split)
+        for row, prediction in enumerate(preds):
+            system.add(row, prediction)
+        systems.append(system.finish())
+    a, b = systems
+    for system, other, preds in ((a, b, preds_a), (b, a, preds_b)):
+        sums = system_matrix(system, matched=other.mention != NOT_MATCHED).sum(axis=0, keepdims=True)
+        ours = {key: float(values[0]) for key, values in metrics(scheme, sums).items()}
+        y_true, y_pred = [], []
+        for number, article in enumerate(gold):
+            by_a = {(s.start, s.end): s.stance for s in preds_a[number].entities or []}
+            by_b = {(s.start, s.end): s.stance for s in preds_b[number].entities or []}
+            mine = {(s.start, s.end): s.stance for s in preds[number].entities or []}
+            for span in article.entities:
+                key = (span.start, span.end)
+                if span.stance is not None and key in by_a and key in by_b:
+                    y_true.append(span.stance)
+                    y_pred.append(mine[key])
+        assert len(y_true) > 20
+        assert ours["mention_stance/accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+        present = [name for name in stances if name in y_true or name in y_pred]
+        assert ours["mention_stance/macro_f1"] == pytest.approx(
+            f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        )
+        assert ours["mention_stance/coverage"] == pytest.approx(
+            len(y_true) / sum(s.stance is not None for g in gold for s in g.entities)
+        )
+
+
+def test_streaming_in_small_batches_and_any_order_gives_the_same_counts(scheme: Scheme, word_corpus) -> None:
+    """Token chunks are counted per batch of articles and rows arrive in file order: neither changes a count."""
+    gold, preds, y_true, y_pred = word_corpus
+    split = GoldSplit.from_articles(gold, scheme)
+    whole = count_matrix(scheme, gold, preds, progress=False)
+    system = SystemCounts(scheme, split, batch=3)
+    order = list(range(len(gold)))
+    random.Random(4).shuffle(order)
+    for row in order:
+        system.add(row, preds[row])
+    streamed = system_matrix(system.finish())
+    assert (streamed == whole).all()
+    ours = {key: float(v[0]) for key, v in metrics(scheme, streamed.sum(axis=0, keepdims=True)).items()}
+    assert ours["tokens/micro/f1"] == pytest.approx(seqeval_f1(y_true, y_pred))
+
+
+def test_polar_labels_must_be_stance_labels(scheme: Scheme) -> None:
+    data = yaml.safe_load((Path(__file__).resolve().parents[2] / "annotations" / "scheme.yaml").read_text())
+    data["polar_stance_labels"] = ["favor", "pro"]
+    with pytest.raises(UserError, match="polar_stance_labels pro not among the stance labels"):
+        scheme_from_dict(data)
+    del data["polar_stance_labels"]
+    assert scheme_from_dict(data).polar_stance_names == [label["name"] for label in data["stance_labels"][:2]]

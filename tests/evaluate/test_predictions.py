@@ -43,7 +43,8 @@ def write(path: Path, lines: list) -> Path:
         (good(IDS[1], entities=[{"start": 30, "end": 41, "label": "ORG"}]), "offsets [30, 41) out of range"),
         (good(IDS[1], entities=[{"start": 9, "end": 9, "label": "ORG"}]), "start 9 must be less than end 9"),
         (good(IDS[1], entities=[{"start": -1, "end": 3, "label": "ORG"}]), "/entities/0/start"),
-        ({"id": IDS[1], "entities": []}, "does not match schema"),
+        ({"id": IDS[1]}, "has neither `entities` nor `stances`"),
+        ({"id": IDS[1], "entities": [], "stances": {}, "extra": 1}, "does not match schema"),
     ],
 )
 def test_bad_line_is_named(tmp_path: Path, scheme: Scheme, bad_line: object, message: str) -> None:
@@ -73,3 +74,18 @@ def test_missing_ids_are_an_error_unless_allowed(tmp_path: Path, scheme: Scheme)
 def test_missing_file(tmp_path: Path, scheme: Scheme) -> None:
     with pytest.raises(UserError, match="predictions file not found"):
         read_predictions(tmp_path / "nope.jsonl", scheme, LENGTHS)
+
+
+def test_each_task_is_optional_but_a_key_on_some_lines_only_is_an_error(tmp_path: Path, scheme: Scheme) -> None:
+    ner_only = [{"id": i, "entities": [{"start": 0, "end": 5, "label": "ORG"}]} for i in IDS]
+    loaded = read_predictions(write(tmp_path / "ner.jsonl", ner_only), scheme, LENGTHS)
+    assert loaded.summary.tasks == {"ner"}
+    assert loaded.by_id[IDS[0]].stances is None
+    stance_only = [{"id": i, "stances": {"carbon_levy": "neutral"}} for i in IDS]
+    loaded = read_predictions(write(tmp_path / "stance.jsonl", stance_only), scheme, LENGTHS)
+    assert loaded.summary.tasks == {"stance"} and loaded.summary.targets == {"carbon_levy"}
+    empty_stances = [{"id": i, "entities": [], "stances": {}} for i in IDS]
+    assert read_predictions(write(tmp_path / "e.jsonl", empty_stances), scheme, LENGTHS).summary.tasks == {"ner"}
+    mixed = [ner_only[0], stance_only[1], ner_only[2]]
+    with pytest.raises(UserError, match=r"`entities` is on 2 of 3 lines \(not on line 2\)"):
+        read_predictions(write(tmp_path / "mixed.jsonl", mixed), scheme, LENGTHS)

@@ -7,7 +7,6 @@ the release's tokens exactly as the release projects gold spans. Tag ids follow
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,14 +29,9 @@ def token_offsets(text: str, tokens: Sequence[str], article_id: str = "") -> tup
     return starts, ends
 
 
-def span_token_range(starts: Sequence[int], ends: Sequence[int], start: int, end: int) -> tuple[int, int]:
-    """Half-open range of tokens overlapping the character span [start, end); empty when none."""
-    first = bisect_right(ends, start)
-    stop = bisect_left(starts, end)
-    return first, max(first, stop)
-
-
-def spans_to_bio(starts: Sequence[int], ends: Sequence[int], spans: Sequence[tuple[int, int, int]]) -> list[int]:
+def spans_to_bio(
+    starts: Sequence[int] | np.ndarray, ends: Sequence[int] | np.ndarray, spans: Sequence[tuple[int, int, int]]
+) -> list[int]:
     """BIO tag ids for `(start, end, label_index)` spans; a token is tagged when it overlaps the span.
 
     Overlapping spans cannot all be encoded in BIO: spans are taken by start, longer first,

@@ -12,7 +12,9 @@ from newsstance.ner import DEFAULT_MODEL
 
 DatasetOption = Annotated[
     str | None,
-    typer.Option("--dataset", help="Release folder or Hub repo id (default: the newest version under dist/)."),
+    typer.Option(
+        "--dataset", help="Release folder or Hub repo id owner/name (default: the newest version under dist/)."
+    ),
 ]
 ConfigOption = Annotated[str, typer.Option("--config", help="Dataset config.")]
 RevisionOption = Annotated[str | None, typer.Option("--revision", help="Hub revision or tag, e.g. v1.0.0.")]
@@ -20,6 +22,19 @@ SplitOption = Annotated[str, typer.Option("--split", help="Split to score.")]
 ResamplesOption = Annotated[int, typer.Option("--resamples", min=0, help="Bootstrap resamples (0: no CIs).")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Bootstrap seed.")]
 ModelOption = Annotated[str, typer.Option("--model", help="Installed spaCy pipeline for the spacy baseline.")]
+LabelMapOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--label-map", help="spaCy type -> scheme label YAML for the spacy baseline (default: the shipped one)."
+    ),
+]
+TasksOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tasks",
+        help="Comma-separated tasks to score: ner, stance, mention-stance (default: every task the file predicts).",
+    ),
+]
 
 
 def evaluate(
@@ -33,18 +48,28 @@ def evaluate(
     compare: Annotated[Path | None, typer.Option("--compare", help="Second predictions file: paired test.")] = None,
     resamples: ResamplesOption = 1000,
     seed: SeedOption = 0,
+    tasks: TasksOption = None,
 ) -> None:
-    """Score predictions against a release split: entities, tokens, stance, with 95% bootstrap CIs."""
-    from newsstance.evaluate.dataset import load_release
-    from newsstance.evaluate.report import evaluate_predictions, render, write_results
+    """Score predictions against a release split: entities, tokens, stance, with 95% bootstrap CIs.
 
+    A task the file does not predict (no `entities`, or no `stances`) is reported as not predicted."""
+    from newsstance.evaluate.dataset import load_release
+    from newsstance.evaluate.report import evaluate_predictions, parse_tasks, render, write_results
+
+    selected = parse_tasks(tasks)
     for path in (predictions, compare):
         if path is not None and not path.is_file():
             raise UserError(f"predictions file not found: {path}")
     release = load_release(dataset, config=config, split=split, revision=revision)
     _say_gold(release.local_path)
     results = evaluate_predictions(
-        predictions, release, allow_missing=allow_missing, resamples=resamples, seed=seed, compare=compare
+        predictions,
+        release,
+        allow_missing=allow_missing,
+        resamples=resamples,
+        seed=seed,
+        compare=compare,
+        tasks=selected,
     )
     render(results)
     if output:
@@ -53,16 +78,16 @@ def evaluate(
 
 
 def baseline(
-    name: Annotated[str, typer.Argument(help="majority | gazetteer | spacy")],
+    name: Annotated[str, typer.Argument(help="majority | gazetteer | spacy | stance")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file to write.")],
     dataset: DatasetOption = None,
     config: ConfigOption = "default",
     revision: RevisionOption = None,
     split: SplitOption = "test",
     model: ModelOption = DEFAULT_MODEL,
+    label_map: LabelMapOption = None,
 ) -> None:
     """Write a baseline's predictions for a split (trained on the train split)."""
-    from newsstance.errors import UserError
     from newsstance.evaluate.baselines import BASELINES, baseline_predictions
     from newsstance.evaluate.dataset import load_release
     from newsstance.records import write_jsonl
@@ -81,7 +106,7 @@ def baseline(
     )
     _say_gold(release.local_path)
     train = release.other_splits.get("train", release.articles)
-    count = write_jsonl(output, baseline_predictions(name, train, release.articles, scheme, model))
+    count = write_jsonl(output, baseline_predictions(name, train, release.articles, scheme, model, label_map=label_map))
     typer.echo(f"wrote {count} predictions to {output}")
 
 
@@ -100,6 +125,7 @@ def leaderboard(
     ] = None,
     resamples: ResamplesOption = 1000,
     seed: SeedOption = 0,
+    label_map: LabelMapOption = None,
 ) -> None:
     """Run every baseline on a split; write the results JSON and print the card's Markdown table."""
     from newsstance.evaluate.leaderboard import leaderboard_markdown, run_leaderboard, write_leaderboard
@@ -114,6 +140,7 @@ def leaderboard(
         predictions_dir=predictions_dir,
         resamples=resamples,
         seed=seed,
+        label_map=label_map,
     )
     version = (results.get("dataset") or {}).get("version") or "unversioned"
     output = output or project_root() / "benchmarks" / "results" / f"leaderboard-{version}.json"

@@ -7,12 +7,14 @@ release builder has not published yet - so the builder can render the table into
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from newsstance import __version__
+from newsstance.errors import UserError
 from newsstance.evaluate.baselines import BASELINES, baseline_predictions
 from newsstance.evaluate.dataset import Release, load_release
 from newsstance.evaluate.report import evaluate_predictions, flatten
@@ -24,6 +26,7 @@ DESCRIPTIONS = {
     "majority": "Most frequent stance per target in train; no entities.",
     "gazetteer": "Entity strings and labels seen in train, leftmost-longest match at word boundaries; majority stance.",
     "spacy": "spaCy {model} NER mapped to the scheme's labels; majority stance.",
+    "stance": "Document stance only: TF-IDF word 1-2-grams + logistic regression per target, trained on train.",
 }
 
 # Leaderboard columns: title -> figure key in the results.
@@ -50,6 +53,7 @@ def run_leaderboard(
     scheme: Scheme | None = None,
     release: Release | None = None,
     progress: bool = True,
+    label_map: Path | None = None,
 ) -> dict[str, Any]:
     """Train (where needed) and score each baseline on `split`; returns the leaderboard results."""
     scheme = scheme or load_scheme()
@@ -63,27 +67,37 @@ def run_leaderboard(
             scheme=scheme,
         )
     train = release.other_splits.get("train", release.articles)
-    models = []
+    models: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="newsstance-baselines-") as tmp:
         folder = predictions_dir or Path(tmp)
         for name in baselines:
+            title = name if name != "spacy" else f"spacy ({spacy_model})"
+            description = DESCRIPTIONS[name].format(model=spacy_model)
             path = folder / f"{name}.predictions.jsonl"
-            write_jsonl(path, baseline_predictions(name, train, release.articles, scheme, spacy_model))
+            try:
+                write_jsonl(
+                    path, baseline_predictions(name, train, release.articles, scheme, spacy_model, label_map=label_map)
+                )
+            except UserError as exc:  # e.g. no spaCy model, or a label map that does not fit the scheme
+                print(f"warning: baseline {name} skipped: {exc}", file=sys.stderr)
+                models.append({"name": title, "baseline": name, "description": description, "skipped": str(exc)})
+                continue
             results = evaluate_predictions(
                 path, release, scheme=scheme, resamples=resamples, seed=seed, progress=progress
             )
             flat = flatten(results)
             models.append(
                 {
-                    "name": name if name != "spacy" else f"spacy ({spacy_model})",
+                    "name": title,
                     "baseline": name,
-                    "description": DESCRIPTIONS[name].format(model=spacy_model),
+                    "description": description,
                     "predictions_sha256": results["predictions"]["sha256"],
-                    "figures": {key: flat[key] for key in COLUMNS.values()},
+                    "tasks": results["tasks"],
+                    "figures": {key: _figure_or_status(flat, key) for key in COLUMNS.values()},
                     "results": results,
                 }
             )
-    first = models[0]["results"] if models else {}
+    first: dict[str, Any] = next((model["results"] for model in models if "results" in model), {})
     return {
         "tool": {"name": "newsstance", "version": __version__},
         "dataset": first.get("dataset"),
@@ -93,7 +107,19 @@ def run_leaderboard(
     }
 
 
-def _cell(figure: Mapping[str, Any] | None) -> str:
+def _figure_or_status(flat: Mapping[str, Any], key: str) -> Any:
+    """The figure at `key`, or the status ("not predicted") of the section or target that replaced it."""
+    parts = key.split("/")
+    for depth in range(len(parts), 0, -1):
+        value = flat.get("/".join(parts[:depth]))
+        if value is not None:
+            return value
+    return None
+
+
+def _cell(figure: Mapping[str, Any] | str | None) -> str:
+    if isinstance(figure, str):
+        return figure
     if not figure or figure.get("value") is None:
         return "-"
     text = f"{figure['value']:.3f}"
@@ -110,16 +136,20 @@ def leaderboard_markdown(results: Mapping[str, Any]) -> str:
         "|---|" + "---:|" * len(columns),
     ]
     for model in results["models"]:
-        cells = [_cell(model["figures"].get(key)) for key in columns.values()]
+        if "skipped" in model:
+            cells = [f"skipped: {model['skipped']}".replace("|", "/")] + [""] * (len(columns) - 1)
+        else:
+            cells = [_cell(model["figures"].get(key)) for key in columns.values()]
         lines.append(f"| {model['name']} | " + " | ".join(cells) + " |")
     dataset = results.get("dataset") or {}
     settings = results.get("settings") or {}
+    polar = " and ".join(settings.get("f_avg_classes") or ["the polar stances"])
     lines.append("")
     lines.append(
         f"Split `{dataset.get('split', 'test')}` ({dataset.get('articles', '?')} articles). Strict and partial F1: "
         "entity mentions under the SemEval-2013 schemes (as in nervaluate), micro-averaged; token F1: seqeval on the "
-        "BIO tags; stance: document stance per target pooled over targets, F_avg = mean F1 of favor and against "
-        f"(SemEval-2016). In brackets: 95% bootstrap CI over articles ({settings.get('resamples', '?')} resamples, "
+        f"BIO tags; stance: document stance per target pooled over targets, F_avg = mean F1 of {polar} "
+        f'(SemEval-2016); "not predicted": the model does not do that task. In brackets: 95% bootstrap CI over articles ({settings.get("resamples", "?")} resamples, '
         f"seed {settings.get('seed', '?')}). Reproduce with `newsstance leaderboard`; score your model with "
         "`newsstance evaluate predictions.jsonl`."
     )

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from tqdm import tqdm
 
 from newsstance import __version__
+from newsstance.errors import UserError
 from newsstance.evaluate.bootstrap import paired_difference, percentile_interval, resampled_sums
 from newsstance.evaluate.dataset import Release
-from newsstance.evaluate.predictions import PredictionsFile, read_predictions
-from newsstance.evaluate.scoring import count_matrix, layout_for, metrics, raw_counts
+from newsstance.evaluate.predictions import (
+    TASK_TITLES,
+    TASKS,
+    PredictionsSummary,
+    TextLengths,
+    stream_predictions,
+)
+from newsstance.evaluate.scoring import NOT_MATCHED, SystemCounts, layout_for, metrics, raw_counts, system_matrix
 from newsstance.records import write_json
 from newsstance.scheme import Scheme, load_scheme
 
@@ -74,11 +82,79 @@ def _figures(point: dict[str, np.ndarray], resampled: dict[str, np.ndarray] | No
     return figures
 
 
-def _scored(
-    scheme: Scheme, release: Release, predictions: PredictionsFile, min_overlap: float, progress: bool
-) -> np.ndarray:
-    ordered = [predictions.by_id[article.id] for article in release.articles]
-    return count_matrix(scheme, release.articles, ordered, min_overlap=min_overlap, progress=progress)
+# The result sections of each task.
+SECTIONS = {"ner": ("entities", "tokens"), "stance": ("document_stance",), "mention-stance": ("mention_stance",)}
+SCORED, NOT_PREDICTED, NOT_SELECTED = "scored", "not predicted", "not selected"
+
+
+def _score_file(
+    path: Path,
+    release: Release,
+    scheme: Scheme,
+    *,
+    allow_missing: bool,
+    min_overlap: float,
+    progress: bool,
+) -> tuple[SystemCounts, PredictionsSummary]:
+    """Stream one predictions file through the counters (memory independent of the file's size)."""
+    summary = PredictionsSummary(path)
+    system = SystemCounts(scheme, release.gold, min_overlap)
+    lengths = TextLengths(release.gold.ids, release.gold.text_lengths)
+    stream = stream_predictions(path, scheme, lengths, summary, allow_missing=allow_missing, split=release.split)
+    bar = tqdm(
+        stream,
+        total=len(release.gold),
+        desc=f"scoring {path.name}",
+        unit="article",
+        disable=None if progress else True,
+        leave=False,
+    )
+    for prediction in bar:
+        system.add(lengths.row[prediction.id], prediction)
+    return system.finish(), summary
+
+
+def parse_tasks(text: str | None) -> tuple[str, ...] | None:
+    """`--tasks ner,stance` -> ("ner", "stance"); None = every task the file predicts."""
+    if text is None:
+        return None
+    tasks = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [task for task in tasks if task not in TASKS]
+    if unknown or not tasks:
+        raise UserError(f"--tasks: unknown task {', '.join(unknown) or '(none)'} (known: {', '.join(TASKS)})")
+    return tasks
+
+
+def task_status(summary: PredictionsSummary, selected: Sequence[str] | None) -> dict[str, str]:
+    """scored / not predicted / not selected per task; a selected task the file does not predict is an error."""
+    predicted = summary.tasks
+    for task in selected or ():
+        if task not in predicted:
+            raise UserError(f"--tasks {task}: {summary.path} has no {TASK_TITLES[task]} predictions")
+    return {
+        task: (SCORED if selected is None or task in selected else NOT_SELECTED) if task in predicted else NOT_PREDICTED
+        for task in TASKS
+    }
+
+
+def _mark_unscored(nested: dict[str, Any], status: Mapping[str, str], targets: set[str], scheme: Scheme) -> None:
+    """Replace the sections of tasks not scored (and targets not predicted) by their status, in place."""
+    for task, sections in SECTIONS.items():
+        if status[task] != SCORED:
+            for section in sections:
+                nested[section] = status[task]
+    document = nested.get("document_stance")
+    if isinstance(document, dict):
+        for target in scheme.target_ids:
+            if target not in targets:
+                document["per_target"][target] = NOT_PREDICTED
+
+
+def _only_scored(flat: dict[str, Any], status: Mapping[str, str]) -> dict[str, Any]:
+    dropped = tuple(
+        f"{section}/" for task, sections in SECTIONS.items() if status[task] != SCORED for section in sections
+    )
+    return {key: value for key, value in flat.items() if not key.startswith(dropped)} if dropped else flat
 
 
 def evaluate_predictions(
@@ -92,31 +168,51 @@ def evaluate_predictions(
     compare: Path | None = None,
     min_overlap: float = 1.0,
     progress: bool = True,
+    tasks: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Every figure with its 95% bootstrap CI (and, with `compare`, paired differences A - B)."""
+    """Every figure with its 95% bootstrap CI (and, with `compare`, paired differences A - B).
+
+    Tasks a file does not predict are reported as "not predicted" (never as a score);
+    `tasks` selects explicitly. Predictions are streamed: memory does not grow with the files.
+    """
     scheme = scheme or load_scheme()
-    text_lengths = {article.id: len(article.text) for article in release.articles}
-    loaded = read_predictions(predictions_path, scheme, text_lengths, allow_missing=allow_missing, split=release.split)
-    other = (
-        read_predictions(compare, scheme, text_lengths, allow_missing=allow_missing, split=release.split)
-        if compare
-        else None
-    )
-    counts = _scored(scheme, release, loaded, min_overlap, progress)
+
+    def score(path: Path) -> tuple[SystemCounts, PredictionsSummary]:
+        return _score_file(
+            path, release, scheme, allow_missing=allow_missing, min_overlap=min_overlap, progress=progress
+        )
+
+    system_a, summary_a = score(predictions_path)
+    status = task_status(summary_a, tasks)
+    blocks = [system_matrix(system_a)]
     width = layout_for(scheme).width
-    if other is not None:
-        counts = np.concatenate([counts, _scored(scheme, release, other, min_overlap, progress)], axis=1)
+    if compare is not None:
+        system_b, summary_b = score(compare)
+        status_b = task_status(summary_b, tasks)
+        # Mention stance of both systems on the gold mentions both matched: the same items for A and B.
+        blocks.append(system_matrix(system_a, matched=system_b.mention != NOT_MATCHED))
+        blocks.append(system_matrix(system_b, matched=system_a.mention != NOT_MATCHED))
+        shared_mentions = int(
+            np.count_nonzero(
+                (release.gold.entity_stances >= 0)
+                & (system_a.mention != NOT_MATCHED)
+                & (system_b.mention != NOT_MATCHED)
+            )
+        )
+        del system_b
+    del system_a
+    counts = np.concatenate(blocks, axis=1)
+    del blocks
     totals = counts.sum(axis=0, keepdims=True)
     sums = resampled_sums(counts, resamples, seed, progress) if resamples > 0 else None
-    point = metrics(scheme, totals[:, :width])
-    resampled = metrics(scheme, sums[:, :width]) if sums is not None else None
+    del counts
+    targets_a = sorted(summary_a.targets)
+    point = metrics(scheme, totals[:, :width], targets_a)
+    resampled = metrics(scheme, sums[:, :width], targets_a) if sums is not None else None
     flat: dict[str, Any] = _figures(point, resampled)
-    flat.update(raw_counts(scheme, totals[:, :width]))
-    flat["mention_stance/attempted"] = loaded.has_mention_stance
-    if not loaded.has_mention_stance:
-        for key in flat:
-            if key.startswith("mention_stance/") and isinstance(flat[key], dict):
-                flat[key] = {"value": None, "ci_low": None, "ci_high": None}
+    flat.update(raw_counts(scheme, totals[:, :width], targets_a))
+    nested = nest(_only_scored(flat, status))
+    _mark_unscored(nested, status, summary_a.targets, scheme)
     results: dict[str, Any] = {
         "tool": {"name": "newsstance", "version": __version__},
         "dataset": {
@@ -125,9 +221,10 @@ def evaluate_predictions(
             "split": release.split,
             "version": release.version,
             "revision": release.revision,
-            "articles": len(release.articles),
+            "articles": len(release.gold),
         },
-        "predictions": _describe(loaded, allow_missing),
+        "predictions": _describe(summary_a, allow_missing),
+        "tasks": status,
         "settings": {
             "resamples": resamples,
             "seed": seed,
@@ -136,51 +233,60 @@ def evaluate_predictions(
             "ci_method": "percentile",
             "min_overlap_percent": min_overlap,
             "scheme_version": scheme.scheme_version,
+            "f_avg_classes": scheme.polar_stance_names,
         },
-        **nest(flat),
+        **nested,
     }
-    if other is not None:
-        point_b = metrics(scheme, totals[:, width:])
-        resampled_b = metrics(scheme, sums[:, width:]) if sums is not None else None
-        differences = {}
-        both_mention = loaded.has_mention_stance and other.has_mention_stance
-        for key in point:
-            if key.startswith("mention_stance/") and not both_mention:
-                differences[key] = {
-                    "a": None,
-                    "b": None,
-                    "difference": None,
-                    "ci_low": None,
-                    "ci_high": None,
-                    "p_value": None,
-                    "significant": False,
-                }
-                continue
-            differences[key] = paired_difference(
-                float(point[key][0]),
+    if compare is not None:
+        shared_targets = sorted(summary_a.targets & summary_b.targets)
+        point_a = metrics(scheme, totals[:, width : 2 * width], shared_targets)
+        point_b = metrics(scheme, totals[:, 2 * width :], shared_targets)
+        resampled_a = metrics(scheme, sums[:, width : 2 * width], shared_targets) if sums is not None else None
+        resampled_b = metrics(scheme, sums[:, 2 * width :], shared_targets) if sums is not None else None
+        compared = {
+            task: SCORED
+            if status[task] == SCORED and status_b[task] == SCORED
+            else " and ".join(
+                f"{status_x} by {name}"
+                for name, status_x in (("A", status[task]), ("B", status_b[task]))
+                if status_x != SCORED
+            )
+            for task in TASKS
+        }
+        differences = {
+            key: paired_difference(
+                float(point_a[key][0]),
                 float(point_b[key][0]),
-                resampled[key] if resampled is not None else np.array([]),
+                resampled_a[key] if resampled_a is not None else np.array([]),
                 resampled_b[key] if resampled_b is not None else np.array([]),
                 CONFIDENCE,
                 ALPHA,
             ).as_dict()
+            for key in _only_scored(dict(point_a), compared)
+        }
+        figures = nest(differences)
+        _mark_unscored(figures, compared, set(shared_targets), scheme)
         results["comparison"] = {
             "a": str(predictions_path),
-            "b": _describe(other, allow_missing),
+            "b": _describe(summary_b, allow_missing),
+            "tasks": compared,
+            "mention_stance_shared_gold_mentions": shared_mentions,
             "alpha": ALPHA,
             "test": "paired bootstrap over articles, two-sided",
-            "figures": nest(differences),
+            "figures": figures,
         }
     return results
 
 
-def _describe(predictions: PredictionsFile, allow_missing: bool) -> dict[str, Any]:
+def _describe(summary: PredictionsSummary, allow_missing: bool) -> dict[str, Any]:
     return {
-        "path": str(predictions.path),
-        "sha256": predictions.sha256,
-        "articles_predicted": len(predictions.by_id) - len(predictions.missing),
-        "missing": len(predictions.missing),
+        "path": str(summary.path),
+        "sha256": summary.sha256,
+        "articles_predicted": summary.lines,
+        "missing": len(summary.missing),
         "allow_missing": allow_missing,
+        "tasks": sorted(summary.tasks, key=TASKS.index),
+        "targets": sorted(summary.targets),
     }
 
 
@@ -201,7 +307,7 @@ def _fmt(figure: Mapping[str, Any] | None, with_ci: bool = True) -> str:
 
 
 def render(results: Mapping[str, Any], console: Console | None = None) -> None:
-    """Print the headline tables (entities, per label, stance, comparison)."""
+    """Print the headline tables (entities, per label, stance, comparison); unscored tasks say why."""
     console = console or Console(width=None if sys.stdout.isatty() else 120)
     dataset = results["dataset"]
     console.print(
@@ -210,7 +316,49 @@ def render(results: Mapping[str, Any], console: Console | None = None) -> None:
         f"{dataset['articles']} articles); 95% CI: bootstrap over articles, "
         f"{results['settings']['resamples']} resamples, seed {results['settings']['seed']}"
     )
+    tasks = results.get("tasks", {})
+    unscored = [f"{TASK_TITLES[task]}: {status}" for task, status in tasks.items() if status != SCORED]
+    if unscored:
+        console.print("Not scored - " + "; ".join(unscored))
     entities = results["entities"]
+    if isinstance(entities, Mapping):
+        _render_entities(console, entities, results["tokens"])
+    document, mention = results["document_stance"], results["mention_stance"]
+    if isinstance(document, Mapping) or isinstance(mention, Mapping):
+        polar = " / ".join(results["settings"].get("f_avg_classes") or [])
+        stance = Table(title="Stance")
+        for column in ("target", "accuracy", "macro F1 [95% CI]", f"F_avg ({polar}) [95% CI]", "n"):
+            stance.add_column(column, justify="left" if column == "target" else "right")
+        if isinstance(document, Mapping):
+            for name, figures in [("overall", document["overall"]), *document["per_target"].items()]:
+                if not isinstance(figures, Mapping):
+                    stance.add_row(name, figures, "", "", "")
+                    continue
+                stance.add_row(
+                    name,
+                    _fmt(figures["accuracy"], False),
+                    _fmt(figures["macro_f1"]),
+                    _fmt(figures["f_avg"]),
+                    str(figures["pairs"]),
+                )
+        else:
+            stance.add_row("documents", document, "", "", "")
+        if isinstance(mention, Mapping):
+            stance.add_row(
+                "mentions (exact spans)",
+                _fmt(mention["accuracy"], False),
+                _fmt(mention["macro_f1"]),
+                "-",
+                f"{mention['matched']}/{mention['gold_with_stance']}",
+            )
+        else:
+            stance.add_row("mentions", mention, "", "", "")
+        console.print(stance)
+    if "comparison" in results:
+        _render_comparison(console, results)
+
+
+def _render_entities(console: Console, entities: Mapping[str, Any], tokens: Mapping[str, Any]) -> None:
     table = Table(title="Entities (nervaluate schemes) and tokens (seqeval)")
     for column in ("scheme", "precision", "recall", "F1 [95% CI]", "macro F1"):
         table.add_column(column, justify="left" if column == "scheme" else "right")
@@ -228,7 +376,6 @@ def render(results: Mapping[str, Any], console: Console | None = None) -> None:
             _fmt(micro["f1"]),
             _fmt(entities[scheme_name]["macro"]["f1"], False),
         )
-    tokens = results["tokens"]
     table.add_row(
         "tokens (seqeval)",
         _fmt(tokens["micro"]["precision"], False),
@@ -253,48 +400,33 @@ def render(results: Mapping[str, Any], console: Console | None = None) -> None:
         )
     console.print(labels)
 
-    stance = Table(title="Stance")
-    for column in ("target", "accuracy", "macro F1 [95% CI]", "F_avg [95% CI]", "n"):
-        stance.add_column(column, justify="left" if column == "target" else "right")
-    document = results["document_stance"]
-    rows = [("overall", document["overall"]), *document["per_target"].items()]
-    for name, figures in rows:
-        stance.add_row(
-            name,
-            _fmt(figures["accuracy"], False),
-            _fmt(figures["macro_f1"]),
-            _fmt(figures["f_avg"]),
-            str(figures["pairs"]),
-        )
-    mention = results["mention_stance"]
-    stance.add_row(
-        "mentions (exact spans)",
-        _fmt(mention["accuracy"], False),
-        _fmt(mention["macro_f1"]),
-        "-",
-        f"{mention['matched']}/{mention['gold_with_stance']}",
-    )
-    console.print(stance)
 
-    if "comparison" in results:
-        comparison = Table(
-            title=f"Paired bootstrap: A = {results['predictions']['path']} vs B = {results['comparison']['b']['path']}"
+def _render_comparison(console: Console, results: Mapping[str, Any]) -> None:
+    comparison = results["comparison"]
+    table = Table(title=f"Paired bootstrap: A = {results['predictions']['path']} vs B = {comparison['b']['path']}")
+    for column in ("figure", "A", "B", "A - B [95% CI]", "p", "significant"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    flat = flatten(comparison["figures"])
+    for key in HEADLINE:
+        section = key.split("/")[0]
+        diff = flat.get(key)
+        if diff is None:  # the whole section was not compared
+            status = flat.get(section, "not compared")
+            table.add_row(key, status, "", "", "", "")
+            continue
+        if diff["difference"] is None:
+            table.add_row(key, "-", "-", "-", "-", "-")
+            continue
+        ci = f" [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]" if diff["ci_low"] is not None else ""
+        table.add_row(
+            key,
+            f"{diff['a']:.3f}",
+            f"{diff['b']:.3f}",
+            f"{diff['difference']:+.3f}{ci}",
+            "-" if diff["p_value"] is None else f"{diff['p_value']:.3f}",
+            "yes" if diff["significant"] else "no",
         )
-        for column in ("figure", "A", "B", "A - B [95% CI]", "p", "significant"):
-            comparison.add_column(column, justify="left" if column == "figure" else "right")
-        flat = flatten(results["comparison"]["figures"])
-        for key in HEADLINE:
-            diff = flat[key]
-            if diff["difference"] is None:
-                comparison.add_row(key, "-", "-", "-", "-", "-")
-                continue
-            ci = f" [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]" if diff["ci_low"] is not None else ""
-            comparison.add_row(
-                key,
-                f"{diff['a']:.3f}",
-                f"{diff['b']:.3f}",
-                f"{diff['difference']:+.3f}{ci}",
-                "-" if diff["p_value"] is None else f"{diff['p_value']:.3f}",
-                "yes" if diff["significant"] else "no",
-            )
-        console.print(comparison)
+    console.print(table)
+    shared = comparison.get("mention_stance_shared_gold_mentions")
+    if comparison["tasks"].get("mention-stance") == SCORED:
+        console.print(f"Mention stance compared on the {shared} gold mentions both systems matched.")

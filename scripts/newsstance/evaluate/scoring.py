@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from newsstance.evaluate.bio import bio_chunks, spans_to_bio
-from newsstance.evaluate.dataset import GoldArticle
+from newsstance.evaluate.dataset import GoldArticle, GoldSplit, Span
 from newsstance.evaluate.matching import (
     CORRECT,
     INCORRECT,
@@ -76,28 +76,29 @@ def layout_for(scheme: Scheme) -> Layout:
     )
 
 
-def _token_blocks(
-    gold: Sequence[GoldArticle], preds: Sequence[Prediction], label_index: dict[str, int], n_labels: int
+def _token_counts(
+    gold: GoldSplit, rows: Sequence[int], spans: Sequence[Sequence[tuple[int, int, int]]], n_labels: int
 ) -> np.ndarray:
-    """seqeval's chunk counts per article and label, from the release's gold tags and projected predictions.
+    """seqeval's chunk counts (tp, predicted, gold) per label for a batch of articles: rows x label x 3.
 
-    Articles are concatenated with an O between them, as seqeval does with sentences.
+    Gold tags come from the release, predictions are projected onto its tokens. The batch's
+    articles are concatenated with an O between them, as seqeval does with sentences.
     """
-    lengths = np.array([len(article.ner_tags) + 1 for article in gold], dtype=np.int64)
+    lengths = np.array([gold.tag_offsets[row + 1] - gold.tag_offsets[row] + 1 for row in rows], dtype=np.int64)
     offsets = np.concatenate(([0], np.cumsum(lengths)))
     gold_tags = np.zeros(int(offsets[-1]), dtype=np.int64)
     pred_tags = np.zeros(int(offsets[-1]), dtype=np.int64)
-    for number, (article, prediction) in enumerate(zip(gold, preds, strict=True)):
-        begin = offsets[number]
-        gold_tags[begin : begin + len(article.ner_tags)] = article.ner_tags
-        spans = [(span.start, span.end, label_index[span.label]) for span in prediction.entities]
-        if spans:
-            pred_tags[begin : begin + len(article.ner_tags)] = spans_to_bio(
-                article.token_starts, article.token_ends, spans
+    for number, (row, predicted) in enumerate(zip(rows, spans, strict=True)):
+        begin, stop = gold.tag_offsets[row], gold.tag_offsets[row + 1]
+        at = offsets[number]
+        gold_tags[at : at + stop - begin] = gold.tags[begin:stop]
+        if predicted:
+            pred_tags[at : at + stop - begin] = spans_to_bio(
+                gold.token_starts[begin:stop], gold.token_ends[begin:stop], predicted
             )
     total = int(offsets[-1]) + 1
-    n_articles = len(gold)
-    out = np.zeros((n_articles, n_labels, 3), dtype=np.int32)
+    n_rows = len(rows)
+    out = np.zeros((n_rows, n_labels, 3), dtype=np.int32)
 
     def keyed(tags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         labels, first, last = bio_chunks(tags)
@@ -105,19 +106,19 @@ def _token_blocks(
         articles = np.searchsorted(offsets, first, side="right") - 1
         return keys, labels, articles
 
-    gold_keys, gold_labels, gold_articles = keyed(gold_tags)
-    pred_keys, pred_labels, pred_articles = keyed(pred_tags)
+    gold_keys, gold_labels, gold_rows = keyed(gold_tags)
+    pred_keys, pred_labels, pred_rows = keyed(pred_tags)
     hits = np.isin(pred_keys, gold_keys)
     for column, (labels, articles, weights) in enumerate(
         (
-            (pred_labels, pred_articles, hits.astype(np.float64)),
-            (pred_labels, pred_articles, None),
-            (gold_labels, gold_articles, None),
+            (pred_labels, pred_rows, hits.astype(np.float64)),
+            (pred_labels, pred_rows, None),
+            (gold_labels, gold_rows, None),
         )
     ):
         flat = articles * n_labels + labels
-        counts = np.bincount(flat, weights=weights, minlength=n_articles * n_labels)
-        out[:, :, column] = counts.reshape(n_articles, n_labels)
+        counts = np.bincount(flat, weights=weights, minlength=n_rows * n_labels)
+        out[:, :, column] = counts.reshape(n_rows, n_labels)
     return out
 
 
@@ -140,6 +141,112 @@ def _class_counts(gold: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndar
     ).astype(np.int32)
 
 
+NOT_MATCHED = -2  # mention_pred of a gold mention no predicted span matches exactly
+
+
+class SystemCounts:
+    """Counts of one system, filled one article at a time as its predictions stream in.
+
+    Entity outcomes are counted per article on arrival; token chunks in batches of `batch`
+    articles; document and mention stance are kept as one small integer per gold item
+    (the predicted class) and counted at the end, so two systems can be scored on the same
+    gold mentions. Memory: a few bytes per gold entity and a row of counts per article.
+    """
+
+    def __init__(self, scheme: Scheme, gold: GoldSplit, min_overlap: float = 1.0, batch: int = 256):
+        self.scheme = scheme
+        self.gold = gold
+        self.layout = layout_for(scheme)
+        self.min_overlap = min_overlap
+        self.batch = batch
+        self.label_index = {name: index for index, name in enumerate(scheme.entity_names)}
+        self.stance_index = {name: index for index, name in enumerate(scheme.stance_names)}
+        self.doc_index = {name: index for index, name in enumerate(scheme.document_stance_names)}
+        self.target_column = {target: column for column, target in enumerate(scheme.target_ids)}
+        n = len(gold)
+        self.entities = np.zeros((n, *self.layout.blocks["entities"]), dtype=np.int32)
+        self.tokens = np.zeros((n, *self.layout.blocks["tokens"]), dtype=np.int32)
+        self.document = np.full((n, self.layout.n_targets), -1, dtype=np.int8)
+        self.mention = np.full(len(gold.entity_starts), NOT_MATCHED, dtype=np.int8)
+        self._rows: list[int] = []
+        self._spans: list[list[tuple[int, int, int]]] = []
+
+    def add(self, row: int, prediction: Prediction) -> None:
+        """Count one article's predictions (row = its position in the gold split)."""
+        if prediction.entities is not None:
+            predicted = [(span.start, span.end, self.label_index[span.label]) for span in prediction.entities]
+            self.entities[row] = article_counts(
+                self.gold.entities(row), predicted, self.layout.n_labels, self.min_overlap
+            )
+            self._rows.append(row)
+            self._spans.append(predicted)
+            if len(self._rows) >= self.batch:
+                self._flush()
+            self._mentions(row, prediction.entities)
+        if prediction.stances:
+            for target, value in prediction.stances.items():
+                self.document[row, self.target_column[target]] = self.doc_index[value]
+
+    def _mentions(self, row: int, entities: Sequence[Span]) -> None:
+        begin, stop = int(self.gold.entity_offsets[row]), int(self.gold.entity_offsets[row + 1])
+        if begin == stop or not entities:
+            return
+        stance_of: dict[tuple[int, int], str | None] = {}
+        for span in entities:
+            stance_of.setdefault((span.start, span.end), span.stance)
+        starts = self.gold.entity_starts[begin:stop].tolist()
+        ends = self.gold.entity_ends[begin:stop].tolist()
+        for offset, key in enumerate(zip(starts, ends, strict=True)):
+            if key in stance_of:
+                value = stance_of[key]
+                self.mention[begin + offset] = -1 if value is None else self.stance_index[value]
+
+    def _flush(self) -> None:
+        if self._rows:
+            self.tokens[self._rows] = _token_counts(self.gold, self._rows, self._spans, self.layout.n_labels)
+            self._rows, self._spans = [], []
+
+    def finish(self) -> SystemCounts:
+        self._flush()
+        return self
+
+
+def _per_article(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sums of consecutive row groups `offsets[i]:offsets[i + 1]` of `values` (entities -> articles)."""
+    cumulative = np.concatenate((np.zeros((1, *values.shape[1:]), dtype=np.int64), np.cumsum(values, axis=0)))
+    return cumulative[offsets[1:]] - cumulative[offsets[:-1]]
+
+
+def system_matrix(system: SystemCounts, matched: np.ndarray | None = None) -> np.ndarray:
+    """One row of counts per article (layout width). Mention stance is scored on the gold mentions
+    with a stance that the system matched exactly and, when given, that `matched` marks too
+    (the other system's matches, for a paired comparison on the same mentions)."""
+    gold, layout = system.gold, system.layout
+    n = len(gold)
+    document = _class_counts(gold.document.astype(np.int64), system.document.astype(np.int64), layout.n_doc_classes)
+    with_stance = gold.entity_stances >= 0
+    usable = with_stance & (system.mention != NOT_MATCHED)
+    if matched is not None:
+        usable &= matched
+    pairs = _class_counts(
+        np.where(usable, gold.entity_stances, -1).astype(np.int64),
+        system.mention.astype(np.int64),
+        layout.n_stance_classes,
+    )
+    mention = _per_article(
+        np.concatenate([with_stance[:, None].astype(np.int32), pairs], axis=1), gold.entity_offsets
+    ).astype(np.int32)
+    return np.concatenate(
+        [
+            system.entities.reshape(n, -1),
+            system.tokens.reshape(n, -1),
+            document.reshape(n, -1),
+            mention.reshape(n, -1),
+        ],
+        axis=1,
+    )
+
+
 def count_matrix(
     scheme: Scheme,
     gold: Sequence[GoldArticle],
@@ -147,66 +254,19 @@ def count_matrix(
     min_overlap: float = 1.0,
     progress: bool = True,
 ) -> np.ndarray:
-    """One row of counts per article (gold and predictions aligned by position)."""
-    layout = layout_for(scheme)
-    label_index = {name: index for index, name in enumerate(scheme.entity_names)}
-    stance_index = {name: index for index, name in enumerate(scheme.stance_names)}
-    doc_index = {name: index for index, name in enumerate(scheme.document_stance_names)}
-    n = len(gold)
-    entities = np.zeros((n, *layout.blocks["entities"]), dtype=np.int32)
-    doc_gold = np.full((n, layout.n_targets), -1, dtype=np.int64)
-    doc_pred = np.full((n, layout.n_targets), -1, dtype=np.int64)
-    mention_counts = np.zeros((n, 1), dtype=np.int32)
-    mention_gold: list[int] = []
-    mention_pred: list[int] = []
-    mention_article: list[int] = []
+    """One row of counts per article (gold and predictions aligned by position; in-memory convenience)."""
+    system = SystemCounts(scheme, GoldSplit.from_articles(gold, scheme), min_overlap)
     pairs = tqdm(
-        enumerate(zip(gold, preds, strict=True)),
-        total=n,
+        enumerate(preds),
+        total=len(preds),
         desc="matching",
         unit="article",
         disable=None if progress else True,
         leave=False,
     )
-    for number, (article, prediction) in pairs:
-        gold_entities = [(span.start, span.end, label_index[span.label]) for span in article.entities]
-        pred_entities = [(span.start, span.end, label_index[span.label]) for span in prediction.entities]
-        entities[number] = article_counts(gold_entities, pred_entities, layout.n_labels, min_overlap)
-        for column, target in enumerate(scheme.target_ids):
-            gold_value = article.stances.get(target)
-            if gold_value is not None:
-                doc_gold[number, column] = doc_index[gold_value]
-                predicted = prediction.stances.get(target)
-                doc_pred[number, column] = doc_index[predicted] if predicted is not None else -1
-        predicted_stance: dict[tuple[int, int], str | None] = {}
-        for span in prediction.entities:
-            predicted_stance.setdefault((span.start, span.end), span.stance)
-        for span in article.entities:
-            if span.stance is None:
-                continue
-            mention_counts[number, 0] += 1
-            if (span.start, span.end) in predicted_stance:
-                value = predicted_stance[(span.start, span.end)]
-                mention_gold.append(stance_index[span.stance])
-                mention_pred.append(stance_index[value] if value is not None else -1)
-                mention_article.append(number)
-    tokens = _token_blocks(gold, preds, label_index, layout.n_labels)
-    document = _class_counts(doc_gold, doc_pred, layout.n_doc_classes)
-    pair_counts = _class_counts(
-        np.array(mention_gold, dtype=np.int64), np.array(mention_pred, dtype=np.int64), layout.n_stance_classes
-    )
-    mention = np.zeros((n, 2 + 3 * layout.n_stance_classes), dtype=np.int32)
-    np.add.at(mention, np.array(mention_article, dtype=np.int64), pair_counts)
-    return np.concatenate(
-        [
-            entities.reshape(n, -1),
-            tokens.reshape(n, -1),
-            document.reshape(n, -1),
-            mention_counts,
-            mention,
-        ],
-        axis=1,
-    )
+    for row, prediction in pairs:
+        system.add(row, prediction)
+    return system_matrix(system.finish())
 
 
 # --- metrics from summed counts ----------------------------------------------------------------
@@ -278,11 +338,14 @@ def token_metrics(counts: np.ndarray, label_names: Sequence[str]) -> Metrics:
     return out
 
 
-def classification_metrics(counts: np.ndarray, class_names: Sequence[str], prefix: str, *, f_avg: bool) -> Metrics:
+def classification_metrics(
+    counts: np.ndarray, class_names: Sequence[str], prefix: str, *, polar: Sequence[str] = ()
+) -> Metrics:
     """Accuracy, macro-F1 over classes present in gold or predictions, per-class P/R/F1, and F_avg.
 
     counts: rows x (pairs, correct, tp..., predicted..., gold...). F_avg is SemEval-2016's
-    mean of the favor and against F1.
+    mean F1 over the polar classes (the scheme's `polar_stance_labels`, e.g. favor and against);
+    no F_avg when `polar` is empty.
     """
     n_classes = len(class_names)
     pairs, correct = counts[:, 0], counts[:, 1]
@@ -296,9 +359,9 @@ def classification_metrics(counts: np.ndarray, class_names: Sequence[str], prefi
         f"{prefix}/accuracy": accuracy,
         f"{prefix}/macro_f1": _masked_mean(f1, (predicted + gold) > 0),  # sklearn: labels=classes present
     }
-    if f_avg:
-        favor, against = class_names.index("favor"), class_names.index("against")
-        out[f"{prefix}/f_avg"] = np.where(pairs > 0, (f1[:, favor] + f1[:, against]) / 2, np.nan)
+    if polar:
+        columns = [class_names.index(name) for name in polar]
+        out[f"{prefix}/f_avg"] = np.where(pairs > 0, f1[:, columns].mean(axis=1), np.nan)
     present = (predicted + gold) > 0
     for number, name in enumerate(class_names):
         for metric, values in (("precision", precision), ("recall", recall), ("f1", f1)):
@@ -306,26 +369,31 @@ def classification_metrics(counts: np.ndarray, class_names: Sequence[str], prefi
     return out
 
 
-def metrics(scheme: Scheme, sums: np.ndarray) -> Metrics:
-    """Every reported figure for each row of summed counts (rows x layout width)."""
+def metrics(scheme: Scheme, sums: np.ndarray, targets: Sequence[str] | None = None) -> Metrics:
+    """Every reported figure for each row of summed counts (rows x layout width).
+
+    The overall document stance pools `targets` (default: all; pass the predicted ones).
+    """
     layout = layout_for(scheme)
     sums = np.atleast_2d(sums)
+    polar = scheme.polar_stance_names
     out = entity_metrics(layout.view(sums, "entities"), scheme.entity_names)
     out.update(token_metrics(layout.view(sums, "tokens"), scheme.entity_names))
     document = layout.view(sums, "document")
+    pooled = [number for number, target in enumerate(scheme.target_ids) if targets is None or target in targets]
     out.update(
         classification_metrics(
-            document.sum(axis=1), scheme.document_stance_names, "document_stance/overall", f_avg=True
+            document[:, pooled].sum(axis=1), scheme.document_stance_names, "document_stance/overall", polar=polar
         )
     )
     for number, target in enumerate(scheme.target_ids):
         out.update(
             classification_metrics(
-                document[:, number], scheme.document_stance_names, f"document_stance/per_target/{target}", f_avg=True
+                document[:, number], scheme.document_stance_names, f"document_stance/per_target/{target}", polar=polar
             )
         )
     mention = layout.view(sums, "mention")
-    out.update(classification_metrics(mention[:, 1:], scheme.stance_names, "mention_stance", f_avg=False))
+    out.update(classification_metrics(mention[:, 1:], scheme.stance_names, "mention_stance"))
     with np.errstate(invalid="ignore", divide="ignore"):
         out["mention_stance/coverage"] = np.where(
             mention[:, 0] > 0, mention[:, 1] / np.where(mention[:, 0] > 0, mention[:, 0], 1), np.nan
@@ -333,9 +401,10 @@ def metrics(scheme: Scheme, sums: np.ndarray) -> Metrics:
     return out
 
 
-def raw_counts(scheme: Scheme, totals: np.ndarray) -> dict[str, int]:
+def raw_counts(scheme: Scheme, totals: np.ndarray, targets: Sequence[str] | None = None) -> dict[str, int]:
     """Integer counts worth reporting next to the figures (support, outcomes per scheme)."""
     layout = layout_for(scheme)
+    pooled = [number for number, target in enumerate(scheme.target_ids) if targets is None or target in targets]
     totals = np.atleast_2d(totals)
     out: dict[str, int] = {}
     entities = layout.view(totals, "entities")[0]
@@ -351,7 +420,7 @@ def raw_counts(scheme: Scheme, totals: np.ndarray) -> dict[str, int]:
         out[f"tokens/per_label/{label}/support"] = int(tokens[number, 2])
     document = layout.view(totals, "document")[0]
     n_classes = layout.n_doc_classes
-    out["document_stance/overall/pairs"] = int(document[:, 0].sum())
+    out["document_stance/overall/pairs"] = int(document[pooled, 0].sum())
     for number, target in enumerate(scheme.target_ids):
         out[f"document_stance/per_target/{target}/pairs"] = int(document[number, 0])
         for class_number, name in enumerate(scheme.document_stance_names):
@@ -360,7 +429,7 @@ def raw_counts(scheme: Scheme, totals: np.ndarray) -> dict[str, int]:
             )
     for class_number, name in enumerate(scheme.document_stance_names):
         out[f"document_stance/overall/per_class/{name}/support"] = int(
-            document[:, 2 + 2 * n_classes + class_number].sum()
+            document[pooled, 2 + 2 * n_classes + class_number].sum()
         )
     mention = layout.view(totals, "mention")[0]
     out["mention_stance/gold_with_stance"] = int(mention[0])
