@@ -461,3 +461,21 @@ def test_shard_writer_caps_bytes_per_file_and_names_files_by_content(tmp_path: P
         assert name.endswith(f"-{hashlib.sha256(data).hexdigest()[:8]}.parquet")
         # closed once its row groups reach 5000 bytes (the footer with the schema comes on top)
         assert pq.read_metadata(tmp_path / name).num_rows <= 3
+
+
+def test_verification_caches_older_builds_left_in_the_temp_dir_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from newsstance.release.staging import LEGACY_VERIFY_PREFIX, ORPHAN_GRACE_SECONDS, clean_all_stale
+
+    temp = tmp_path / "tmp"
+    old, fresh = temp / f"{LEGACY_VERIFY_PREFIX}old", temp / f"{LEGACY_VERIFY_PREFIX}fresh"
+    for folder in (old, fresh):
+        (folder / "cache").mkdir(parents=True)
+    past = time.time() - ORPHAN_GRACE_SECONDS - 60
+    os.utime(old, (past, past))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    assert clean_all_stale(tmp_path / "dist") == [old]
+    assert fresh.is_dir()

@@ -63,7 +63,7 @@ from newsstance.release.shards import ShardWriter
 from newsstance.release.splits import SplitAssignment, assign_splits, clusters_of, frozen_records, read_frozen
 from newsstance.release.staging import (
     STAGING_PREFIX,
-    clean_stale,
+    clean_all_stale,
     link_or_copy,
     os_error,
     owned_tempdir,
@@ -130,8 +130,7 @@ def build_release(options: ReleaseOptions | None = None, **kwargs: Any) -> Relea
     except OSError as exc:
         raise UserError(f"cannot read {exc.filename or 'an input file'}: {exc.strerror or exc}") from None
     try:
-        clean_stale(opts.out)
-        clean_stale(opts.out.parent)
+        clean_all_stale(opts.out)
         staging = owned_tempdir(opts.out, f"{STAGING_PREFIX}{opts.version or 'next'}-")
     except OSError as exc:
         raise os_error(exc, opts.out) from None

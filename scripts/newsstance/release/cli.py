@@ -125,7 +125,6 @@ def echo_result(result: object) -> None:
 
     assert isinstance(result, ReleaseResult)
     rows = ", ".join(f"{config} {sum(splits_.values())}" for config, splits_ in result.rows.items())
-    typer.echo(f"gold: {result.gold}")
     if result.built:
         typer.echo(f"built release {result.version} in {result.path} ({rows} rows), {result.bump} change:")
         for reason in result.reasons:

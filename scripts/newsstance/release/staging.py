@@ -26,6 +26,7 @@ from newsstance.errors import UserError
 
 STAGING_PREFIX = ".newsstance-build-"
 VERIFY_PREFIX = ".newsstance-verify-"
+LEGACY_VERIFY_PREFIX = "newsstance-verify-"  # verification caches of older builds, in the system temp dir
 OWNER_FILE = ".newsstance-owner.json"
 ORPHAN_GRACE_SECONDS = 600  # a folder without an owner file (older builds) is removed after this age
 
@@ -51,16 +52,26 @@ def _owner_alive(folder: Path) -> bool:
     return started is not None and abs(started - float(owner.get("start", 0))) < 1.0
 
 
-def clean_stale(folder: Path) -> list[Path]:
+def clean_stale(folder: Path, prefixes: tuple[str, ...] = (STAGING_PREFIX, VERIFY_PREFIX)) -> list[Path]:
     """Remove staging and verification folders in `folder` whose owner process is gone; returns them."""
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for child in folder.iterdir():
-        if child.name.startswith((STAGING_PREFIX, VERIFY_PREFIX)) and child.is_dir() and not _owner_alive(child):
+        if child.name.startswith(prefixes) and child.is_dir() and not _owner_alive(child):
             shutil.rmtree(child, ignore_errors=True)
             removed.append(child)
     return removed
+
+
+def clean_all_stale(out: Path) -> list[Path]:
+    """Everything a dead build may have left: in `out`, beside it (older builds staged there) and the
+    verification caches older builds left in the system temp dir (no owner file: removed after a grace)."""
+    return [
+        *clean_stale(out),
+        *clean_stale(out.parent),
+        *clean_stale(Path(tempfile.gettempdir()), (LEGACY_VERIFY_PREFIX,)),
+    ]
 
 
 def owned_tempdir(parent: Path, prefix: str) -> Path:
