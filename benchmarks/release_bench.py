@@ -158,6 +158,14 @@ def generate(folder: Path, n: int, words: int, entities: int, gold_limit: int | 
 
 
 def _peak_mb() -> float:
+    """This process's own peak RSS: `VmHWM` (Linux), else `ru_maxrss`, which Linux carries over exec from
+    the parent at fork time."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

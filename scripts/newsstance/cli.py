@@ -87,11 +87,11 @@ def scheme_config(
 
 def _register_stages() -> None:
     from newsstance.evaluate.cli import register as register_evaluate
+    from newsstance.gold.cli import register as register_gold
     from newsstance.normalize.cli import register as register_normalize
     from newsstance.release.cli import register as register_release
     from newsstance.run import register as register_run
     from newsstance.studio.cli import register as register_studio
-    from newsstance.studio.cli_gold import register as register_gold
 
     for register in (
         register_run,

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from newsstance.errors import UserError
-from newsstance.paths import project_root
+from newsstance.paths import AGREEMENT_JSON, ANNOTATIONS_JSONL, project_root
 
 
 def _step(title: str) -> None:
@@ -110,12 +110,12 @@ def register(app: typer.Typer) -> None:
             _push_if_reachable(project, preannotate, model)
         else:
             typer.echo("skipped (--no-push)")
-        annotations = root / "annotations" / "annotations.jsonl"
+        annotations = root / ANNOTATIONS_JSONL
         if annotations.is_file():
+            from newsstance.gold.agree import run_agree
             from newsstance.scheme import load_scheme
-            from newsstance.studio.agree import run_agree
 
-            run_agree(annotations, root / "annotations" / "agreement.json", load_scheme())
+            run_agree(annotations, root / AGREEMENT_JSON, load_scheme())
         options = ReleaseOptions.resolve(  # adjudicated gold may exist now
             out=out,
             gold=gold,

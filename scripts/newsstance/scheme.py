@@ -8,6 +8,7 @@ gold and prediction records (`schema/annotation.schema.json`, `gold.schema.json`
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from xml.sax.saxutils import quoteattr
 import orjson
 
 from newsstance.errors import UserError
-from newsstance.paths import project_root
+from newsstance.paths import SCHEME_YAML, in_project, project_root
 from newsstance.records import Validator, atomic_write, read_yaml_mapping, validator
 
 # Label Studio control/object names used in the labelling config and in exports.
@@ -65,6 +66,9 @@ class Scheme:
     mention_stance: bool
     source_path: Path | None = None
     polar_stance_labels: tuple[str, ...] = ()
+    # Which entity spans may share characters: "none" (the BIO tags of a release need this),
+    # "nested" (one span inside another) or "any". Checked at pull and adjudication.
+    span_overlap: str = "none"
 
     # --- label inventories -------------------------------------------------
     @property
@@ -249,7 +253,10 @@ class Scheme:
                     "items": {"type": "integer"},
                     "description": "Label Studio annotations this gold record was adjudicated from.",
                 },
-                "method": {"enum": ["ground_truth", "unanimous", "majority", "single", "manual"]},
+                "method": {
+                    "enum": ["ground_truth", "unanimous", "majority", "agreed_items_only", "single", "manual"],
+                    "description": "What adjudication did (see newsstance.gold.adjudicate).",
+                },
                 "scheme_version": {"type": "string"},
             },
         }
@@ -320,11 +327,12 @@ def scheme_from_dict(data: dict[str, Any], source_path: Path | None = None) -> S
         mention_stance=data["mention_stance"],
         source_path=source_path,
         polar_stance_labels=polar,
+        span_overlap=data.get("span_overlap", "none"),
     )
 
 
 def default_scheme_path() -> Path:
-    return project_root() / "annotations" / "scheme.yaml"
+    return in_project(SCHEME_YAML)
 
 
 def load_scheme(path: Path | None = None) -> Scheme:
@@ -376,3 +384,26 @@ def out_of_sync(scheme: Scheme, root: Path | None = None) -> list[str]:
 def record_validator(kind: str) -> Validator:
     """Validator for `annotation`, `gold` or `predictions` records (derived schemas)."""
     return validator(f"{kind}.schema.json")
+
+
+def overlap_violations(
+    entities: Sequence[Mapping[str, Any]], rule: str
+) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """Pairs of spans that break the scheme's `span_overlap` rule ("none", "nested" or "any").
+
+    Under "none" any shared character breaks it; under "nested" a span may lie inside another but
+    two spans may not cross or coincide; "any" allows everything (identical spans with the same
+    label are still reported: they are one span marked twice)."""
+    ordered = sorted(entities, key=lambda e: (e["start"], -e["end"]))
+    pairs = []
+    for index, a in enumerate(ordered):
+        for b in ordered[index + 1 :]:
+            if b["start"] >= a["end"]:
+                break
+            same = (a["start"], a["end"]) == (b["start"], b["end"])
+            if rule == "any" and not (same and a["label"] == b["label"]):
+                continue
+            if rule == "nested" and not same and b["end"] <= a["end"]:
+                continue
+            pairs.append((a, b))
+    return pairs

@@ -12,8 +12,8 @@ import pytest
 
 from newsstance.cli import main
 from newsstance.errors import UserError
+from newsstance.gold.adjudicate import adjudicate, review_tasks, run_adjudicate, unaccounted_annotation_ids
 from newsstance.scheme import load_scheme, record_validator
-from newsstance.studio.adjudicate import adjudicate, review_tasks, run_adjudicate, unaccounted_annotation_ids
 
 TEXT = (
     "Prime Minister Ilse Marrow told the Greenway Party in Caldmere on Monday that the Tidewater Dam "

@@ -20,8 +20,8 @@ import yaml
 
 from newsstance.cli import main
 from newsstance.errors import UserError
+from newsstance.gold.agree import compute_agreement, partial_matches, read_annotations
 from newsstance.scheme import load_scheme, scheme_from_dict
-from newsstance.studio.agree import compute_agreement, partial_matches, read_annotations
 
 TEXT = (
     "Prime Minister Ilse Marrow told the Greenway Party in Caldmere on Monday that the Tidewater Dam "

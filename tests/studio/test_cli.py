@@ -108,7 +108,7 @@ def test_push_and_pull_commands_on_any_server_with_a_pat(
     pulled = newsstance("studio", "pull", "--project", title, "--out", str(out), "--articles", glob, env=env)
     assert pulled.returncode == 0, pulled.stderr
     assert list(read_jsonl(out)) == []  # nothing annotated yet, but the raw export is kept
-    assert len(list((tmp_path / "ann" / "exports").glob(f"{title}-*.json"))) == 1
+    assert len(list((tmp_path / "ann" / "exports").glob(f"{title}-*.json.gz"))) == 1
 
     leaked = [
         p

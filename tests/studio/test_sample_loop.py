@@ -11,12 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
+from newsstance.gold.adjudicate import run_adjudicate, unaccounted_annotation_ids
+from newsstance.gold.agree import compute_agreement
 from newsstance.normalize import run_normalize
 from newsstance.records import read_jsonl
 from newsstance.scheme import load_scheme, record_validator
-from newsstance.studio.adjudicate import run_adjudicate, unaccounted_annotation_ids
-from newsstance.studio.agree import compute_agreement
 from newsstance.studio.client import Connection
+from newsstance.studio.identities import email_of
 from newsstance.studio.pull import pull
 from newsstance.studio.push import push
 from newsstance.studio.review import push_review
@@ -182,14 +183,16 @@ def test_agreement_reflects_the_planted_disagreements(loop: SimpleNamespace) -> 
     pair = next(
         p
         for p in report["document_stance"][target]["pairs"]
-        if sorted(p["annotators"]) == sorted(person.email for person in loop.annotators)
+        if sorted(email_of(a, loop.paths.out.parent) for a in p["annotators"])
+        == sorted(person.email for person in loop.annotators)
     )
     # Ana and Ben share four articles and disagree on this target in two of them.
     assert pair["value"] is not None and pair["value"] < 1
     entities = next(
         p
         for p in report["entities"]["pairs"]
-        if sorted(p["annotators"]) == sorted(person.email for person in loop.annotators)
+        if sorted(email_of(a, loop.paths.out.parent) for a in p["annotators"])
+        == sorted(person.email for person in loop.annotators)
     )
     assert entities["articles"] == 4
     assert 0 < entities["overall"]["strict_f1"]["value"] < 1  # Ben dropped spans on two articles

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Literal
 
 from newsstance.errors import UserError
-from newsstance.paths import project_root
+from newsstance.paths import AGREEMENT_JSON, GOLD_JSONL, SAMPLE_GOLD_JSONL, project_root
 from newsstance.records import read_yaml_mapping
 from newsstance.release.features import CONFIGS, DEFAULT
 from newsstance.release.splits import DEFAULT_RATIOS, parse_ratios
 from newsstance.scheme import Scheme, load_scheme
 
 PROJECT_CONFIG = Path("annotations") / "release.yaml"
-ADJUDICATED_GOLD = Path("annotations") / "gold.jsonl"
-SAMPLE_GOLD = Path("annotations") / "sample" / "gold.jsonl"
+ADJUDICATED_GOLD = GOLD_JSONL
+SAMPLE_GOLD = SAMPLE_GOLD_JSONL
 MAX_ROWS_PER_SHARD = 50_000
 MAX_SHARD_BYTES = 256 * 1024 * 1024  # the Hub's viewer and datasets both prefer parquet files well under 1 GB
 
@@ -190,7 +190,7 @@ class ReleaseOptions:
             raise UserError("pass either --silver-model or --silver-predictions, not both")
         if silver_predictions is not None and not Path(silver_predictions).is_file():
             raise UserError(f"silver predictions not found: {silver_predictions}")
-        agreement_path = Path(agreement) if agreement is not None else root / "annotations" / "agreement.json"
+        agreement_path = Path(agreement) if agreement is not None else root / AGREEMENT_JSON
         if agreement is not None and not agreement_path.is_file():
             raise UserError(f"agreement file not found: {agreement_path}")
         if results is not None and not Path(results).is_file():

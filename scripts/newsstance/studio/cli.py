@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from newsstance.errors import UserError
+from newsstance.paths import ANNOTATIONS_JSONL, CONFLICTS_JSONL
 
 studio_app = typer.Typer(
     help="Annotate in Label Studio: run a server, push tasks, pull annotations.", no_args_is_help=True
@@ -30,9 +31,14 @@ ArticlesOpt = Annotated[
     str | None,
     typer.Option("--articles", help="Glob of article JSONL files (default corpus/normalized/articles*.jsonl)."),
 ]
-RecordsOutOpt = Annotated[Path | None, typer.Option("--out", help="Records (default annotations/annotations.jsonl).")]
+RecordsOutOpt = Annotated[Path | None, typer.Option("--out", help=f"Records (default {ANNOTATIONS_JSONL}).")]
 ConflictsOpt = Annotated[Path | None, typer.Option("--conflicts", help="Default: conflicts.jsonl next to --out.")]
-FullOpt = Annotated[bool, typer.Option("--full", help="Reconvert every annotation, not only changed ones.")]
+FullOpt = Annotated[
+    bool, typer.Option("--full", help="Export the whole project and reconvert every annotation, not only changes.")
+]
+KeepExportsOpt = Annotated[
+    int, typer.Option("--keep-exports", min=1, help="Raw exports (gzip) kept per project; older ones are deleted.")
+]
 
 
 @studio_app.command("up")
@@ -95,6 +101,13 @@ def push_cmd(
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     data_dir: DataDirOpt = None,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Articles whose text changed: update the task and re-anchor annotations, predictions and gold.",
+        ),
+    ] = False,
 ) -> None:
     """Create/update the project from the scheme and push new canonical articles as pre-annotated tasks."""
     from newsstance.studio.client import connection
@@ -110,8 +123,13 @@ def push_cmd(
         label_map=label_map,
         batch_size=batch_size,
         overlap=overlap,
+        update=update,
     )
-    for changed in result.changed[:10]:
+    if result.update is not None and result.update.conflicts:
+        typer.echo(
+            f"{len(result.update.conflicts)} span(s)/record(s) could not follow the text: see conflicts", err=True
+        )
+    for changed in result.changed[:10] if result.update is None else []:
         typer.echo(
             f"changed since pushed, not pushed again: article {changed['article_id']} (task {changed['task_id']})",
             err=True,
@@ -125,7 +143,10 @@ def _print_pull(result: object) -> None:
     from newsstance.studio.pull import PullResult
 
     assert isinstance(result, PullResult)
-    typer.echo(f"raw export saved to {result.export_path}")
+    if result.export_path is None:
+        typer.echo("no task changed since the last pull")
+    else:
+        typer.echo(f"raw export saved to {result.export_path}")
     if result.deleted:
         shown = ", ".join(map(str, result.deleted[:10])) + (" ..." if len(result.deleted) > 10 else "")
         typer.echo(f"deleted in Label Studio since the last pull: {shown}", err=True)
@@ -139,11 +160,15 @@ def pull_cmd(
     conflicts: ConflictsOpt = None,
     articles: ArticlesOpt = None,
     full: FullOpt = False,
+    full_every: Annotated[
+        int, typer.Option("--full-every", min=1, help="Every n-th pull is full: catches anything a partial one missed.")
+    ] = 20,
+    keep_exports: KeepExportsOpt = 10,
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Export the project, keep the raw export, convert it into verified annotation records."""
+    """Fetch the tasks changed since the last pull, keep the raw export, convert it into verified records."""
     from newsstance.studio.client import connection
     from newsstance.studio.pull import pull
 
@@ -155,6 +180,8 @@ def pull_cmd(
             conflicts=conflicts,
             articles_glob=articles,
             full=full,
+            full_every=full_every,
+            keep_exports=keep_exports,
         )
     )
 
@@ -166,13 +193,18 @@ def import_cmd(
     conflicts: ConflictsOpt = None,
     articles: ArticlesOpt = None,
     full: FullOpt = False,
+    keep_exports: KeepExportsOpt = 10,
 ) -> None:
     """Offline: convert an export file exactly as `pull` would."""
     from newsstance.studio.pull import import_export
 
     if export.is_dir():
         raise UserError(f"{export} is a folder; pass the export file")
-    _print_pull(import_export(export, out=out, conflicts=conflicts, articles_glob=articles, full=full))
+    _print_pull(
+        import_export(
+            export, out=out, conflicts=conflicts, articles_glob=articles, full=full, keep_exports=keep_exports
+        )
+    )
 
 
 @studio_app.command("review")
@@ -183,10 +215,8 @@ def review_cmd(
     source_project: Annotated[
         str, typer.Option("--from-project", help="The annotation project the conflicts come from.")
     ] = "newsstance",
-    conflicts: Annotated[Path | None, typer.Option("--conflicts", help="Default annotations/conflicts.jsonl.")] = None,
-    annotations: Annotated[
-        Path | None, typer.Option("--annotations", help="Default annotations/annotations.jsonl.")
-    ] = None,
+    conflicts: Annotated[Path | None, typer.Option("--conflicts", help=f"Default {CONFLICTS_JSONL}.")] = None,
+    annotations: Annotated[Path | None, typer.Option("--annotations", help=f"Default {ANNOTATIONS_JSONL}.")] = None,
     articles: ArticlesOpt = None,
     url: UrlOpt = None,
     api_key: KeyOpt = None,

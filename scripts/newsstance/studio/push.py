@@ -13,7 +13,6 @@ changed since it was pushed is reported and left alone, never pushed twice.
 from __future__ import annotations
 
 import contextlib
-import glob
 import re
 import sys
 import time
@@ -29,7 +28,16 @@ from tqdm import tqdm
 
 from newsstance.errors import UserError
 from newsstance.ids import text_sha256
-from newsstance.paths import project_root, state_dir
+from newsstance.paths import (
+    ANNOTATIONS_DIR,
+    ANNOTATIONS_JSONL,
+    ARTICLES_GLOB,
+    CONFLICTS_JSONL,
+    GOLD_JSONL,
+    article_paths,
+    in_project,
+    state_dir,
+)
 from newsstance.records import read_jsonl, write_json
 from newsstance.scheme import ENTITIES_NAME, MENTION_STANCE_NAME, TEXT_NAME, Scheme, load_scheme
 from newsstance.studio.client import Connection
@@ -39,20 +47,15 @@ from newsstance.studio.project import DEFAULT_OVERLAP, DEFAULT_PROJECT, ensure_p
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
-DEFAULT_ARTICLES = "corpus/normalized/articles*.jsonl"
+    from newsstance.studio.reanchor import UpdateResult
+
+DEFAULT_ARTICLES = ARTICLES_GLOB
 DEFAULT_BATCH = 1000
 TASK_FIELDS = ("text", "title", "article_id", "text_sha256", "source", "url")
 ARTICLE_ID = re.compile(r"^[0-9a-f]{16}$")
 
 
 # --- articles ------------------------------------------------------------------------------------
-
-
-def article_paths(pattern: str | None = None) -> list[Path]:
-    """Files matching the glob (relative to the project root unless absolute)."""
-    pattern = pattern or DEFAULT_ARTICLES
-    full = pattern if Path(pattern).is_absolute() else str(project_root() / pattern)
-    return [Path(p) for p in sorted(glob.glob(full))]
 
 
 def canonical_articles(paths: Sequence[Path], limit: int | None = None) -> list[dict[str, Any]]:
@@ -295,6 +298,7 @@ class PushResult:
     model_version: str | None = None
     task_ids: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    update: UpdateResult | None = None  # `--update`: changed articles carried over to their new text
 
     def summary(self) -> str:
         parts = [
@@ -306,8 +310,10 @@ class PushResult:
             f"{self.predictions} prediction region(s)",
             f"{self.already_present} already there",
         ]
-        if self.changed:
-            parts.append(f"{len(self.changed)} changed since pushed (NOT pushed)")
+        if self.changed and self.update is None:
+            parts.append(f"{len(self.changed)} changed since pushed (NOT pushed; --update re-anchors them)")
+        elif self.update is not None:
+            parts.append(self.update.summary())
         return ", ".join(parts) + f" in {self.seconds:.1f} s"
 
 
@@ -332,8 +338,13 @@ def push_articles(
     guidelines: str | None = None,
     overlap: int = DEFAULT_OVERLAP,
     progress: bool = True,
+    update: bool = False,
+    annotations_dir: Path | None = None,
 ) -> PushResult:
-    """Push articles (already filtered to canonical ones) as tasks; returns what happened."""
+    """Push articles (already filtered to canonical ones) as tasks; returns what happened.
+
+    `update`: articles whose text changed since pushed get their task text replaced and their
+    annotations, predictions and local records/gold re-anchored (`newsstance.studio.reanchor`)."""
     started = time.perf_counter()
     scheme = scheme or load_scheme()
     if batch_size < 1:
@@ -396,6 +407,23 @@ def push_articles(
                 with contextlib.suppress(Exception):
                     _record_batch(pending, state, result, conn, bar)
     bar.close()
+    if update and result.changed:
+        from newsstance.studio.reanchor import update_changed_articles
+
+        folder = annotations_dir or in_project(ANNOTATIONS_DIR)
+        by_id = {article["id"]: article for article in articles}
+        result.update = update_changed_articles(
+            conn,
+            client,
+            result.changed,
+            by_id,
+            annotations_path=folder / ANNOTATIONS_JSONL.name,
+            gold_path=folder / GOLD_JSONL.name,
+            conflicts_path=folder / CONFLICTS_JSONL.name,
+        )
+        for entry in result.changed:
+            state.tasks[entry["article_id"]] = {"task_id": entry["task_id"], "text_sha256": entry["now_sha256"]}
+        state.save()
     result.seconds = time.perf_counter() - started
     return result
 
@@ -434,6 +462,7 @@ def push(
     state_path: Path | None = None,
     overlap: int = DEFAULT_OVERLAP,
     progress: bool = True,
+    update: bool = False,
 ) -> PushResult:
     """The whole `newsstance studio push`: read the corpus, pre-annotate, push."""
     from newsstance.studio.preannotate import DEFAULT_MODEL, SpacyPreannotator
@@ -456,4 +485,5 @@ def push(
         state_path=state_path,
         overlap=overlap,
         progress=progress,
+        update=update,
     )

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from newsstance.errors import UserError
-from newsstance.paths import project_root
+from newsstance.gold.adjudicate import review_tasks
+from newsstance.paths import ANNOTATIONS_JSONL, CONFLICTS_JSONL, article_paths, in_project
 from newsstance.records import read_jsonl
 from newsstance.scheme import load_scheme
-from newsstance.studio.adjudicate import review_tasks
 from newsstance.studio.client import Connection
 from newsstance.studio.project import ensure_project
-from newsstance.studio.push import article_paths, server_tasks, task_problems
+from newsstance.studio.push import server_tasks, task_problems
+
+if TYPE_CHECKING:
+    from label_studio_sdk.types.import_api_request import ImportApiRequest
 
 
 @dataclass
@@ -69,9 +72,8 @@ def push_review(
     articles_glob: str | None = None,
 ) -> ReviewResult:
     """Create/update the review project and add a task per conflicted article not already there."""
-    root = project_root()
-    conflicts_path = conflicts_path or root / "annotations" / "conflicts.jsonl"
-    annotations_path = annotations_path or root / "annotations" / "annotations.jsonl"
+    conflicts_path = conflicts_path or in_project(CONFLICTS_JSONL)
+    annotations_path = annotations_path or in_project(ANNOTATIONS_JSONL)
     tasks = build_review_tasks(conflicts_path, annotations_path, articles_glob)
     client = conn.client()
     sync = ensure_project(client, conn, project, load_scheme(), overlap=1)
@@ -89,6 +91,9 @@ def push_review(
             result.already_present += 1
     if new:
         with conn.errors(f"importing review tasks into {project!r}"):
-            client.projects.import_tasks(id=project_id, request=new, return_task_ids=True)
+            # The SDK accepts plain task dicts (it serialises them as they are); its type says models.
+            client.projects.import_tasks(
+                id=project_id, request=cast("list[ImportApiRequest]", new), return_task_ids=True
+            )
     result.pushed = len(new)
     return result

@@ -133,7 +133,7 @@ def krippendorff_alpha(
     annotators = sorted({name for answers in units.values() for name in answers})
     pairable = {unit: answers for unit, answers in units.items() if len(answers) >= 2}
     values = [label for answers in pairable.values() for label in answers.values()]
-    counts = {"annotators": len(annotators), "units": len(pairable), "items": len(values)}
+    counts: dict[str, Any] = {"annotators": len(annotators), "units": len(pairable), "items": len(values)}
     if len(annotators) < 2:
         return figure(None, "one annotator only" if annotators else nothing, **counts)
     if not pairable:
@@ -156,7 +156,7 @@ def krippendorff_alpha(
 
 def f1_figure(matches: int, spans_a: int, spans_b: int, label: str) -> dict[str, Any]:
     """Span F1 = 2·matches / (spans of A + spans of B): symmetric, so the pair's order does not matter."""
-    counts = {"matches": matches, "spans_a": spans_a, "spans_b": spans_b}
+    counts: dict[str, Any] = {"matches": matches, "spans_a": spans_a, "spans_b": spans_b}
     if spans_a + spans_b == 0:
         return figure(None, f"no {label} span from either annotator", **counts)
     return figure(2 * matches / (spans_a + spans_b), **counts)
@@ -193,7 +193,7 @@ def partial_matches(spans_a: Sequence[SpanKey], spans_b: Sequence[SpanKey]) -> i
 
 def annotator_pairs(by_article: dict[str, dict[str, Record]]) -> list[tuple[str, str]]:
     """Pairs of annotators who both annotated at least one article."""
-    pairs = set()
+    pairs: set[tuple[str, str]] = set()
     for per_annotator in by_article.values():
         pairs.update(combinations(sorted(per_annotator), 2))
     return sorted(pairs)
@@ -294,14 +294,16 @@ def mention_stance_agreement(by_article: dict[str, dict[str, Record]], scheme: S
     pooled_items: list[tuple[str, str]] = []
     pairs_out = []
     for a, b in annotator_pairs(by_article):
-        items, without = [], 0
+        items: list[tuple[str, str]] = []
+        without = 0
         for article in shared_articles(by_article, a, b):
             spans_a, spans_b = span_stances(by_article[article][a]), span_stances(by_article[article][b])
             for span in sorted(set(spans_a) & set(spans_b)):
-                if spans_a[span] is None or spans_b[span] is None:
+                stance_a, stance_b = spans_a[span], spans_b[span]
+                if stance_a is None or stance_b is None:
                     without += 1
                 else:
-                    items.append((spans_a[span], spans_b[span]))
+                    items.append((stance_a, stance_b))
         pooled_items += items
         pairs_out.append(
             {

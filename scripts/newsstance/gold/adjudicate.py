@@ -3,10 +3,21 @@
 Per article: a ground-truth annotation wins; otherwise every item (entity span+label,
 its mention stance, the document stance per target) is decided by the policy -
 `unanimous` (every annotator agrees) or `majority` (more than half; a tie is unresolved).
-Unresolved items are written to `annotations/conflicts.jsonl` with the competing values,
-so nothing is dropped silently, and can be pushed back to Label Studio as review tasks
-(`review_tasks`). Every pulled annotation id ends up in a gold record's
-`annotation_ids` or in a conflict entry - `unaccounted_annotation_ids` checks it.
+Unresolved items are written to `annotations/conflicts.jsonl` (stage `adjudicate`, see
+`newsstance.conflicts`) with the competing values, so nothing is dropped silently, and can be
+pushed back to Label Studio as review tasks (`review_tasks`). Every pulled annotation id ends
+up in a gold record's `annotation_ids` or in a conflict entry - `unaccounted_annotation_ids`
+checks it.
+
+A gold record's `method` says what happened, not which policy was asked for (METHODS):
+`ground_truth`, `single` (one annotator), `unanimous` (every item agreed by all), `majority`
+(every item decided, some by a true majority), `agreed_items_only` (some entity items were
+unresolved - a tie, or two annotators who disagree - and the gold holds only the decided ones).
+`adjudication.json` next to the gold counts each method for the dataset card.
+
+Gold that `build` would refuse is never written: spans breaking the scheme's `span_overlap`
+rule, and (when the corpus is here) gold for a missing article or for a text that has since
+changed become conflicts instead.
 """
 
 from __future__ import annotations
@@ -21,14 +32,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from newsstance.conflicts import ADJUDICATE, ADJUDICATION_KIND, ConflictLine, read_lines, replace_conflicts, stage_of
 from newsstance.errors import UserError
-from newsstance.records import Record, Validator, atomic_write, dumps, loads, write_jsonl
-from newsstance.scheme import ENTITIES_NAME, MENTION_STANCE_NAME, TEXT_NAME, Scheme
-from newsstance.studio.agree import SpanKey, read_annotations, recency_key, span_stances
+from newsstance.gold.agree import SpanKey, read_annotations, recency_key, span_stances
+from newsstance.paths import ADJUDICATION_JSON, article_paths
+from newsstance.records import Record, Validator, read_jsonl, write_json, write_jsonl
+from newsstance.scheme import ENTITIES_NAME, MENTION_STANCE_NAME, TEXT_NAME, Scheme, overlap_violations
 
 POLICIES = ("majority", "unanimous")
-KIND = "adjudication"
-STAGE = "adjudicate"
+METHODS = ("ground_truth", "single", "unanimous", "majority", "agreed_items_only", "manual")
+KIND = ADJUDICATION_KIND
+STAGE = ADJUDICATE
 
 # Reason codes of adjudication entries. `gold_written` in each entry says whether the article still got
 # gold: unresolved entity items and pull problems do not block it (the decided spans are kept), the rest do.
@@ -39,6 +53,8 @@ UNRESOLVED_STANCE = "unresolved_stance"
 UNRESOLVED_ENTITIES = "unresolved_entities"
 PULL_CONFLICT = "pull_conflict"
 CANCELLED = "cancelled"
+OVERLAPPING_SPANS = "overlapping_spans"
+ARTICLE_MISSING = "article_missing"
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,7 @@ def adjudicate_article(
     policy: str,
     min_annotators: int,
     pull_conflicts: list[Record],
+    corpus: Mapping[str, str] | None = None,
 ) -> tuple[Record | None, list[Record]]:
     """Gold record (or None) and conflict entries for one article's annotations."""
     cancelled = [rec for rec in records if rec["cancelled"]]
@@ -235,7 +252,8 @@ def adjudicate_article(
                 )
             )
             return None, entries
-        decided, method, items = annotation_content(ground_truths[0]), "ground_truth", []
+        items: list[dict[str, Any]] = []
+        decided, method = annotation_content(ground_truths[0]), "ground_truth"
     else:
         voters = latest_by_annotator(active)
         if len(voters) < min_annotators:
@@ -255,7 +273,7 @@ def adjudicate_article(
         else:
             outcome = vote_on_items(voters, scheme, policy)
             decided, items = outcome, outcome["items"]
-            method = "unanimous" if outcome["unanimous"] else "majority"
+            method = "agreed_items_only" if items else "unanimous" if outcome["unanimous"] else "majority"
 
     missing_targets = [t for t in scheme.target_ids if t not in decided["stances"]]
     decisions = {"items": items, "entities": decided["entities"], "stances": decided["stances"], "policy": policy}
@@ -271,9 +289,51 @@ def adjudicate_article(
             )
         )
         return None, entries
+    clashes = overlap_violations(decided["entities"], scheme.span_overlap)
+    if clashes:
+        entries.append(
+            conflict(
+                article_id,
+                OVERLAPPING_SPANS,
+                f"{len(clashes)} pair(s) of decided spans overlap against the scheme (span_overlap: "
+                f"{scheme.span_overlap}); a reviewer must choose",
+                ids,
+                gold_written=False,
+                spans=[[_span(a), _span(b)] for a, b in clashes],
+                **decisions,
+            )
+        )
+        return None, entries
+    text_sha = next(iter(hashes))
+    if corpus is not None:
+        current = corpus.get(article_id)
+        if current is None:
+            entries.append(
+                conflict(
+                    article_id,
+                    ARTICLE_MISSING,
+                    "the article is not in the corpus any more (removed or renamed by normalisation)",
+                    ids,
+                    gold_written=False,
+                )
+            )
+            return None, entries
+        if current != text_sha:
+            entries.append(
+                conflict(
+                    article_id,
+                    TEXT_CHANGED,
+                    "the article's text changed in the corpus since it was annotated; run "
+                    "`newsstance studio push --update` to carry the annotations over",
+                    ids,
+                    gold_written=False,
+                    text_sha256={"annotated": text_sha, "corpus": current},
+                )
+            )
+            return None, entries
     gold = {
         "article_id": article_id,
-        "text_sha256": next(iter(hashes)),
+        "text_sha256": text_sha,
         "entities": decided["entities"],
         "stances": {t: decided["stances"][t] for t in scheme.target_ids},
         "annotation_ids": sorted(ids),
@@ -310,6 +370,10 @@ def adjudicate_article(
     return gold, entries
 
 
+def _span(entity: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: entity.get(key) for key in ("start", "end", "label", "text")}
+
+
 def latest_by_annotator(records: list[Record]) -> list[Record]:
     """One voter per annotator: their latest annotation (the others are superseded, not extra votes)."""
     latest: dict[str, Record] = {}
@@ -326,33 +390,41 @@ def adjudicate(
     policy: str = "majority",
     min_annotators: int = 1,
     pull_conflicts: Iterable[Record] = (),
+    corpus: Mapping[str, str] | None = None,
 ) -> tuple[list[Record], list[Record]]:
-    """Gold records (validated) and adjudication conflict entries, both sorted by article id."""
-    if policy not in POLICIES:
-        raise UserError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
-    if min_annotators < 1:
-        raise UserError(f"--min-annotators must be at least 1, got {min_annotators}")
+    """Gold records (validated) and adjudication conflict entries, both sorted by article id.
+
+    `corpus` (article id -> current text_sha256), when given, keeps gold off missing or changed texts."""
+    check_options(policy, min_annotators)
     by_article: dict[str, list[Record]] = defaultdict(list)
     for record in annotations:
         by_article[record["article_id"]].append(record)
     pulled_by_article: dict[str, list[Record]] = defaultdict(list)
     for entry in pull_conflicts:
-        if entry.get("kind") != KIND and entry.get("article_id") in by_article:
+        if stage_of(entry) != STAGE and entry.get("article_id") in by_article:
             pulled_by_article[entry["article_id"]].append(entry)
     check = Validator(scheme.gold_schema())
-    gold, entries = [], []
+    gold: list[Record] = []
+    entries: list[Record] = []
     for article_id in sorted(by_article):
         records = sorted(by_article[article_id], key=lambda rec: rec["annotation_id"])
-        record, article_entries = adjudicate_article(
-            article_id, records, scheme, policy, min_annotators, pulled_by_article.get(article_id, [])
+        gold_record, article_entries = adjudicate_article(
+            article_id, records, scheme, policy, min_annotators, pulled_by_article.get(article_id, []), corpus
         )
-        if record is not None:
-            errors = check.errors(record)
+        if gold_record is not None:
+            errors = check.errors(gold_record)
             if errors:
                 raise UserError(f"gold record for article {article_id} is not valid: {errors[0]}")
-            gold.append(record)
+            gold.append(gold_record)
         entries += article_entries
     return gold, entries
+
+
+def check_options(policy: str, min_annotators: int) -> None:
+    if policy not in POLICIES:
+        raise UserError(f"unknown policy {policy!r}: use one of {', '.join(POLICIES)}")
+    if min_annotators < 1:
+        raise UserError(f"--min-annotators must be at least 1, got {min_annotators}")
 
 
 def accounted_ids(gold: Iterable[Record], conflicts: Iterable[Record]) -> set[int]:
@@ -371,38 +443,6 @@ def unaccounted_annotation_ids(
 ) -> set[int]:
     """Annotation ids found neither in a gold record nor in a conflict entry (should be empty)."""
     return {rec["annotation_id"] for rec in annotations} - accounted_ids(gold, conflicts)
-
-
-# --- the conflicts file ------------------------------------------------------------------
-
-
-def read_conflict_lines(path: Path) -> list[tuple[bytes, Record]]:
-    """Raw lines and parsed entries of the conflicts file (missing file: none)."""
-    if not path.is_file():
-        return []
-    lines = []
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = loads(line)
-            except ValueError as exc:
-                raise UserError(f"{path}:{number}: not valid JSON ({exc})") from None
-            if not isinstance(entry, dict):
-                raise UserError(f"{path}:{number}: a conflict entry must be a JSON object")
-            lines.append((line.rstrip(b"\r\n"), entry))
-    return lines
-
-
-def write_conflicts(path: Path, existing: list[tuple[bytes, Record]], entries: list[Record]) -> None:
-    """Keep other stages' entries byte for byte, replace our previous entries: re-runs are idempotent."""
-    kept = [raw for raw, entry in existing if entry.get("kind") != KIND]
-    with atomic_write(path) as handle:
-        for raw in kept:
-            handle.write(raw + b"\n")
-        for entry in entries:
-            handle.write(dumps(entry) + b"\n")
 
 
 # --- review tasks ------------------------------------------------------------------------
@@ -547,6 +587,28 @@ def summary_table(gold: list[Record], entries: list[Record]) -> Table:
     return table
 
 
+def method_counts(gold: Iterable[Record], entries: Iterable[Record]) -> dict[str, Any]:
+    """What adjudication did, for the dataset card: gold articles per method, conflicts per reason."""
+    methods = Counter(rec["method"] for rec in gold)
+    return {
+        "methods": {method: methods.get(method, 0) for method in METHODS},
+        "conflicts": dict(sorted(Counter(str(e["reason"]) for e in entries).items())),
+    }
+
+
+def corpus_hashes(articles_glob: str | None) -> dict[str, str] | None:
+    """article id -> current text_sha256 of the normalised corpus; None when there is no corpus here."""
+    paths = article_paths(articles_glob)
+    if not paths:
+        return None
+    return {
+        rec["id"]: rec["text_sha256"]
+        for path in paths
+        for rec in read_jsonl(path)
+        if isinstance(rec.get("id"), str) and isinstance(rec.get("text_sha256"), str)
+    }
+
+
 def run_adjudicate(
     annotations_path: Path,
     out_path: Path,
@@ -555,18 +617,38 @@ def run_adjudicate(
     policy: str = "majority",
     min_annotators: int = 1,
     console: Console | None = None,
+    articles_glob: str | None = None,
+    summary_path: Path | None = None,
 ) -> tuple[list[Record], list[Record]]:
-    """Read annotations and pull conflicts, write gold and the conflicts file, print a summary."""
+    """Read annotations and pull conflicts, write gold and the conflicts file, print a summary.
+
+    With no annotations it writes nothing (an empty gold file would replace real gold with
+    nothing) and says so."""
     with Console(stderr=True).status(f"adjudicating {annotations_path} ({policy})"):
         annotations = read_annotations(annotations_path, scheme)
-        existing = read_conflict_lines(conflicts_path)
-        gold, entries = adjudicate(annotations, scheme, policy, min_annotators, (entry for _, entry in existing))
-        kept = [entry for _, entry in existing if entry.get("kind") != KIND]
+        existing: list[ConflictLine] = read_lines(conflicts_path)
+        check_options(policy, min_annotators)
+        if not annotations:
+            raise UserError(
+                f"no annotations in {annotations_path}: nothing to adjudicate, {out_path} left as it is "
+                "(annotate in Label Studio, then `newsstance studio pull`)"
+            )
+        gold, entries = adjudicate(
+            annotations,
+            scheme,
+            policy,
+            min_annotators,
+            (line.entry for line in existing),
+            corpus_hashes(articles_glob),
+        )
+        kept = [line.entry for line in existing if line.stage != STAGE]
         unaccounted = unaccounted_annotation_ids(annotations, gold, [*kept, *entries])
         if unaccounted:  # a bug, never a user error: refuse to write rather than lose annotations
             raise RuntimeError(f"annotations neither in gold nor in conflicts: {sorted(unaccounted)[:10]}")
         write_jsonl(out_path, gold)
-        write_conflicts(conflicts_path, existing, entries)
+        replace_conflicts(conflicts_path, entries, replaced=lambda entry: stage_of(entry) == STAGE, existing=existing)
+        summary = {"policy": policy, "min_annotators": min_annotators, **method_counts(gold, entries)}
+        write_json(summary_path or out_path.with_name(ADJUDICATION_JSON.name), summary)
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     console.print(summary_table(gold, entries))
     console.print(

@@ -1,0 +1,1 @@
+"""Gold annotations: inter-annotator agreement (`agree`) and adjudication (`adjudicate`)."""
