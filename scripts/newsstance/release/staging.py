@@ -167,5 +167,8 @@ def os_error(exc: OSError, out: Path) -> UserError:
     if code == errno.EXDEV:
         return UserError(f"cannot move {where} across filesystems: pass --out on the same disk as its parent folder")
     if code == errno.ENOENT:
-        return UserError(f"{where} disappeared while building (was --out moved or deleted?); run the build again")
+        return UserError(
+            f"{where} does not exist and cannot be created, or was removed while building: "
+            "pass --out DIR on a writable disk and build again"
+        )
     return UserError(f"cannot write {where}: {exc.strerror or exc} (check --out {out})")
