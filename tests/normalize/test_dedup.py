@@ -21,6 +21,7 @@ from newsstance.normalize.dedup import (
     DedupResult,
     cluster,
     estimated_jaccard,
+    shingle_hashes,
     signature,
 )
 
@@ -52,6 +53,7 @@ def item(ident: str, text: str, identity: str | None = None, truncated: bool = F
         length=len(text),
         truncated=truncated,
         signature=signature(text),
+        shingles=len(shingle_hashes(text)),
     )
 
 
@@ -300,3 +302,40 @@ def test_every_id_gets_a_result_and_bad_input_is_rejected(vocabulary: list[str])
     odd.signature = odd.signature[:64]
     with pytest.raises(ValueError, match="signature has shape"):
         cluster([item("x", "one two three"), odd])
+
+
+def test_a_title_alone_never_makes_two_stories_one(vocabulary: list[str]) -> None:
+    """Without a URL, outlet + title is no identity: a generic title ("Live updates") or one equal
+    to the outlet name is shared by different stories; only text that confirms it merges them."""
+    first, second = " ".join(vocabulary[:150]), " ".join(vocabulary[300:450])
+    for identity in ("title:varn ledger|live updates", "title:varn ledger|varn ledger"):
+        results = cluster([item("a", first, identity), item("b", second, identity)])
+        assert results["a"] == results["b"] == DedupResult(None, None)
+        # a copy cut to its first third is contained in the full text: that is the same story
+        cut = " ".join(vocabulary[:50])
+        results = cluster([item("a", first, identity), item("c", cut, identity, truncated=True)])
+        assert results["c"].duplicate_of == "a"
+    url = "url:https://fict.example/live"  # a canonical URL is an identity on its own
+    results = cluster([item("a", first, url), item("b", second, url)])
+    assert results["b"].duplicate_of == "a" or results["a"].duplicate_of == "b"
+
+
+def test_groups_match_a_plain_union_find() -> None:
+    rng = random.Random(5)
+    from newsstance.normalize.dedup import groups_of
+
+    for _ in range(100):
+        n = rng.randint(1, 40)
+        edges = [(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randint(0, 50))]
+        parent = list(range(n))
+
+        def root(x: int, parent: list[int] = parent) -> int:
+            while parent[x] != x:
+                x = parent[x]
+            return x
+
+        for a, b in edges:
+            ra, rb = root(a), root(b)
+            parent[max(ra, rb)] = min(ra, rb)
+        found = groups_of(n, np.array(edges, dtype=np.int64).reshape(-1, 2))
+        assert found.tolist() == [root(x) for x in range(n)]

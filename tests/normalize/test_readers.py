@@ -219,13 +219,19 @@ def test_sidecar_url_and_source_apply_to_the_page_article(normalize, pages):
     assert main["id"] == ids.article_id(ids.identity_key(main["url"], "PulseWire", main["title"]), "q.txt", 0)
 
 
-def test_language_tags_are_normalised_but_not_invented(normalize, pages):
+def test_language_comes_from_the_text_and_a_declared_tag_keeps_its_region(normalize, pages):
     result = normalize(
         {
             "a.json": orjson.dumps({**pages.newsplease, "language": "EN_gb"}),
-            "b.json": orjson.dumps({**pages.newsplease, "language": "English"}),
+            "b.json": orjson.dumps({**pages.newsplease, "language": "English"}),  # not a tag: ignored
             "c.json": orjson.dumps({**pages.newsplease, "language": None}),
+            "d.json": orjson.dumps({**pages.newsplease, "language": "de"}),  # wrong: the text is English
         }
     )
-    assert [(r["provenance"]["path"], r["language"]) for r in result.records] == [("a.json", "en-GB"), ("c.json", "en")]
-    assert [(q["path"], q["errors"][0]["path"]) for q in result.quarantine] == [("b.json", "/language")]
+    assert [(r["provenance"]["path"], r["language"], r["provenance"]["language_source"]) for r in result.records] == [
+        ("a.json", "en-GB", "text"),
+        ("b.json", "en", "text"),
+        ("c.json", "en", "text"),
+        ("d.json", "en", "text"),
+    ]
+    assert not result.quarantine

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from newsstance.normalize import runner, storage
+from newsstance.normalize import engine, runner, storage
 from newsstance.normalize.runner import run_normalize
 
 CRAWL = "2026-03-14T09:30:00Z"
@@ -211,14 +211,14 @@ def test_missing_input_is_a_user_error(tmp_path):
 
 def test_shards_are_contiguous_and_cover_everything():
     tasks = list(range(10))
-    shards = [runner.shard_tasks(tasks, rank, 3) for rank in range(3)]
+    shards = [engine.shard(tasks, rank, 3) for rank in range(3)]
     assert shards == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
 
 
 def test_cache_parts_are_compacted_when_mostly_dead(tmp_path, pages, monkeypatch, outputs):
     """Dead segments (of changed or deleted files) never outweigh live ones for long: the cache stays < 2x."""
     monkeypatch.setattr(runner, "COMPACT_MIN_DEAD_BYTES", 0)
-    monkeypatch.setattr(runner, "files_per_shard", lambda files, workers: 4)  # one part for four files
+    monkeypatch.setattr(engine, "tasks_for", lambda files, workers, executor: 1)  # one part for four files
     files = {f"p{i}.txt": pages.aggregator.replace("Quillon Bay", f"Quillon Bay {i}") for i in range(4)}
     raw, out = _raw(tmp_path, pages, files), tmp_path / "out"
     run_normalize([raw], out, crawl_time=CRAWL)
@@ -257,11 +257,11 @@ def test_steps_are_picklable_and_run_the_same_anywhere(tmp_path, pages):
 
     raw = _raw(tmp_path, pages)
     planner = CrawlPlanner(raw, parse_timestamp(CRAWL))
-    tasks = runner.plan_tasks(runner.discover([raw], tmp_path / "out"), raw, planner, {})
-    steps = build_steps(NormalizeConfig(), "key")
+    tasks = runner.plan_tasks(runner.discover([raw], tmp_path / "out"), raw, planner)
+    steps = build_steps(NormalizeConfig())
     shipped = pickle.loads(pickle.dumps(steps))
-    local = [i.record for i in run_steps(runner.shard_tasks(tasks, 1, 2), steps) if isinstance(i, Article)]
-    remote = [i.record for i in run_steps(runner.shard_tasks(tasks, 1, 2), shipped) if isinstance(i, Article)]
+    local = [i.record for i in run_steps(engine.shard(tasks, 1, 2), steps) if isinstance(i, Article)]
+    remote = [i.record for i in run_steps(engine.shard(tasks, 1, 2), shipped) if isinstance(i, Article)]
     assert local == remote and local
-    assert [s.stats for s in shipped] == [s.stats for s in steps]
-    assert pickle.loads(pickle.dumps(shipped))[0].stats == shipped[0].stats  # used steps still pickle
+    assert [s.counts for s in shipped] == [s.counts for s in steps]
+    assert pickle.loads(pickle.dumps(shipped))[0].counts == shipped[0].counts  # used steps still pickle

@@ -13,7 +13,10 @@ SCHEMA_KINDS = ("article", "annotation", "gold", "predictions", "quarantine")
 
 
 def normalize(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Raw files or folders (default corpus/raw).")] = None,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Raw files or folders, or fsspec URLs such as s3://bucket/crawl (default corpus/raw)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default corpus/normalized).")] = None,
     crawl_time: Annotated[
         str | None,
@@ -22,7 +25,7 @@ def normalize(
             help="Crawl time for every file (ISO 8601); default: sidecar, crawl manifest, record, file mtime.",
         ),
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Tasks run at once (processes, or Ray CPUs).")] = 1,
     max_bytes: Annotated[
         int, typer.Option("--max-bytes", help="Files larger than this are quarantined.")
     ] = DEFAULT_MAX_BYTES,
@@ -36,10 +39,29 @@ def normalize(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where the stages run: local (processes here), slurm (job arrays) or ray (needs newsstance[ray]).",
+        ),
+    ] = "local",
+    slurm_partition: Annotated[str, typer.Option("--slurm-partition", help="Slurm partition.")] = "normal",
+    slurm_time: Annotated[str, typer.Option("--slurm-time", help="Slurm time limit per task.")] = "04:00:00",
+    slurm_dry_run: Annotated[
+        bool, typer.Option("--slurm-dry-run", help="Write the sbatch scripts without submitting them.")
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="An existing Ray cluster (default: start a local one).")
+    ] = None,
 ) -> None:
     """Turn raw news pages into schema-valid, deduplicated article records (idempotent)."""
+    from newsstance.normalize.engine import EngineOptions
     from newsstance.normalize.runner import run_normalize
 
+    options = EngineOptions(
+        slurm_partition=slurm_partition, slurm_time=slurm_time, slurm_dry_run=slurm_dry_run, ray_address=ray_address
+    )
     summary = run_normalize(
         paths or None,
         out,
@@ -49,6 +71,8 @@ def normalize(
         config=config,
         progress=not quiet,
         corpus_root=corpus_root,
+        executor=executor,
+        engine_options=options,
     )
     for line in summary.render():
         typer.echo(line)
@@ -90,7 +114,28 @@ def validate(
         raise typer.Exit(1)
 
 
+def silver(
+    articles: Annotated[Path, typer.Argument(help="Folder of article shards.")] = Path("corpus/normalized"),
+    out: Annotated[Path, typer.Option("--out", help="Predictions JSONL to write.")] = Path(
+        "corpus/normalized/silver/predictions.jsonl"
+    ),
+    model: Annotated[str | None, typer.Option("--model", help="spaCy pipeline (default: the project's).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per nlp.pipe batch.")] = 64,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Tasks (processes) run at once.")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="local or ray.")] = "local",
+) -> None:
+    """Silver pre-annotation of every canonical article (spaCy NER), for `build --silver-predictions`."""
+    from newsstance.ner import DEFAULT_MODEL
+    from newsstance.normalize.silver import run_silver
+
+    count = run_silver(
+        articles, out, model=model or DEFAULT_MODEL, batch_size=batch_size, workers=workers, executor=executor
+    )
+    typer.echo(f"silver: {count} article(s) pre-annotated -> {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
     app.command("normalize")(normalize)
+    app.command("silver")(silver)
     app.command("validate")(validate)

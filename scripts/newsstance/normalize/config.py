@@ -10,7 +10,7 @@ extend them:
       phrases: [...]                             # replaces the inline defaults
       end_phrases: [...]                         # replaces the end-of-article defaults
       max_words: 8                               # structural chrome: short lines without sentence punctuation
-    default_language: en
+    default_language: en                         # only for texts too short to identify that declare nothing
 
 A phrase matches a whole line, case-insensitively, ignoring trailing punctuation and counts
 such as "Comments (3)"; `*` matches any text. Inline phrases are dropped wherever they
@@ -33,7 +33,7 @@ from newsstance.records import read_yaml_mapping
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_SHARD_SIZE = 50_000
-DEFAULT_LANGUAGE = "en"
+DEFAULT_LANGUAGE: str | None = None  # the text decides; a too-short text without markup gets null
 
 # Dropped wherever they stand alone on a line.
 DEFAULT_INLINE_PHRASES: tuple[str, ...] = (
@@ -101,6 +101,38 @@ DEFAULT_INLINE_PHRASES: tuple[str, ...] = (
     "all rights reserved*",
     "copyright *",
     "© *",
+)
+# The subset of the inline phrases that is chrome even between two paragraphs of an article body
+# (ad labels, share buttons); the others ("Summary", "Sign up for ...") are removed only at the
+# body's edges, since inside an article they can be a heading or a list item.
+DEFAULT_ANYWHERE_PHRASES: tuple[str, ...] = (
+    "advertisement",
+    "advertising",
+    "ad",
+    "sponsored",
+    "sponsored content",
+    "promoted",
+    "share",
+    "share this",
+    "share this article",
+    "share this story",
+    "share on *",
+    "share via *",
+    "copy link",
+    "facebook",
+    "twitter",
+    "x",
+    "linkedin",
+    "whatsapp",
+    "telegram",
+    "reddit",
+    "listen to this article",
+    "listen to this story",
+    "skip advertisement",
+    "advertisement - scroll to continue",
+    "continue reading below",
+    "story continues below advertisement",
+    "article continues below",
 )
 # End the article body they follow (everything after them up to the next article is chrome).
 DEFAULT_END_PHRASES: tuple[str, ...] = (
@@ -179,6 +211,18 @@ class ChromeConfig:
     phrases: tuple[str, ...] = DEFAULT_INLINE_PHRASES
     end_phrases: tuple[str, ...] = DEFAULT_END_PHRASES
     max_words: int = DEFAULT_CHROME_MAX_WORDS
+    anywhere_phrases: tuple[str, ...] = DEFAULT_ANYWHERE_PHRASES
+
+    @cached_property
+    def _anywhere(self) -> re.Pattern[str] | None:
+        return _compile_phrases(self.anywhere_phrases)
+
+    def is_anywhere(self, line: str) -> bool:
+        """Chrome even between two paragraphs of a body (ad labels, share buttons, a site's own extra phrases)."""
+        if line.count(" ") >= PHRASE_MATCH_MAX_WORDS or self._anywhere is None:
+            return False
+        norm = normalise_chrome_line(line)
+        return bool(norm) and self._anywhere.fullmatch(norm) is not None
 
     @cached_property
     def _inline(self) -> re.Pattern[str] | None:
@@ -225,7 +269,7 @@ class NormalizeConfig:
     """Everything that changes what a raw file turns into (part of the cache key)."""
 
     chrome: ChromeConfig = field(default_factory=ChromeConfig)
-    default_language: str = DEFAULT_LANGUAGE
+    default_language: str | None = DEFAULT_LANGUAGE
     max_bytes: int = DEFAULT_MAX_BYTES
 
     def fingerprint(self) -> str:
@@ -233,6 +277,7 @@ class NormalizeConfig:
             "phrases": list(self.chrome.phrases),
             "end_phrases": list(self.chrome.end_phrases),
             "max_words": self.chrome.max_words,
+            "anywhere_phrases": list(self.chrome.anywhere_phrases),
             "default_language": self.default_language,
             "max_bytes": self.max_bytes,
         }
@@ -266,13 +311,20 @@ def load_config(path: Path | None, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Nor
         raise UserError(f"{path}: unknown chrome key(s) {', '.join(sorted(unknown))}")
     phrases = _str_list(chrome_data, "phrases", path) or DEFAULT_INLINE_PHRASES
     end_phrases = _str_list(chrome_data, "end_phrases", path) or DEFAULT_END_PHRASES
-    phrases += _str_list(chrome_data, "extra_phrases", path) or ()
+    extra = _str_list(chrome_data, "extra_phrases", path) or ()
+    phrases += extra
     end_phrases += _str_list(chrome_data, "extra_end_phrases", path) or ()
     max_words = chrome_data.get("max_words", DEFAULT_CHROME_MAX_WORDS)
     if not isinstance(max_words, int) or max_words < 0:
         raise UserError(f"{path}: chrome.max_words must be a non-negative integer")
     language = data.get("default_language", DEFAULT_LANGUAGE)
-    if not isinstance(language, str) or not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*", language):
+    tag_shaped = isinstance(language, str) and re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*", language)
+    if language is not None and not tag_shaped:
         raise UserError(f"{path}: default_language must be a BCP-47 tag like 'en' or 'en-GB'")
-    chrome = ChromeConfig(phrases=phrases, end_phrases=end_phrases, max_words=max_words)
+    chrome = ChromeConfig(
+        phrases=phrases,
+        end_phrases=end_phrases,
+        max_words=max_words,
+        anywhere_phrases=DEFAULT_ANYWHERE_PHRASES + extra,  # a site's own phrases are its chrome wherever they stand
+    )
     return NormalizeConfig(chrome=chrome, default_language=language, max_bytes=max_bytes)

@@ -9,7 +9,8 @@ everything else falls back to dateparser, and results are cached per (string, cr
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -205,3 +206,52 @@ def parse_timestamp(value: str | None) -> datetime | None:
     except (ValueError, OverflowError):
         return None
     return result[0] if result else None
+
+
+EARLIEST_YEAR = 1990  # no online news page is older; earlier dates are placeholders (0001-01-01, epoch 0)
+FUTURE_SLACK = timedelta(days=1)  # time zones and clock skew, not more
+
+
+def implausible(published_at: str, crawl: datetime) -> str | None:
+    """Why a resolved publication time cannot be true, or None when it can."""
+    moment = datetime.fromisoformat(published_at.replace("Z", "+00:00"))
+    if moment.year <= 1:
+        return "placeholder date (year 1)"
+    if moment.year == 1970 and moment.month == 1 and moment.day == 1:
+        return "placeholder date (Unix epoch 0)"
+    if moment.year < EARLIEST_YEAR:
+        return f"before {EARLIEST_YEAR}"
+    if moment > crawl + FUTURE_SLACK:
+        return "later than the crawl time plus one day"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DateChoice:
+    """The first usable candidate; when none is usable, the first raw string and why it was rejected."""
+
+    raw: str | None
+    published_at: str | None
+    precision: str | None
+    rejected: str | None = None  # "'0001-01-01': placeholder date (year 1)"; also set when a later candidate won
+
+
+def choose(candidates: list[str], crawl: datetime) -> DateChoice:
+    """Resolve candidates in order (the page's most trustworthy source first) and keep the first
+    that can be true; impossible and placeholder dates fall through to the next source."""
+    rejected: list[str] = []
+    first_raw = None
+    for raw in candidates:
+        if not raw or not raw.strip():
+            continue
+        first_raw = first_raw or raw
+        published_at, precision = resolve(raw, crawl)
+        if published_at is None:
+            rejected.append(f"{raw!r}: not a date")
+            continue
+        reason = implausible(published_at, crawl)
+        if reason:
+            rejected.append(f"{raw!r}: {reason}")
+            continue
+        return DateChoice(raw, published_at, precision, "; ".join(rejected) or None)
+    return DateChoice(first_raw, None, None, "; ".join(rejected) or None)

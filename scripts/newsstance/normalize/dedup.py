@@ -38,9 +38,8 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from array import array
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -48,6 +47,10 @@ import numpy as np
 NGRAM = 5
 NUM_PERM = 128
 THRESHOLD = 0.7
+# Outlet + title alone is no identity: a same-title record joins only when at least this share of
+# the smaller text's shingles is in the other (truncated copies: ~1; different stories: ~0).
+CONTAINMENT_THRESHOLD = 0.8
+URL_IDENTITY_PREFIX = "url:"
 SEED = 0x5EED_D0C5
 # Changes whenever `signature` would give different values for the same text: callers that
 # cache signatures (the normalize stage's parts) must key their cache on it.
@@ -194,7 +197,16 @@ def signature(text: str, num_perm: int = NUM_PERM, ngram: int = NGRAM) -> np.nda
     is unbiased with the binomial spread sqrt(J(1-J)/num_perm) either way, and it is
     30% faster without. Pure and deterministic.
     """
+    return _minhash(shingle_hashes(text, ngram), num_perm)
+
+
+def signature_and_size(text: str, num_perm: int = NUM_PERM, ngram: int = NGRAM) -> tuple[np.ndarray, int]:
+    """`signature(text)` and the text's shingle count (for containment estimates)."""
     shingles = shingle_hashes(text, ngram)
+    return _minhash(shingles, num_perm), len(shingles)
+
+
+def _minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
     multipliers = _permutations(num_perm)
     minimum = np.full(num_perm, _MASK64, dtype=_U64)
     for start in range(0, len(shingles), _SHINGLE_BLOCK):
@@ -229,7 +241,8 @@ def lsh_bands(threshold: float, num_perm: int, min_candidate_probability: float 
 @dataclass(slots=True)
 class DedupItem:
     """What clustering needs of one record; `signature` comes from `signature(text)`
-    (None: the record takes part in identity and exact-text matching only)."""
+    (None: the record takes part in identity and exact-text matching only). `shingles`
+    is the text's shingle count (`len(shingle_hashes(text))`), for containment; 0 = unknown."""
 
     id: str
     identity: str
@@ -237,6 +250,7 @@ class DedupItem:
     length: int
     truncated: bool
     signature: np.ndarray | None
+    shingles: int = 0
 
 
 @dataclass(slots=True)
@@ -273,92 +287,176 @@ class DedupResults(dict[str, DedupResult]):
         self.stats = stats
 
 
+# The pieces below run where their data is: `cluster` runs them all in one process; the normalize
+# engine runs `band_pairs` per band in parallel over memory-mapped signatures and the rest in one
+# small stage over per-record columns (no signatures held).
+
+# Rows of signatures by distinct-text number (an array, or a lookup into memory-mapped files).
+SignatureRows = Callable[[np.ndarray], np.ndarray]
+
+
 @dataclass
-class _Collected:
-    """Compact columns of the streamed items; one signature per distinct text."""
+class RecordColumns:
+    """Per-record columns clustering needs, in output order (no texts, no signatures).
 
-    ids: list[str] = field(default_factory=list)
-    node: array = field(default_factory=lambda: array("q"))  # distinct-text index per item
-    length: array = field(default_factory=lambda: array("q"))
-    truncated: array = field(default_factory=lambda: array("b"))
-    signatures: list[np.ndarray] = field(default_factory=list)  # row blocks of distinct texts
-    parent: list[int] = field(default_factory=list)  # union-find over distinct texts
+    `text_key` / `identity_key`: any sortable dtype (digests); `url_identity`: the identity is a
+    canonical URL (else outlet + title, which alone never merges two records, see `identity_edges`);
+    `id_rank`: the rank of the record's id among all ids (ties in the canonical choice);
+    `shingles`: shingle count of the text (0 = unknown: no containment evidence)."""
 
+    id_rank: np.ndarray
+    text_key: np.ndarray
+    identity_key: np.ndarray
+    url_identity: np.ndarray
+    length: np.ndarray
+    truncated: np.ndarray
+    shingles: np.ndarray
+    signed: np.ndarray  # the record has a real signature
 
-_SIGNATURE_BLOCK = 8192
+    def __len__(self) -> int:
+        return len(self.id_rank)
 
-
-def _find(parent: list[int], x: int) -> int:
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-    return x
-
-
-def _union(parent: list[int], a: int, b: int) -> None:
-    ra, rb = _find(parent, a), _find(parent, b)
-    if ra != rb:
-        parent[max(ra, rb)] = min(ra, rb)
+    def best_first(self) -> np.ndarray:
+        """Record indices, best canonical first: untruncated, longest, smallest id."""
+        return np.lexsort((self.id_rank, -self.length.astype(np.int64), self.truncated.astype(np.int8)))
 
 
-def _unmatchable_signature(key: str, num_perm: int) -> np.ndarray:
-    """Random-looking values private to one text: no LSH bucket mate, estimated Jaccard ~0."""
-    digest = hashlib.shake_128(f"no-signature\x1f{key}".encode()).digest(4 * num_perm)
-    return np.frombuffer(digest, dtype=np.uint32).copy()
+def number_texts(text_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct-text number of every record, first record of every distinct text), numbered in
+    order of first appearance."""
+    if len(text_key) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    _, first, inverse = np.unique(text_key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    renumber = np.empty(len(order), dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    return renumber[inverse.reshape(-1)], first[order].astype(np.int64)
 
 
-def _collect(items: Iterable[DedupItem]) -> tuple[_Collected, np.ndarray]:
-    """Stream the items once; texts are unioned by identity and by hash as they come."""
-    got = _Collected()
-    node_of_text: dict[str, int] = {}
-    node_of_identity: dict[str, int] = {}
-    block: np.ndarray | None = None
-    filled = 0
-    num_perm = None
-    for item in items:
-        node = node_of_text.get(item.text_sha256)
-        if node is None:
-            if item.signature is None:
-                sig = _unmatchable_signature(item.text_sha256, num_perm or NUM_PERM)
-            else:
-                sig = np.asarray(item.signature, dtype=np.uint32)
-            if num_perm is None:
-                num_perm = len(sig)
-            elif sig.shape != (num_perm,):
-                raise ValueError(f"{item.id}: signature has shape {sig.shape}, expected ({num_perm},)")
-            node = len(node_of_text)
-            node_of_text[item.text_sha256] = node
-            got.parent.append(node)
-            if block is None or filled == len(block):
-                block = np.empty((_SIGNATURE_BLOCK, num_perm), dtype=np.uint32)
-                got.signatures.append(block)
-                filled = 0
-            block[filled] = sig
-            filled += 1
-        first = node_of_identity.setdefault(item.identity, node)
-        if first != node:
-            _union(got.parent, first, node)
-        got.ids.append(item.id)
-        got.node.append(node)
-        got.length.append(int(item.length))
-        got.truncated.append(bool(item.truncated))
-    if got.signatures:
-        got.signatures[-1] = got.signatures[-1][:filled]
-        signatures = np.concatenate(got.signatures) if len(got.signatures) > 1 else got.signatures[0]
-    else:
-        signatures = np.empty((0, num_perm or NUM_PERM), dtype=np.uint32)
-    got.signatures = []
-    if len(set(got.ids)) != len(got.ids):
-        raise ValueError("duplicate record ids given to cluster()")
-    return got, signatures
+def containment(sig_a: np.ndarray, sig_b: np.ndarray, size_a: np.ndarray, size_b: np.ndarray) -> np.ndarray:
+    """Estimated share of the smaller text's shingles found in the other (from the MinHash Jaccard
+    estimate J and the shingle counts: |A & B| = J (|A| + |B|) / (1 + J)); 0 when a count is unknown."""
+    j = np.count_nonzero(sig_a == sig_b, axis=1) / sig_a.shape[1]
+    a, b = size_a.astype(np.float64), size_b.astype(np.float64)
+    smaller = np.minimum(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = j * (a + b) / (1.0 + j) / smaller
+    return np.where(smaller > 0, value, 0.0)
 
 
-def _band_keys(signatures: np.ndarray, band: int, rows: int) -> np.ndarray:
+def identity_edges(
+    records: RecordColumns,
+    node: np.ndarray,
+    rows: SignatureRows,
+    containment_threshold: float = CONTAINMENT_THRESHOLD,
+) -> np.ndarray:
+    """Edges (distinct-text pairs) of records that are one story by identity.
+
+    A canonical URL is an identity: every record with it joins. Outlet + title alone is not (a
+    generic title such as "Live updates", or one equal to the outlet name, is shared by different
+    stories): a record joins its title group's best record only when text confirms it, i.e. the
+    smaller text is mostly contained in the other (a truncated copy is, a different story is not)."""
+    edges = []
+    url = np.flatnonzero(records.url_identity)
+    if len(url) > 1:
+        leader = _first_of_key(records.identity_key[url], url)
+        edges.append(np.stack((node[leader], node[url]), axis=1))
+    titled = np.flatnonzero(~records.url_identity)
+    if len(titled) > 1:
+        titled = titled[np.argsort(_positions(records)[titled], kind="stable")]  # best record first
+        leader = _first_of_key(records.identity_key[titled], titled)
+        candidate = (node[leader] != node[titled]) & records.signed[leader] & records.signed[titled]
+        a, b = leader[candidate], titled[candidate]
+        confirmed = np.zeros(len(a), dtype=bool)
+        for start in range(0, len(a), _PAIR_CHUNK):
+            part = slice(start, start + _PAIR_CHUNK)
+            share = containment(
+                rows(node[a[part]]), rows(node[b[part]]), records.shingles[a[part]], records.shingles[b[part]]
+            )
+            confirmed[part] = share >= containment_threshold
+        edges.append(np.stack((node[a[confirmed]], node[b[confirmed]]), axis=1))
+    edges = [e for e in edges if len(e)]
+    return np.concatenate(edges).astype(np.int64) if edges else np.empty((0, 2), dtype=np.int64)
+
+
+def _positions(records: RecordColumns) -> np.ndarray:
+    position = np.empty(len(records), dtype=np.int64)
+    position[records.best_first()] = np.arange(len(records))
+    return position
+
+
+def _first_of_key(keys: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """For each member, the first member (in the given order) with the same key."""
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return members[first[inverse.reshape(-1)]]
+
+
+def groups_of(node_count: int, edges: np.ndarray) -> np.ndarray:
+    """Group of every distinct text: the smallest text number of its connected component
+    (union-find in numpy: hook roots to the smaller root along every edge, then jump pointers)."""
+    label: np.ndarray = np.arange(node_count, dtype=np.int64)
+    if len(edges) == 0:
+        return label
+    left, right = edges[:, 0], edges[:, 1]
+    while True:
+        lu, lv = label[left], label[right]
+        smaller = np.minimum(lu, lv)
+        if np.array_equal(lu, lv):
+            return label
+        np.minimum.at(label, lu, smaller)
+        np.minimum.at(label, lv, smaller)
+        while True:
+            jumped: np.ndarray = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+
+
+def band_keys(signatures: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """LSH key of every signature for one band."""
     cols = signatures[:, band * rows : (band + 1) * rows].astype(_U64)
     key = np.zeros(len(signatures), dtype=_U64)
     for j in range(rows):
         key = _mix64(key + cols[:, j] * _GRAM_MULTIPLIERS[j])
     return key
+
+
+def band_pairs(keys: np.ndarray, group_of_node: np.ndarray | None = None) -> np.ndarray:
+    """Sorted distinct pair codes i * n + j (i < j) of texts whose keys in one band are equal;
+    pairs already in one group are skipped. Sorting the keys finds the buckets (no hash tables of
+    lists: memory stays ~8 bytes per candidate pair)."""
+    count = len(keys)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    same_as_next = sorted_keys[1:] == sorted_keys[:-1]
+    if not same_as_next.any():
+        return np.empty(0, dtype=np.int64)
+    run_start = np.flatnonzero(np.concatenate(([True], ~same_as_next)))
+    run_length = np.diff(np.append(run_start, count))
+    # Buckets of exactly two are the common case: pair them without a Python loop.
+    at = run_start[run_length == 2]
+    lefts, rights = [order[at]], [order[at + 1]]
+    for start, length in zip(run_start[run_length > 2].tolist(), run_length[run_length > 2].tolist(), strict=True):
+        left, right = _bucket_pairs(order[start : start + length])
+        lefts.append(left)
+        rights.append(right)
+    left, right = np.concatenate(lefts), np.concatenate(rights)
+    if group_of_node is not None:
+        apart = group_of_node[left] != group_of_node[right]
+        left, right = left[apart], right[apart]
+    return np.unique(np.minimum(left, right).astype(np.int64) * count + np.maximum(left, right))
+
+
+def confirm_pairs(codes: np.ndarray, count: int, rows: SignatureRows, threshold: float) -> np.ndarray:
+    """The (i, j) pairs among `codes` whose estimated Jaccard reaches the threshold, in chunks."""
+    kept = []
+    for start in range(0, len(codes), _PAIR_CHUNK):
+        chunk = codes[start : start + _PAIR_CHUNK]
+        left, right = chunk // count, chunk % count
+        a, b = rows(left), rows(right)
+        kept.append(chunk[np.count_nonzero(a == b, axis=1) / a.shape[1] >= threshold])
+    codes = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+    return np.stack((codes // count, codes % count), axis=1) if len(codes) else np.empty((0, 2), dtype=np.int64)
 
 
 def _bucket_pairs(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -377,37 +475,13 @@ def _bucket_pairs(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def candidate_pairs(
     signatures: np.ndarray, bands: int, rows: int, group_of_node: np.ndarray | None = None
 ) -> np.ndarray:
-    """Distinct (i, j), i < j, of texts sharing at least one LSH band, as an (n, 2) array.
-
-    Sorting band keys finds the buckets (no hash tables of lists: memory stays ~8 bytes
-    per candidate pair). Pairs already in one group (`group_of_node`) are skipped.
-    """
+    """Distinct (i, j), i < j, of texts sharing at least one LSH band, as an (n, 2) array."""
     count = len(signatures)
-    found = np.empty(0, dtype=np.int64)  # sorted pair codes i * count + j
+    found = np.empty(0, dtype=np.int64)
     for band in range(bands):
-        keys = _band_keys(signatures, band, rows)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        same_as_next = sorted_keys[1:] == sorted_keys[:-1]
-        if not same_as_next.any():
-            continue
-        run_start = np.flatnonzero(np.concatenate(([True], ~same_as_next)))
-        run_length = np.diff(np.append(run_start, count))
-        # Buckets of exactly two are the common case: pair them without a Python loop.
-        at = run_start[run_length == 2]
-        lefts, rights = [order[at]], [order[at + 1]]
-        for start, length in zip(run_start[run_length > 2].tolist(), run_length[run_length > 2].tolist(), strict=True):
-            left, right = _bucket_pairs(order[start : start + length])
-            lefts.append(left)
-            rights.append(right)
-        left, right = np.concatenate(lefts), np.concatenate(rights)
-        if group_of_node is not None:
-            apart = group_of_node[left] != group_of_node[right]
-            left, right = left[apart], right[apart]
-        codes = np.unique(np.minimum(left, right).astype(np.int64) * count + np.maximum(left, right))
-        fresh = codes[~_sorted_contains(found, codes)]
+        codes = band_pairs(band_keys(signatures, band, rows), group_of_node)
         # Timsort merges the two sorted runs in linear time.
-        found = np.sort(np.concatenate((found, fresh)), kind="stable")
+        found = np.sort(np.concatenate((found, codes[~_sorted_contains(found, codes)])), kind="stable")
     return np.stack((found // count, found % count), axis=1) if len(found) else np.empty((0, 2), dtype=np.int64)
 
 
@@ -420,11 +494,15 @@ def _sorted_contains(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
 
 def pair_jaccard(signatures: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Estimated Jaccard of many (left, right) signature pairs, in bounded chunks."""
+    return _rows_jaccard(signatures.__getitem__, left, right)
+
+
+def _rows_jaccard(rows: SignatureRows, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     out = np.empty(len(left), dtype=np.float64)
     for start in range(0, len(left), _PAIR_CHUNK):
-        a = signatures[left[start : start + _PAIR_CHUNK]]
-        b = signatures[right[start : start + _PAIR_CHUNK]]
-        out[start : start + _PAIR_CHUNK] = np.count_nonzero(a == b, axis=1) / signatures.shape[1]
+        a = rows(left[start : start + _PAIR_CHUNK])
+        b = rows(right[start : start + _PAIR_CHUNK])
+        out[start : start + _PAIR_CHUNK] = np.count_nonzero(a == b, axis=1) / a.shape[1]
     return out
 
 
@@ -450,39 +528,27 @@ def _absorb_near_duplicates(group_of_node: np.ndarray, rank: dict[int, int], edg
     return absorbed_by
 
 
-def cluster(
-    items: Iterable[DedupItem], threshold: float = THRESHOLD, bands: int | None = None, rows: int | None = None
-) -> DedupResults:
-    """Group duplicates and pick each group's canonical record.
+@dataclass
+class Clusters:
+    """Per record: `canonical` (record index of its cluster's canonical; itself when canonical)
+    and `jaccard` with it (1.0 for itself or an exact copy), plus `stats`."""
 
-    One cluster = records with the same identity or the same text hash (transitively),
-    plus groups whose text is a confirmed near-duplicate (estimated Jaccard >=
-    `threshold`) of the cluster's canonical text (star merging, no chains). The
-    canonical is the longest untruncated record (else the longest; ties: smallest id).
-    `bands` x `rows` default to `lsh_bands(threshold, num_perm)`.
-    """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    got, signatures = _collect(items)
-    stats = DedupStats(records=len(got.ids))
-    if not got.ids:
-        return DedupResults({}, stats)
-    num_perm = signatures.shape[1]
-    if bands is None or rows is None:
-        bands, rows = lsh_bands(threshold, num_perm)
-    if bands * rows > num_perm:
-        raise ValueError(f"{bands} bands x {rows} rows need more than {num_perm} permutations")
+    canonical: np.ndarray
+    jaccard: np.ndarray
+    stats: DedupStats
 
-    node = np.frombuffer(got.node, dtype=np.int64)
-    length = np.frombuffer(got.length, dtype=np.int64)
-    truncated = np.frombuffer(got.truncated, dtype=np.int8)
-    group_of_node = np.array([_find(got.parent, n) for n in range(len(got.parent))], dtype=np.int64)
+
+def finish(
+    records: RecordColumns,
+    node: np.ndarray,
+    group_of_node: np.ndarray,
+    near_edges: np.ndarray,
+    rows: SignatureRows,
+) -> Clusters:
+    """Star-merge groups along confirmed near-duplicate edges (no chains) and pick canonicals."""
+    stats = DedupStats(records=len(records), confirmed_pairs=len(near_edges))
     group = group_of_node[node]
-    id_rank = np.empty(len(got.ids), dtype=np.int64)
-    id_rank[np.argsort(np.array(got.ids), kind="stable")] = np.arange(len(got.ids))
-
-    # Best record first: untruncated, longest, smallest id. The first of each group is its canonical.
-    order = np.lexsort((id_rank, -length, truncated))
+    order = records.best_first()
     group_canonical: dict[int, int] = {}
     group_rank: dict[int, int] = {}
     for position, index in enumerate(order.tolist()):
@@ -490,34 +556,88 @@ def cluster(
         if g not in group_canonical:
             group_canonical[g] = index
             group_rank[g] = position
-
-    pairs = candidate_pairs(signatures, bands, rows, group_of_node)
-    stats.candidate_pairs = len(pairs)
-    if len(pairs):
-        similarity = pair_jaccard(signatures, pairs[:, 0], pairs[:, 1])
-        pairs = pairs[similarity >= threshold]
-    stats.confirmed_pairs = len(pairs)
-    absorbed_by = _absorb_near_duplicates(group_of_node, group_rank, pairs)
-
+    absorbed_by = _absorb_near_duplicates(group_of_node, group_rank, near_edges)
     cluster_of_group = {g: absorbed_by.get(g, g) for g in group_canonical}
     root = np.array([cluster_of_group[g] for g in group.tolist()], dtype=np.int64)
-    canonical_index = np.array([group_canonical[r] for r in root.tolist()], dtype=np.int64)
-    canonical_text = node[canonical_index]
-    is_duplicate = canonical_index != np.arange(len(node))
+    canonical = np.array([group_canonical[r] for r in root.tolist()], dtype=np.int64)
+    canonical_text = node[canonical]
+    is_duplicate = canonical != np.arange(len(node))
     jaccard = np.ones(len(node))
     differs = is_duplicate & (node != canonical_text)
-    jaccard[differs] = pair_jaccard(signatures, node[differs], canonical_text[differs])
-
-    results: dict[str, DedupResult] = {}
-    ids = got.ids
-    for index, (dup, canon, j) in enumerate(
-        zip(is_duplicate.tolist(), canonical_index.tolist(), jaccard.tolist(), strict=True)
-    ):
-        results[ids[index]] = DedupResult(ids[canon], j) if dup else DedupResult(None, None)
-    exact = is_duplicate & ~differs
+    jaccard[differs] = _rows_jaccard(rows, node[differs], canonical_text[differs])
     same_group = root == group
-    stats.exact = int(np.count_nonzero(exact))
+    stats.exact = int(np.count_nonzero(is_duplicate & ~differs))
     stats.identity = int(np.count_nonzero(differs & same_group))
     stats.near = int(np.count_nonzero(differs & ~same_group))
     stats.clusters = len(node) - int(np.count_nonzero(is_duplicate))
-    return DedupResults(results, stats)
+    return Clusters(canonical, jaccard, stats)
+
+
+def _unmatchable_signature(key: str, num_perm: int) -> np.ndarray:
+    """Random-looking values private to one text: no LSH bucket mate, estimated Jaccard ~0."""
+    digest = hashlib.shake_128(f"no-signature\x1f{key}".encode()).digest(4 * num_perm)
+    return np.frombuffer(digest, dtype=np.uint32).copy()
+
+
+def cluster(
+    items: Iterable[DedupItem], threshold: float = THRESHOLD, bands: int | None = None, rows: int | None = None
+) -> DedupResults:
+    """Group duplicates and pick each group's canonical record (all stages in this process).
+
+    One cluster = records with the same canonical URL or the same text hash (transitively),
+    records with the same outlet + title whose texts confirm it (containment), plus groups whose
+    text is a confirmed near-duplicate (estimated Jaccard >= `threshold`) of the cluster's
+    canonical text (star merging, no chains). The canonical is the longest untruncated record
+    (else the longest; ties: smallest id). `bands` x `rows` default to `lsh_bands(threshold, num_perm)`.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    items = list(items)
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate record ids given to cluster()")
+    if not items:
+        return DedupResults({}, DedupStats())
+    id_rank = np.empty(len(ids), dtype=np.int64)
+    id_rank[np.argsort(np.array(ids), kind="stable")] = np.arange(len(ids))
+    records = RecordColumns(
+        id_rank=id_rank,
+        text_key=np.array([item.text_sha256 for item in items]),
+        identity_key=np.array([item.identity for item in items]),
+        url_identity=np.array([item.identity.startswith(URL_IDENTITY_PREFIX) for item in items]),
+        length=np.array([int(item.length) for item in items], dtype=np.int64),
+        truncated=np.array([bool(item.truncated) for item in items], dtype=np.int8),
+        shingles=np.array([int(item.shingles) for item in items], dtype=np.int64),
+        signed=np.array([item.signature is not None for item in items]),
+    )
+    node, representative = number_texts(records.text_key)
+    num_perm = next((len(item.signature) for item in items if item.signature is not None), NUM_PERM)
+    signatures = np.empty((len(representative), num_perm), dtype=np.uint32)
+    for text_number, index in enumerate(representative.tolist()):
+        item = items[index]
+        sig = item.signature
+        if sig is None:
+            signatures[text_number] = _unmatchable_signature(item.text_sha256, num_perm)
+        elif np.shape(sig) != (num_perm,):
+            raise ValueError(f"{item.id}: signature has shape {np.shape(sig)}, expected ({num_perm},)")
+        else:
+            signatures[text_number] = sig
+    for item in items:
+        if item.signature is not None and np.shape(item.signature) != (num_perm,):
+            raise ValueError(f"{item.id}: signature has shape {np.shape(item.signature)}, expected ({num_perm},)")
+    if bands is None or rows is None:
+        bands, rows = lsh_bands(threshold, num_perm)
+    if bands * rows > num_perm:
+        raise ValueError(f"{bands} bands x {rows} rows need more than {num_perm} permutations")
+    lookup: SignatureRows = signatures.__getitem__
+    edges = identity_edges(records, node, lookup)
+    group_of_node = groups_of(len(representative), edges)
+    pairs = candidate_pairs(signatures, bands, rows, group_of_node)
+    confirmed = pairs[pair_jaccard(signatures, pairs[:, 0], pairs[:, 1]) >= threshold] if len(pairs) else pairs
+    clusters = finish(records, node, group_of_node, confirmed, lookup)
+    clusters.stats.candidate_pairs = len(pairs)
+    results = {
+        ids[index]: DedupResult(ids[canon], j) if canon != index else DedupResult(None, None)
+        for index, (canon, j) in enumerate(zip(clusters.canonical.tolist(), clusters.jaccard.tolist(), strict=True))
+    }
+    return DedupResults(results, clusters.stats)

@@ -4,6 +4,8 @@ A run starts from `FileTask`s (one raw file each). Steps turn them into `RawPage
 `TextPage` (decoded text), `Draft` (one extracted article) and finally `Article` (a
 schema-valid record). Anything unusable becomes a `Quarantine` item, which every later
 step passes through untouched, so each file ends as articles and/or quarantine entries.
+`Item` is the union of them all; every item names its raw file the same way, `item.rel`
+(posix path relative to the corpus root).
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
-PARSER_VERSION = "1.1.0"
+PARSER_VERSION = "1.2.0"
 SCHEMA_VERSION = "1.0.0"
+
+
+# A value read from JSON, kept with its type so that the schema (not a reader) reports a wrong one.
+JsonValue: TypeAlias = str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 
 class Reason(StrEnum):
@@ -29,6 +35,7 @@ class Reason(StrEnum):
     MALFORMED_JSON = "malformed_json"
     SCHEMA_INVALID = "schema_invalid"
     NO_ARTICLE = "no_article"
+    NO_TITLE = "no_title"
     READ_ERROR = "read_error"
 
 
@@ -78,13 +85,12 @@ class CrawlContext:
 
 @dataclass(frozen=True, slots=True)
 class FileTask:
-    """One raw file to normalise; `cached` is the previous run's index entry for it, if any."""
+    """One raw file to normalise."""
 
-    path: str  # absolute
+    path: str  # absolute local path or fsspec URL
     rel: str  # posix, relative to the corpus root
     size: int
     crawl: CrawlContext
-    cached: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -121,6 +127,10 @@ class RawPage:
     data: bytes
     sha256: str
 
+    @property
+    def rel(self) -> str:
+        return self.task.rel
+
 
 @dataclass(slots=True)
 class TextPage:
@@ -131,14 +141,9 @@ class TextPage:
     repairs: tuple[str, ...]
     size: int
 
-
-@dataclass(slots=True)
-class Cached:
-    """A file unchanged since the last run: its previous results are reused, not reparsed."""
-
-    task: FileTask
-    sha256: str
-    entry: dict[str, Any]
+    @property
+    def rel(self) -> str:
+        return self.task.rel
 
 
 @dataclass(slots=True)
@@ -151,14 +156,19 @@ class Draft:
 
     page: TextPage
     format: Format
-    title: Any
-    text: Any
+    title: JsonValue
+    text: JsonValue
     role: str = "standalone"
-    source: Any = None
-    url: Any = None
-    authors: Any = field(default_factory=list)
-    language: Any = None
+    source: JsonValue = None
+    url: JsonValue = None
+    authors: JsonValue = field(default_factory=list)
+    language: JsonValue = None
     published_raw: str | None = None
+    date_candidates: list[str] = field(default_factory=list)  # more date strings, tried after published_raw
+    repairs: list[str] = field(
+        default_factory=list
+    )  # what the reader repaired in this article (title_bidi_controls, ...)
+    extractor: str | None = None  # HTML body extractor that won
     record_time: datetime | None = None  # news-please date_download
     position: int = 0  # order of the article inside its file
     main_position: int | None = None  # position of the page's main article, for related ones
@@ -172,10 +182,16 @@ class Draft:
     crawl_source: str | None = None
     published_at: str | None = None
     precision: str | None = None
+    date_rejected: str | None = None
+    language_source: str | None = None
     truncated: bool = False
     identity: str = ""
     id: str = ""
     related_to: str | None = None
+
+    @property
+    def rel(self) -> str:
+        return self.page.task.rel
 
 
 @dataclass(slots=True)
@@ -186,3 +202,8 @@ class Article:
     record: dict[str, Any]
     identity: str
     signature: np.ndarray | None = None
+    shingles: int = 0
+
+
+Item: TypeAlias = FileTask | RawPage | TextPage | Draft | Article | Quarantine
+"""Everything a step may receive or yield."""

@@ -1,137 +1,150 @@
-"""The per-record steps of the normalize pipeline, datatrove-style.
+"""The per-record steps of the normalize pipeline, as datatrove pipeline steps.
 
-Each step is a callable taking an iterator of items and yielding items; it handles its own
-item types, passes every other item (notably `Quarantine`) through unchanged, and counts
-what it did in `self.stats`. Steps hold no global state and are picklable, so any executor
-(the local process pool in `runner`, or a distributed one later) can run the same chain on
-a shard of `FileTask`s:
+Each step transforms a stream of `Item`s: it handles its own item types, passes every other
+item (notably `Quarantine`) through unchanged, and counts what it did in `self.counts` (added
+to datatrove's per-task stats when the stream ends). Steps are pure per record, hold no
+execution concerns and are picklable, so any datatrove executor (local, Slurm, Ray; see
+`engine`) runs the same chain on a task's `FileTask`s:
 
-    items = iter(tasks)
-    for step in build_steps(config, cache_key):
-        items = step(items)
+    items = run_steps(tasks, build_steps(config))
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
+from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
 from newsstance import ids
-from newsstance.normalize import dates
-from newsstance.normalize.config import PHRASE_MATCH_MAX_WORDS, ChromeConfig, NormalizeConfig
-from newsstance.normalize.decode import DecodeError, clean_inline, decode_bytes, join_paragraphs, split_paragraphs
+from newsstance.errors import EnvironmentProblem
+from newsstance.normalize import dates, language, titles
+from newsstance.normalize.config import NormalizeConfig
+from newsstance.normalize.decode import DecodeError, decode_bytes
 from newsstance.normalize.model import (
     PARSER_VERSION,
     SCHEMA_VERSION,
     Article,
-    Cached,
     Draft,
     FileTask,
-    Format,
+    Item,
     Quarantine,
     RawPage,
     Reason,
     TextPage,
     iso_utc,
 )
+from newsstance.normalize.readers import READERS, sniff_format
 from newsstance.normalize.truncation import is_truncated
 from newsstance.records import validator
 
 _HASH_CHUNK = 1 << 20
-_MARKUP_TAGS = ("<html", "<!doctype html", "<head", "<body", "<article", "<div", "<p>", "<p ", "<main", "<meta")
 
 
-class PipelineStep:
-    """Base class: a named generator transform with its own counters."""
+class PipelineStep(DatatroveStep):
+    """A datatrove step over `Item`s: `process` is the per-record transform; `self.counts`
+    holds its counters (cheap to bump per record) and is added to datatrove's stats at the end."""
 
     name = "step"
+    type = "newsstance"
 
     def __init__(self) -> None:
-        self.stats: Counter[str] = Counter()
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+        self._reported: Counter[str] = Counter()
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         raise NotImplementedError
 
+    def run(self, data: Iterable[Item] | None = None, rank: int = 0, world_size: int = 1) -> Iterator[Item]:
+        yield from self.process(data if data is not None else ())
+        for key, value in (self.counts - self._reported).items():
+            self.stat_update(key, value=value)
+        self._reported = Counter(self.counts)
 
-def entry_key(cache_key: str, task: FileTask) -> str:
-    """What a file's parse result depends on besides its bytes: code, config and crawl context."""
-    return f"{cache_key}|{task.crawl.key()}"
+    def __call__(self, data: Iterable[Item] | None = None, rank: int = 0, world_size: int = 1) -> Iterator[Item]:
+        return self.run(data, rank, world_size)
 
 
-def file_sha256(path: str) -> str:
+def read_input(path: str) -> bytes:
+    """The bytes of one raw input: a local path, or any fsspec URL (`s3://...`, `memory://...`)."""
+    if "://" not in path:
+        with open(path, "rb") as handle:
+            return handle.read()
+    import fsspec
+
+    with fsspec.open(path, "rb") as handle:
+        data: bytes = handle.read()
+        return data
+
+
+def input_size(path: str) -> int:
+    if "://" not in path:
+        return os.stat(path).st_size
+    import fsspec
+
+    fs, inner = fsspec.core.url_to_fs(path)
+    return int(fs.size(inner))
+
+
+def input_sha256(path: str) -> str:
+    """Content hash of an input, in chunks (an oversized file is never held in memory)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    if "://" in path:
+        import fsspec
+
+        opener = fsspec.open(path, "rb")
+    else:
+        opener = open(path, "rb")  # noqa: SIM115 - closed by the with block
+    with opener as handle:
         while chunk := handle.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 class LoadFiles(PipelineStep):
-    """FileTask -> RawPage (bytes + sha256), Cached (unchanged since the last run) or Quarantine
-    (read_error, too_large, empty). Oversized files are hashed in chunks, never held in memory."""
+    """FileTask -> RawPage (bytes + sha256) or Quarantine (read_error, too_large, empty).
+    Oversized files are hashed in chunks, never held in memory."""
 
     name = "load"
 
-    def __init__(self, max_bytes: int, cache_key: str):
+    def __init__(self, max_bytes: int):
         super().__init__()
         self.max_bytes = max_bytes
-        self.cache_key = cache_key
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             yield self._load(item) if isinstance(item, FileTask) else item
 
-    def _cached(self, task: FileTask, sha256: str | None, detail: str | None = None) -> Cached | None:
-        """The previous result, if the bytes (or, for unreadable files, the error) and the key are unchanged."""
-        entry = task.cached
-        if not entry or entry.get("key") != entry_key(self.cache_key, task):
-            return None
-        if sha256 is None:
-            same = [q.get("detail") for q in entry.get("quarantine", [])] == [detail] and entry.get("sha256") is None
-        else:
-            same = entry.get("sha256") == sha256
-        if not same:
-            return None
-        self.stats["cached"] += 1
-        return Cached(task, sha256 or "", entry)
-
-    def _load(self, task: FileTask) -> RawPage | Cached | Quarantine:
+    def _load(self, task: FileTask) -> RawPage | Quarantine:
         try:
-            size = os.stat(task.path).st_size
+            size = input_size(task.path)
             if size > self.max_bytes:
-                sha256 = file_sha256(task.path)
-                self.stats["too_large"] += 1
-                return self._cached(task, sha256) or Quarantine(
-                    task.rel,
-                    sha256,
-                    Reason.TOO_LARGE,
-                    f"{size} bytes is over the limit of {self.max_bytes} (--max-bytes)",
-                )
-            with open(task.path, "rb") as handle:
-                data = handle.read()
+                sha256 = input_sha256(task.path)
+                self.counts["too_large"] += 1
+                detail = f"{size} bytes is over the limit of {self.max_bytes} (--max-bytes)"
+                return Quarantine(task.rel, sha256, Reason.TOO_LARGE, detail)
+            data = read_input(task.path)
         except OSError as exc:
-            detail = f"{type(exc).__name__}: {exc.strerror or exc}"
-            self.stats["read_error"] += 1
-            return self._cached(task, None, detail) or Quarantine(task.rel, None, Reason.READ_ERROR, detail)
+            self.counts["read_error"] += 1
+            return Quarantine(task.rel, None, Reason.READ_ERROR, read_error_detail(exc))
         sha256 = hashlib.sha256(data).hexdigest()
-        cached = self._cached(task, sha256)
-        if cached:
-            return cached
-        self.stats["read"] += 1
+        self.counts["read"] += 1
         if not data.strip():
-            self.stats["empty"] += 1
+            self.counts["empty"] += 1
             return Quarantine(
                 task.rel, sha256, Reason.EMPTY, "the file is empty" if not data else "the file holds only whitespace"
             )
         return RawPage(task, data, sha256)
+
+
+def read_error_detail(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
 class DecodeText(PipelineStep):
@@ -139,7 +152,7 @@ class DecodeText(PipelineStep):
 
     name = "decode"
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if not isinstance(item, RawPage):
                 yield item
@@ -147,35 +160,21 @@ class DecodeText(PipelineStep):
             try:
                 decoded = decode_bytes(item.data)
             except DecodeError as exc:
-                self.stats[str(exc.reason)] += 1
+                self.counts[str(exc.reason)] += 1
                 yield Quarantine(item.task.rel, item.sha256, exc.reason, exc.detail)
                 continue
             if not decoded.text.strip():
-                self.stats["empty"] += 1
+                self.counts["empty"] += 1
                 yield Quarantine(item.task.rel, item.sha256, Reason.EMPTY, "no text after decoding")
                 continue
             for repair in decoded.repairs:
-                self.stats[f"repair:{repair}"] += 1
+                self.counts[f"repair:{repair}"] += 1
             yield TextPage(item.task, item.sha256, decoded.text, decoded.encoding, decoded.repairs, len(item.data))
 
 
-def sniff_format(text: str, suffix: str) -> str:
-    """'json', 'jsonl', 'html' or 'text', from the content (the extension only breaks ties)."""
-    from newsstance.normalize.readers.newsplease import sniff_json_kind
-
-    kind = sniff_json_kind(text, suffix)
-    if kind:
-        return kind
-    if suffix in (".json", ".jsonl", ".ndjson"):
-        return "json"  # claims to be JSON but is not: reported as malformed JSON
-    head = text[:4096].lstrip().lower()
-    if head.startswith("<") and any(tag in head for tag in _MARKUP_TAGS):
-        return "html"
-    return "text"
-
-
 class ExtractArticles(PipelineStep):
-    """TextPage -> one Draft per article (format sniffed from content) or Quarantine."""
+    """TextPage -> one Draft per article or Quarantine, by the reader of the page's format
+    (sniffed from the content; see `readers`)."""
 
     name = "extract"
 
@@ -183,247 +182,32 @@ class ExtractArticles(PipelineStep):
         super().__init__()
         self.config = config
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if not isinstance(item, TextPage):
                 yield item
                 continue
-            kind = sniff_format(item.text, PurePosixPath(item.task.rel).suffix.lower())
-            self.stats[f"format:{kind}"] += 1
+            kind = sniff_format(item.text, PurePosixPath(item.rel).suffix.lower())
+            self.counts[f"format:{kind}"] += 1
+            outputs: list[Draft | Quarantine]
             try:
                 # a reader bug on one odd page must not stop the run: that page is quarantined instead
-                outputs = list(self._extract(item, kind))
+                outputs = list(READERS[kind](item, self.config, self.counts))
+            except EnvironmentProblem:
+                raise  # a missing module or model fails every page alike: stop the run with one line
             except Exception as exc:
-                self.stats["reader_error"] += 1
-                outputs = [
-                    Quarantine(
-                        item.task.rel,
-                        item.sha256,
-                        Reason.NO_ARTICLE,
-                        f"the {kind} reader failed: {type(exc).__name__}: {exc}",
-                    )
-                ]
+                self.counts["reader_error"] += 1
+                detail = f"the {kind} reader failed: {type(exc).__name__}: {exc}"
+                outputs = [Quarantine(item.rel, item.sha256, Reason.NO_ARTICLE, detail)]
+            else:
+                for out in outputs:
+                    if isinstance(out, Quarantine):
+                        self.counts[str(out.reason)] += 1
             for out in outputs:
                 if isinstance(out, Draft):
-                    self.stats[f"role:{out.role}"] += 1
-                    self.stats["articles"] += 1
+                    self.counts[f"role:{out.role}"] += 1
+                    self.counts["articles"] += 1
                 yield out
-
-    def _extract(self, page: TextPage, kind: str) -> Iterator[Draft | Quarantine]:
-        if kind in ("json", "jsonl"):
-            yield from self._newsplease(page, kind)
-        elif kind == "html":
-            yield from self._html(page)
-        else:
-            yield from self._text(page)
-
-    def _no_article(self, page: TextPage, detail: str) -> Quarantine:
-        self.stats["no_article"] += 1
-        return Quarantine(page.task.rel, page.sha256, Reason.NO_ARTICLE, detail)
-
-    def _text(self, page: TextPage) -> Iterator[Draft | Quarantine]:
-        from newsstance.normalize.readers.textpage import parse_text_page
-
-        result = parse_text_page(page.text, self.config.chrome)
-        for note in result.notes:
-            self.stats[f"skipped: {note}"] += 1
-        if not result.articles:
-            yield self._no_article(page, "; ".join(result.notes) or "no title line followed by a body")
-            return
-        crawl = page.task.crawl
-        main_position = next((i for i, a in enumerate(result.articles) if a.role == "main"), None)
-        for position, article in enumerate(result.articles):
-            own = article.role != "related"
-            yield Draft(
-                page=page,
-                format=result.format,
-                title=article.title,
-                text=join_paragraphs(article.paragraphs),
-                role=article.role,
-                source=article.source or (crawl.outlet if own else None),
-                url=crawl.url if own else None,
-                authors=article.authors,
-                language=crawl.language or self.config.default_language,
-                published_raw=article.published_raw,
-                position=position,
-                main_position=main_position if article.role == "related" else None,
-                line_start=article.line_start,
-                line_end=article.line_end,
-            )
-
-    def _html(self, page: TextPage) -> Iterator[Draft | Quarantine]:
-        from newsstance.normalize.readers.html import parse_html
-
-        article = parse_html(page.text)
-        if article is None:
-            yield self._no_article(page, "no main text found in the HTML")
-            return
-        paragraphs = strip_html_chrome(article.paragraphs, self.config.chrome)
-        if not paragraphs:
-            yield self._no_article(page, "the HTML main text is only share/related/promo lines")
-            return
-        crawl = page.task.crawl
-        yield Draft(
-            page=page,
-            format=Format.HTML,
-            title=article.title,
-            text=join_paragraphs(paragraphs),
-            source=article.source or crawl.outlet,
-            url=article.url or crawl.url,
-            authors=article.authors,
-            language=article.language or crawl.language or self.config.default_language,
-            published_raw=article.published_raw,
-            byte_start=0,
-            byte_end=page.size,
-        )
-
-    def _newsplease(self, page: TextPage, kind: str) -> Iterator[Draft | Quarantine]:
-        import orjson
-
-        from newsstance.normalize.readers import newsplease
-
-        if kind == "json":
-            try:
-                items, _ = newsplease.read_json(page.text)
-            except orjson.JSONDecodeError as exc:
-                self.stats["malformed_json"] += 1
-                yield Quarantine(page.task.rel, page.sha256, Reason.MALFORMED_JSON, f"not valid JSON: {exc}")
-                return
-            if not items:
-                yield self._no_article(page, "the JSON array is empty")
-                return
-            fmt = Format.NEWSPLEASE_JSON
-        else:
-            items = newsplease.read_jsonl(page.text)
-            fmt = Format.NEWSPLEASE_JSONL
-        position = 0
-        for item in items:
-            if item.record is None:
-                self.stats[item.reason or "no_article"] += 1
-                yield Quarantine(
-                    page.task.rel,
-                    page.sha256,
-                    Reason(item.reason or "no_article"),
-                    item.error or "",
-                    line=item.line,
-                    record_index=item.record_index,
-                )
-                continue
-            yield self._newsplease_draft(page, fmt, item, position)
-            position += 1
-
-    def _newsplease_draft(self, page: TextPage, fmt: Format, item: Any, position: int) -> Draft:
-        record = item.record
-        crawl = page.task.crawl
-
-        def text_or_raw(value: Any) -> Any:
-            return clean_inline(value) if isinstance(value, str) else value
-
-        maintext = record.get("maintext")
-        if isinstance(maintext, str) and _MARKUP.search(maintext):
-            maintext = html_to_lines(maintext)  # some exporters keep the article's HTML in maintext
-        text = join_paragraphs(split_paragraphs(maintext)) if isinstance(maintext, str) else maintext
-        authors = record.get("authors")
-        if isinstance(authors, list):
-            authors = [clean_inline(a) if isinstance(a, str) else a for a in authors]
-        elif authors is None:
-            authors = []
-        published = record.get("date_publish")
-        language = normalise_language(record.get("language") or crawl.language or self.config.default_language)
-        source = text_or_raw(record.get("source_domain")) or None
-        url = text_or_raw(record.get("url")) or None
-        return Draft(
-            page=page,
-            format=fmt,
-            title=_newsplease_title(record),
-            text=text if text is not None else "",
-            source=source if source is not None else crawl.outlet,
-            url=url if url is not None else crawl.url,
-            authors=authors,
-            language=text_or_raw(language),
-            published_raw=_newsplease_date(published),
-            record_time=dates.parse_timestamp(record.get("date_download")),
-            position=position,
-            line_start=item.line,
-            line_end=item.line,
-            record_index=item.record_index,
-        )
-
-
-_MARKUP = re.compile(r"</?(?:p|br|div|span|a|b|i|em|strong|h[1-6]|li|ul|ol|blockquote|figure)\b[^>]*>", re.IGNORECASE)
-_BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|div|h[1-6]|li|blockquote|figure)\s*>", re.IGNORECASE)
-
-
-def html_to_lines(markup: str) -> str:
-    """Text of an HTML fragment, one line per block element (tags dropped, entities decoded)."""
-    from lxml import html
-
-    root = html.fragment_fromstring(_BLOCK_END.sub(lambda m: m.group(0) + "\n", markup), create_parent="div")
-    for junk in root.xpath("//script | //style"):
-        junk.drop_tree()
-    return root.text_content()
-
-
-def strip_html_chrome(paragraphs: list[str], chrome: ChromeConfig) -> list[str]:
-    """Chrome that the extractor kept: inline phrases ("Advertisement") anywhere, and trailing
-    end-of-article lines such as "Read more: <headline>" or "Related"."""
-    kept = [
-        p
-        for p in paragraphs
-        if not (len(p.split()) <= PHRASE_MATCH_MAX_WORDS and chrome.is_phrase(p) and not chrome.is_end(p))
-    ]
-    while kept and _is_trailing_chrome(kept[-1], chrome):
-        kept.pop()
-    return kept
-
-
-def _is_trailing_chrome(paragraph: str, chrome: ChromeConfig) -> bool:
-    if len(paragraph.split()) > PHRASE_MATCH_MAX_WORDS:
-        return False
-    lead = paragraph.split(":", 1)[0] if ":" in paragraph else paragraph
-    return chrome.is_phrase(paragraph) or chrome.is_end(lead)
-
-
-EPOCH_MILLIS_ABOVE = 10**11  # larger epoch numbers are milliseconds (10**11 s is the year 5138)
-
-
-def _newsplease_date(value: Any) -> str | None:
-    """The publication date string; a Unix epoch number (seconds or milliseconds, as some exporters
-    write it) becomes its ISO form rather than being dropped."""
-    if isinstance(value, str):
-        return clean_inline(value)
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        seconds = value / 1000 if value > EPOCH_MILLIS_ABOVE else value
-        try:
-            return iso_utc(datetime.fromtimestamp(seconds, tz=UTC))
-        except (OverflowError, OSError, ValueError):
-            return None
-    return None
-
-
-def _newsplease_title(record: dict[str, Any]) -> Any:
-    """`title`, else news-please's other title fields (`title_rss`, `title_page`): a record whose
-    extractor missed the headline still has it there. Non-string values pass through for the schema."""
-    title = record.get("title")
-    if isinstance(title, str) and title.strip():
-        return clean_inline(title)
-    for key in ("title_rss", "title_page"):
-        fallback = record.get(key)
-        if isinstance(fallback, str) and fallback.strip():
-            return clean_inline(fallback)
-    return title if title is not None else ""
-
-
-_LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})((?:[-_][A-Za-z0-9]{2,8})*)")
-
-
-def normalise_language(value: Any) -> Any:
-    """ "EN" -> "en", "en_gb" -> "en-GB"; anything not shaped like a tag ("English") is left for the schema to reject."""
-    if not isinstance(value, str) or not (match := _LANGUAGE_TAG.fullmatch(value.strip())):
-        return value
-    subtags = [part for part in match.group(2).replace("_", "-").split("-") if part]
-    region = [tag.upper() if len(tag) == 2 and tag.isalpha() else tag for tag in subtags]
-    return "-".join([match.group(1).lower(), *region])
 
 
 class ResolveDates(PipelineStep):
@@ -431,16 +215,77 @@ class ResolveDates(PipelineStep):
 
     name = "dates"
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft):
                 item.crawled_at, item.crawl_source = item.page.task.crawl.resolve(item.record_time)
-                self.stats[f"crawl:{item.crawl_source}"] += 1
-                item.published_at, item.precision = dates.resolve(item.published_raw, item.crawled_at)
+                self.counts[f"crawl:{item.crawl_source}"] += 1
+                raws = [item.published_raw, *item.date_candidates] if item.published_raw else item.date_candidates
+                choice = dates.choose(raws, item.crawled_at)
+                item.published_raw, item.published_at, item.precision = (
+                    choice.raw,
+                    choice.published_at,
+                    choice.precision,
+                )
+                item.date_rejected = choice.rejected
+                if choice.rejected:
+                    self.counts["rejected_date"] += 1
                 if item.published_raw and item.published_at is None:
-                    self.stats["unparsed_date"] += 1
+                    self.counts["unusable_date"] += 1
                 elif item.precision:
-                    self.stats[f"precision:{item.precision}"] += 1
+                    self.counts[f"precision:{item.precision}"] += 1
+            yield item
+
+
+class CheckTitles(PipelineStep):
+    """Titles a person can see: bidi controls removed (recorded in `repairs`), a site-name segment
+    matching the outlet dropped, an invisible title quarantined as `no_title` (see `titles`)."""
+
+    name = "titles"
+
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            if isinstance(item, Draft) and isinstance(item.title, str) and item.title.strip():
+                title, had_bidi = titles.remove_bidi(item.title)
+                if titles.is_invisible(title):
+                    self.counts["no_title"] += 1
+                    yield Quarantine(
+                        item.rel,
+                        item.page.sha256,
+                        Reason.NO_TITLE,
+                        f"the title {item.title!r} has no visible character",
+                        line=item.line_start,
+                        record_index=item.record_index,
+                    )
+                    continue
+                url = item.url if isinstance(item.url, str) else None
+                source = item.source if isinstance(item.source, str) else None
+                title, named_site = titles.strip_site_name(title, titles.outlet_keys([source], [url]))
+                for repair, done in (("title_bidi_controls", had_bidi), ("title_site_name", named_site)):
+                    if done and repair not in item.repairs:
+                        item.repairs.append(repair)
+                        self.counts[repair] += 1
+                item.title = title
+            yield item
+
+
+class IdentifyLanguage(PipelineStep):
+    """`language` from the article text; the declared tag (markup, record, sidecar) breaks ties for
+    short texts (see `language`)."""
+
+    name = "language"
+
+    def __init__(self, default_language: str | None = None):
+        super().__init__()
+        self.default_language = default_language  # for texts too short to identify that declare nothing
+
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            if isinstance(item, Draft) and isinstance(item.text, str):
+                declared = item.language if isinstance(item.language, str) else None
+                decision = language.decide(item.text, declared or self.default_language)
+                item.language, item.language_source = decision.language, decision.source
+                self.counts[f"language:{decision.source}"] += 1
             yield item
 
 
@@ -449,11 +294,11 @@ class FlagTruncation(PipelineStep):
 
     name = "truncation"
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         for item in items:
             if isinstance(item, Draft) and isinstance(item.text, str):
                 item.truncated = is_truncated(item.text.split("\n\n"))
-                self.stats["truncated"] += item.truncated
+                self.counts["truncated"] += item.truncated
             yield item
 
 
@@ -463,7 +308,7 @@ class AssignIds(PipelineStep):
 
     name = "ids"
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         current_rel = None
         occurrences: Counter[str] = Counter()
         ids_by_position: dict[int, str] = {}
@@ -481,7 +326,7 @@ class AssignIds(PipelineStep):
                 ids_by_position[item.position] = item.id
                 if item.main_position is not None:
                     item.related_to = ids_by_position.get(item.main_position)
-                self.stats["ids"] += 1
+                self.counts["ids"] += 1
             yield item
 
 
@@ -498,11 +343,16 @@ def build_record(draft: Draft) -> dict[str, Any]:
         {
             "parser_version": PARSER_VERSION,
             "encoding": page.encoding,
-            "repairs": list(page.repairs),
+            "repairs": [*page.repairs, *draft.repairs],
             "crawl_time_source": draft.crawl_source,
             "near_duplicate_jaccard": None,
+            "language_source": draft.language_source,
         }
     )
+    if draft.date_rejected:
+        provenance["published_at_rejected"] = draft.date_rejected
+    if draft.extractor:
+        provenance["extractor"] = draft.extractor
     return {
         "id": draft.id,
         "title": draft.title,
@@ -535,9 +385,11 @@ class BuildRecords(PipelineStep):
         self._validator: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"stats": self.stats, "_validator": None}  # the compiled validator is rebuilt where the step runs
+        state = dict(self.__dict__)
+        state["_validator"] = None  # the compiled validator is rebuilt where the step runs
+        return state
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         if self._validator is None:
             self._validator = validator("article.schema.json")
         for item in items:
@@ -547,7 +399,7 @@ class BuildRecords(PipelineStep):
             record = build_record(item)
             errors = self._validator.errors(record)
             if errors:
-                self.stats["schema_invalid"] += 1
+                self.counts["schema_invalid"] += 1
                 yield Quarantine(
                     item.page.task.rel,
                     item.page.sha256,
@@ -558,7 +410,7 @@ class BuildRecords(PipelineStep):
                     record_index=item.record_index,
                 )
                 continue
-            self.stats["valid"] += 1
+            self.counts["valid"] += 1
             yield Article(item.page.task.rel, record, item.identity)
 
 
@@ -568,18 +420,18 @@ class AddSignatures(PipelineStep):
 
     name = "signature"
 
-    def __init__(self, signature: Callable[[str], np.ndarray] | None = None, cache_size: int = 4096):
+    def __init__(self, signature: Callable[[str], tuple[np.ndarray, int]] | None = None, cache_size: int = 4096):
         super().__init__()
         self._signature = signature
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
         self._cache_size = cache_size
 
-    def __call__(self, items: Iterable[Any]) -> Iterator[Any]:
+    def process(self, items: Iterable[Item]) -> Iterator[Item]:
         signature = self._signature
         if signature is None:
             from newsstance.normalize import dedup
 
-            signature = dedup.signature
+            signature = dedup.signature_and_size
         for item in items:
             if isinstance(item, Article):
                 key = item.record["text_sha256"]
@@ -589,20 +441,22 @@ class AddSignatures(PipelineStep):
                     self._cache[key] = cached
                     if len(self._cache) > self._cache_size:
                         self._cache.popitem(last=False)
-                    self.stats["computed"] += 1
+                    self.counts["computed"] += 1
                 else:
                     self._cache.move_to_end(key)
-                    self.stats["reused"] += 1
-                item.signature = cached
+                    self.counts["reused"] += 1
+                item.signature, item.shingles = cached
             yield item
 
 
-def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
+def build_steps(config: NormalizeConfig) -> list[PipelineStep]:
     """The full per-record chain, from FileTask to signed Article."""
     return [
-        LoadFiles(config.max_bytes, cache_key),
+        LoadFiles(config.max_bytes),
         DecodeText(),
         ExtractArticles(config),
+        CheckTitles(),
+        IdentifyLanguage(config.default_language),
         ResolveDates(),
         FlagTruncation(),
         AssignIds(),
@@ -611,8 +465,8 @@ def build_steps(config: NormalizeConfig, cache_key: str) -> list[PipelineStep]:
     ]
 
 
-def run_steps(items: Iterable[Any], steps: list[PipelineStep]) -> Iterator[Any]:
-    stream: Iterator[Any] = iter(items)
+def run_steps(items: Iterable[Item], steps: list[PipelineStep]) -> Iterator[Item]:
+    stream: Iterator[Item] = iter(items)
     for step in steps:
-        stream = step(stream)
+        stream = step.run(stream)
     return stream

@@ -2,10 +2,13 @@
 
     articles-00000.jsonl ...   the corpus (deterministic order: provenance path, then position)
     quarantine.jsonl           bad input with reasons
-    manifest.json              raw path -> sha256, size, records; output file hashes
+    manifest.json              raw path (relative to the corpus root) -> sha256, size, records; output hashes
     .cache/index.jsonl         raw path -> cache key and where its parse results live
-    .cache/parts/*.rec.jsonl   parse results: final record lines, one segment per raw file
-    .cache/parts/*.dd.jsonl    what dedup needs per record (id, identity, hash, length, signature)
+    .cache/parts/P.rec.jsonl   parse results of one extract task: final record lines, one segment per raw file
+    .cache/parts/P.meta.npy    per record: what clustering needs (id, identity and text digests, length, ...)
+    .cache/parts/P.sig.npy     per record: MinHash signature (uint32 x NUM_PERM)
+    .cache/parts/P.bands.npy   LSH band keys, one row per band (a band's keys are contiguous)
+    .cache/runs/R/             one run's work folder (plan, per-task entries, datatrove logs, band pairs)
 
 Parts are immutable: a run writes new parts only for files it parsed and keeps pointing at
 old segments for unchanged files (parts are compacted when mostly dead). Outputs are built
@@ -15,7 +18,6 @@ output untouched, and a crash during the swap itself is rolled forward by the ne
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
@@ -44,67 +46,130 @@ ARTICLES_PATTERN = "articles-{:05d}.jsonl"
 ARTICLES_GLOB = "articles-*.jsonl"
 
 
-def dedup_line(article: Article) -> bytes:
+RUNS_DIR = "runs"
+ROLES = ("main", "related", "standalone")
+META_DTYPE = np.dtype(
+    [
+        ("id", "<u8"),  # the 16-hex-digit article id as a number (same order as the strings)
+        ("identity", "S16"),  # digest of the identity key
+        ("url", "?"),  # the identity is a canonical URL
+        ("text", "S16"),  # digest of the text
+        ("length", "<i8"),
+        ("truncated", "?"),
+        ("shingles", "<i8"),
+        ("signed", "?"),
+        ("role", "u1"),  # index into ROLES
+    ]
+)
+
+
+def meta_row(article: Article) -> tuple[int, bytes, bool, bytes, int, bool, int, bool, int]:
     record = article.record
-    signature = article.signature
-    entry: dict[str, Any] = {
-        "id": record["id"],
-        "identity": article.identity,
-        "text_sha256": record["text_sha256"],
-        "length": len(record["text"]),
-        "truncated": record["truncated"],
-        "role": record["role"],
-    }
-    if signature is not None:
-        array = np.ascontiguousarray(signature)
-        entry["dtype"] = array.dtype.str
-        entry["sig"] = base64.b64encode(array.tobytes()).decode("ascii")
-    return orjson.dumps(entry) + b"\n"
+    return (
+        int(record["id"], 16),
+        hashlib.sha256(article.identity.encode()).digest()[:16],
+        article.identity.startswith("url:"),
+        bytes.fromhex(record["text_sha256"][:32]),
+        len(record["text"]),
+        bool(record["truncated"]),
+        article.shingles,
+        article.signature is not None,
+        ROLES.index(record["role"]),
+    )
 
 
-def decode_signature(entry: dict[str, Any]) -> np.ndarray | None:
-    if "sig" not in entry:
-        return None
-    return np.frombuffer(base64.b64decode(entry["sig"]), dtype=np.dtype(entry["dtype"]))
+def record_id(number: int) -> str:
+    """The article id string of a `META_DTYPE` id."""
+    return f"{number:016x}"
 
 
 class PartWriter:
-    """Appends per-file segments to one part (a pair of files) in the cache."""
+    """Appends per-file segments to one part: record lines as they come, and the per-record
+    arrays (meta, signatures, band keys) when the part is closed."""
 
-    def __init__(self, parts_dir: Path, name: str):
+    def __init__(self, parts_dir: Path, name: str, bands: int, rows: int, num_perm: int):
         self.parts_dir = parts_dir
         self.name = name
+        self.bands, self.rows, self.num_perm = bands, rows, num_perm
         self._rec: BinaryIO | None = None
-        self._dd: BinaryIO | None = None
-        self._offsets = [0, 0]
+        self._offset = 0
+        self._rows = 0
+        self._meta: list[np.ndarray] = []
+        self._signatures: list[np.ndarray] = []
 
-    def _open(self) -> None:
-        self.parts_dir.mkdir(parents=True, exist_ok=True)
-        self._rec = open(self.parts_dir / f"{self.name}.rec.jsonl", "wb")  # noqa: SIM115 - closed in close()
-        self._dd = open(self.parts_dir / f"{self.name}.dd.jsonl", "wb")  # noqa: SIM115
+    def write(self, articles: list[Article]) -> dict[str, Any]:
+        """Store one file's articles; returns where they live."""
+        from newsstance.normalize.dedup import _unmatchable_signature
 
-    def write(self, rec: bytes, dd: bytes) -> dict[str, Any]:
-        """Store one file's segment; returns where it lives."""
+        data = b"".join(orjson.dumps(a.record) + b"\n" for a in articles)
+        meta = np.array([meta_row(a) for a in articles], dtype=META_DTYPE)
+        signatures = np.stack(
+            [
+                a.signature
+                if a.signature is not None
+                else _unmatchable_signature(a.record["text_sha256"], self.num_perm)
+                for a in articles
+            ]
+        )
+        return self.write_raw(data, meta, signatures)
+
+    def write_raw(self, data: bytes, meta: np.ndarray, signatures: np.ndarray) -> dict[str, Any]:
+        """Store one file's segment given as record lines plus its rows of meta and signatures."""
         if self._rec is None:
-            self._open()
-        assert self._rec is not None and self._dd is not None
-        self._rec.write(rec)
-        self._dd.write(dd)
-        location = {"part": self.name, "rec": [self._offsets[0], len(rec)], "dd": [self._offsets[1], len(dd)]}
-        self._offsets[0] += len(rec)
-        self._offsets[1] += len(dd)
+            self.parts_dir.mkdir(parents=True, exist_ok=True)
+            self._rec = open(self.parts_dir / f"{self.name}.rec.jsonl", "wb")  # noqa: SIM115 - closed in close()
+        self._rec.write(data)
+        location = {"part": self.name, "rec": [self._offset, len(data)], "rows": [self._rows, len(meta)]}
+        self._offset += len(data)
+        self._rows += len(meta)
+        self._meta.append(np.asarray(meta, dtype=META_DTYPE))
+        self._signatures.append(np.asarray(signatures, dtype=np.uint32).reshape(len(meta), self.num_perm))
         return location
 
     def close(self) -> bool:
-        """Flush to disk; True when the part holds anything."""
-        wrote = self._rec is not None
-        for handle in (self._rec, self._dd):
-            if handle is not None:
-                handle.flush()
-                os.fsync(handle.fileno())
-                handle.close()
-        self._rec = self._dd = None
-        return wrote
+        """Flush everything to disk; True when the part holds anything."""
+        if self._rec is None:
+            return False
+        from newsstance.normalize.dedup import band_keys
+
+        self._rec.flush()
+        os.fsync(self._rec.fileno())
+        self._rec.close()
+        self._rec = None
+        signatures = np.concatenate(self._signatures)
+        bands = np.stack([band_keys(signatures, band, self.rows) for band in range(self.bands)])
+        _save_npy(self.parts_dir / f"{self.name}.meta.npy", np.concatenate(self._meta))
+        _save_npy(self.parts_dir / f"{self.name}.sig.npy", signatures)
+        _save_npy(self.parts_dir / f"{self.name}.bands.npy", bands)
+        return True
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class PartArrays:
+    """The parts' arrays, memory-mapped on demand (a bounded number open at a time)."""
+
+    def __init__(self, parts_dir: Path, max_open: int = 256):
+        self.parts_dir = parts_dir
+        self.max_open = max_open
+        self._open: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    def get(self, part: str, kind: str) -> np.ndarray:
+        key = (part, kind)
+        array = self._open.get(key)
+        if array is None:
+            array = np.load(self.parts_dir / f"{part}.{kind}.npy", mmap_mode="r", allow_pickle=False)
+            self._open[key] = array
+            if len(self._open) > self.max_open:
+                self._open.popitem(last=False)
+        else:
+            self._open.move_to_end(key)
+        return array
 
 
 class SegmentReader:
@@ -151,11 +216,13 @@ def segment_available(parts_dir: Path, entry: dict[str, Any]) -> bool:
     """The index entry's segment exists (a quarantine-only entry needs no part)."""
     if not entry.get("part"):
         return True
-    rec = parts_dir / f"{entry['part']}.rec.jsonl"
-    dd = parts_dir / f"{entry['part']}.dd.jsonl"
+    part = entry["part"]
+    if "rows" not in entry:
+        return False  # written by an older layout: reparse
     try:
-        return rec.stat().st_size >= sum(entry["rec"]) and dd.stat().st_size >= sum(entry["dd"])
-    except OSError:
+        rows = np.load(parts_dir / f"{part}.meta.npy", mmap_mode="r", allow_pickle=False).shape[0]
+        return (parts_dir / f"{part}.rec.jsonl").stat().st_size >= sum(entry["rec"]) and rows >= sum(entry["rows"])
+    except (OSError, ValueError):
         return False
 
 
@@ -296,10 +363,15 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def remove_stale(out_dir: Path, live_parts: set[str]) -> None:
-    """Delete staging folders of interrupted runs and parts no index entry points at."""
+def remove_stale(out_dir: Path, live_parts: set[str], keep_run: str | None = None) -> None:
+    """Delete staging and work folders of interrupted runs and parts no index entry points at."""
     for staging in out_dir.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(staging, ignore_errors=True)
+    runs = out_dir / CACHE_DIR / RUNS_DIR
+    if runs.is_dir():
+        for run in runs.iterdir():
+            if run.name != keep_run:
+                shutil.rmtree(run, ignore_errors=True)
     parts_dir = out_dir / CACHE_DIR / PARTS_DIR
     if parts_dir.is_dir():
         for path in parts_dir.iterdir():

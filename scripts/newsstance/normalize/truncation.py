@@ -6,9 +6,12 @@ national President Vladimir Putin has..."). Two kinds of evidence, both tuned fo
 precision because news prose is full of lower-case words followed by capitalised names
 ("special envoy Steve Witkoff said"):
 
-1. **Cut**: the last paragraph does not end in sentence punctuation (closing quotes and
-   brackets are looked through), or ends in an ellipsis. A short last line after a properly
-   ended paragraph ("Reporting by Ana Lind") is a trailer, not a cut.
+1. **Cut**: the last paragraph ends in an ellipsis, or ends mid-sentence: without sentence
+   punctuation of its script (closing quotes and brackets looked through) *and* on a word that
+   cannot end a sentence (lower case, a comma, a dash). A heading, a list item, a caption or a
+   credit line without a full stop is no evidence; neither is a short last line after a properly
+   ended paragraph ("Reporting by Ana Lind"), nor the end of a Thai or Lao text, whose scripts do
+   not mark sentence ends. Chrome (promos, tag lists) is removed before this check.
 2. **Splice**: inside a paragraph, a lower-case word runs, with no punctuation, into a
    capitalised word that can only start a new sentence:
    a. a sentence-opening word ("He", "However", "Meanwhile", ...) followed by lower case;
@@ -28,10 +31,15 @@ from __future__ import annotations
 
 import re
 
+from newsstance.normalize.prose import SENTENCE_END, ends_without_punctuation_by_script, word_units
+
 _CLOSERS = "\"'”’»)]*"
 _ELLIPSIS = re.compile(r"(?:\.\.\.|…|\[\s*(?:\.\.\.|…)\s*\]|\(\s*(?:\.\.\.|…)\s*\))$")
-_TERMINAL = frozenset(".!?")
 TRAILER_MAX_WORDS = 8
+CASELESS_MIN_WORDS = 12
+_CONTINUING = frozenset(",;、，—–-&/+")
+_LAST_WORD = re.compile(r"([^\W_]+)\W*$")
+_LIST_ITEM = re.compile(r"^(?:[-•·*▪◦‣]\s|\d{1,2}[.)]\s)")
 
 _PAIR = re.compile(r"\b([a-z][a-z'’-]*) ([A-Z][A-Za-z'’-]*)")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’.-]*|\S")
@@ -732,22 +740,47 @@ def _strip_closers(text: str) -> str:
 
 
 def ends_cleanly(paragraph: str) -> bool:
-    """Ends in . ! or ? (closing quotes/brackets looked through), not in an ellipsis."""
+    """Ends in sentence punctuation of any script (closing quotes/brackets looked through), not in an ellipsis."""
     core = _strip_closers(paragraph)
     if not core or _ELLIPSIS.search(core) or _ELLIPSIS.search(paragraph.rstrip()):
         return False
-    return core[-1] in _TERMINAL
+    return core[-1] in SENTENCE_END
+
+
+def has_cut_marker(paragraph: str) -> bool:
+    """A visible cut: the text ends in an ellipsis ("...", "…", "[…]")."""
+    return bool(_ELLIPSIS.search(_strip_closers(paragraph)) or _ELLIPSIS.search(paragraph.rstrip()))
+
+
+def ends_mid_sentence(paragraph: str) -> bool:
+    """The last word cannot end a sentence: a lower-case word, a comma or a dash; in scripts without
+    letter case (CJK, Arabic, ...), any long paragraph without sentence punctuation."""
+    core = _strip_closers(paragraph)
+    if not core:
+        return False
+    if core[-1] in _CONTINUING:
+        return True
+    match = _LAST_WORD.search(core)
+    if not match:
+        return False
+    word = match.group(1)
+    if word.lower() == word.upper():  # no letter case: digits, or a caseless script
+        return not word.isdigit() and word_units(paragraph) >= CASELESS_MIN_WORDS
+    return word.islower() and core[-1].isalpha()
 
 
 def is_cut(paragraphs: list[str]) -> bool:
-    """The body stops mid-sentence (see module docstring, rule 1)."""
+    """The body stops mid-sentence (see module docstring, rule 1). Only evidence counts: a list item,
+    a heading or a credit line without a full stop, or a script without sentence punctuation, is no cut."""
     if not paragraphs:
         return False
     last = paragraphs[-1]
-    if ends_cleanly(last):
+    if has_cut_marker(last):
+        return True
+    if ends_cleanly(last) or ends_without_punctuation_by_script(last) or _LIST_ITEM.match(last):
         return False
-    trailer = len(paragraphs) > 1 and len(last.split()) <= TRAILER_MAX_WORDS and ends_cleanly(paragraphs[-2])
-    return not trailer or bool(_ELLIPSIS.search(_strip_closers(last)) or _ELLIPSIS.search(last.rstrip()))
+    trailer = len(paragraphs) > 1 and word_units(last) <= TRAILER_MAX_WORDS and ends_cleanly(paragraphs[-2])
+    return not trailer and ends_mid_sentence(last)
 
 
 def _is_adjective(word: str) -> bool:

