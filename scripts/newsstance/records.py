@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema_rs
 import orjson
@@ -24,6 +24,12 @@ from newsstance.errors import UserError
 from newsstance.paths import schema_path
 
 Record = dict[str, Any]
+
+
+class Progress(Protocol):
+    """What long operations report to: a tqdm bar, a rich task wrapper, or a test's counter."""
+
+    def update(self, n: int = 1) -> Any: ...
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,17 @@ from newsstance.records import Record, Validator, read_jsonl, write_json, write_
 from newsstance.scheme import ENTITIES_NAME, MENTION_STANCE_NAME, TEXT_NAME, Scheme, overlap_violations
 
 POLICIES = ("majority", "unanimous")
-METHODS = ("ground_truth", "single", "unanimous", "majority", "agreed_items_only", "manual")
+# Each gold method and what it means (the dataset card prints these next to the counts).
+METHOD_MEANINGS = {
+    "ground_truth": "an annotation marked as ground truth in Label Studio was taken as it is",
+    "single": "only one annotator labelled the article",
+    "unanimous": "every annotator agreed on every item",
+    "majority": "every item was decided, some by a true majority of annotators",
+    "agreed_items_only": "some entity items were unresolved (a tie, or two annotators who disagree) and are left out; "
+    "the gold holds only the decided items",
+    "manual": "written by hand (e.g. the sample corpus gold)",
+}
+METHODS = tuple(METHOD_MEANINGS)
 KIND = ADJUDICATION_KIND
 STAGE = ADJUDICATE
 

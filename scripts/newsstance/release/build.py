@@ -402,7 +402,7 @@ def build_tables(opts: ReleaseOptions, inputs: Inputs, default: dict[str, pa.Tab
                 article_id = article["id"]
                 split = split_of[article_id]
                 configs[ARTICLES].append(split, article_row(article, article_id in inputs.gold))
-                if silver is not None:
+                if silver is not None and silver.covers(article_id):
                     row = annotated_row(
                         article, silver.entities.get(article_id, []), silver.stances.get(article_id, {}), scheme, ids
                     )

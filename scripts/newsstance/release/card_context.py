@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from newsstance.gold.adjudicate import METHOD_MEANINGS
 from newsstance.paths import state_dir
 from newsstance.records import validator
 from newsstance.release.card import markdown_table
@@ -368,7 +369,8 @@ def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
         if guidelines.is_file()
         else "the label descriptions below and the hints in the labelling configuration (`annotations/label_config.xml`)",
         "methods_table": markdown_table(
-            ["method", "gold articles"], [[m, n] for m, n in sorted(inputs.gold_methods.items())]
+            ["method", "gold articles", "meaning"],
+            [[f"`{m}`", n, METHOD_MEANINGS.get(m, "")] for m, n in sorted(inputs.gold_methods.items())],
         ),
         "agreement_table": agreement_table,
         "n_annotators": n_annotators,

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from newsstance.errors import UserError
-from newsstance.records import Record, read_jsonl, validator
+from newsstance.records import Progress, Record, read_jsonl, validator
 from newsstance.release.features import ARTICLES, DEFAULT, SILVER
 from newsstance.release.tokens import SpanOffTokens, bio_tag_ids, tokenize
 from newsstance.scheme import Scheme, record_validator
@@ -292,6 +292,12 @@ class Silver:
     model: str
     entities: dict[str, list[Record]]
     stances: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Articles no model annotated (a language without a model): no silver row, rather than a row
+    # that looks like "no entities". An article a predictions file leaves out has empty entities.
+    not_annotated: set[str] = field(default_factory=set)
+
+    def covers(self, article_id: str) -> bool:
+        return article_id not in self.not_annotated
 
 
 def _columns(
@@ -309,7 +315,7 @@ def config_columns(
     scheme: Scheme,
     schemas: Mapping[str, pa.Schema],
     silver: Silver | None = None,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> dict[str, dict[str, Columns]]:
     """config -> split -> columns (arrow schemas from the features), in a stable order (by article id)."""
     configs: dict[str, dict[str, Columns]] = {DEFAULT: {}, ARTICLES: {}}
@@ -326,7 +332,7 @@ def config_columns(
             )
         if article.get("duplicate_of") is None:
             _columns(configs, ARTICLES, split, schemas).append(article_row(article, record is not None))
-            if silver is not None:
+            if silver is not None and silver.covers(article_id):
                 row = annotated_row(
                     article, silver.entities.get(article_id, []), silver.stances.get(article_id, {}), scheme, ids
                 )
