@@ -92,14 +92,18 @@ def register(app: typer.Typer) -> None:
         from newsstance.release.options import ReleaseOptions
 
         root = project_root()
-        options = ReleaseOptions.resolve(  # check every option before doing any work
-            out=out,
-            gold=gold,
-            license_id=license_id,
-            silver_model=model or DEFAULT_MODEL,
-            with_benchmarks=benchmarks,
-            progress=True,
-        )
+
+        def resolve_options() -> ReleaseOptions:
+            return ReleaseOptions.resolve(
+                out=out,
+                gold=gold,
+                license_id=license_id,
+                silver_model=model or DEFAULT_MODEL,
+                with_benchmarks=benchmarks,
+                progress=True,
+            )
+
+        resolve_options()  # check every option before doing any work
         _step("1/4 normalise")
         summary = run_normalize(inputs or None, root / "corpus" / "normalized", workers=workers, progress=True)
         for line in summary.render():
@@ -116,14 +120,7 @@ def register(app: typer.Typer) -> None:
             from newsstance.scheme import load_scheme
 
             run_agree(annotations, root / AGREEMENT_JSON, load_scheme())
-        options = ReleaseOptions.resolve(  # adjudicated gold may exist now
-            out=out,
-            gold=gold,
-            license_id=license_id,
-            silver_model=model or DEFAULT_MODEL,
-            with_benchmarks=benchmarks,
-            progress=True,
-        )
+        options = resolve_options()  # adjudicated gold may exist now
         typer.echo(f"gold annotations: {options.gold.describe(root)}")
 
         _step("3/4 build the release")

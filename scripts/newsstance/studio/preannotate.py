@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from newsstance.ner import DEFAULT_MODEL, NATASHA, EntityTagger, NatashaNER, SpacyNER, pipeline_for, trimmed
+from newsstance.ner import DEFAULT_MODEL, LanguageRoutedNER, SpacyNER, pipeline_for, trimmed
 from newsstance.scheme import ENTITIES_NAME, TEXT_NAME, Scheme
 
 __all__ = [
@@ -129,17 +129,8 @@ class LanguageRoutedPreannotator:
         self.label_map_path = label_map_path
         self.primary = SpacyPreannotator(scheme, model, label_map_path)
         self.model_version = self.primary.model_version
-        self._others: dict[str, EntityTagger] = {}
+        self.router = LanguageRoutedNER(scheme, model, label_map_path)  # loads other languages' models on use
         self.skipped: Counter[str] = Counter()
-
-    def _tagger(self, pipeline: str) -> EntityTagger:
-        if pipeline not in self._others:
-            self._others[pipeline] = (
-                NatashaNER(self.scheme, self.label_map_path)
-                if pipeline == NATASHA
-                else SpacyNER(self.scheme, pipeline, self.label_map_path)
-            )
-        return self._others[pipeline]
 
     def predict_articles(
         self, texts: Sequence[str], languages: Sequence[str | None]
@@ -159,7 +150,7 @@ class LanguageRoutedPreannotator:
                 for i, (results, score) in zip(indexes, self.primary.predict_scored(batch), strict=True):
                     out[i] = (results, score, self.model_version)
                 continue
-            tagger = self._tagger(pipeline)
+            tagger = self.router.tagger(pipeline)
             for i, text, spans in zip(indexes, batch, tagger.spans(batch), strict=True):
                 results = [entity_result(f"p{n}", s.start, s.end, text, s.label) for n, s in enumerate(spans)]
                 out[i] = (results, None, tagger.model_version)
