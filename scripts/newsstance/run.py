@@ -121,7 +121,6 @@ def register(app: typer.Typer) -> None:
 
             run_agree(annotations, root / AGREEMENT_JSON, load_scheme())
         options = resolve_options()  # adjudicated gold may exist now
-        typer.echo(f"gold annotations: {options.gold.describe(root)}")
 
         _step("3/4 build the release")
         result = build_release(options)

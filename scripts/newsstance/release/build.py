@@ -140,7 +140,6 @@ def build_release(options: ReleaseOptions | None = None, **kwargs: Any) -> Relea
         if plan is None:
             shutil.rmtree(staging, ignore_errors=True)
             assert inputs.previous is not None and inputs.prev_manifest is not None
-            _say(opts.progress, f"nothing changed since {inputs.previous}; keeping {opts.out / inputs.previous}")
             return ReleaseResult(
                 inputs.previous,
                 opts.out / inputs.previous,
@@ -157,9 +156,6 @@ def build_release(options: ReleaseOptions | None = None, **kwargs: Any) -> Relea
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    for line in plan.report():
-        _say(opts.progress, line)
-    _say(opts.progress, f"built {target}")
     return ReleaseResult(
         plan.version,
         target,
@@ -498,11 +494,6 @@ class Plan:
     card_inputs: dict[str, Any]
     results: Any
     run_benchmarks: bool
-
-    def report(self) -> list[str]:
-        lines = [f"version {self.version} ({self.bump}):"]
-        lines += [f"  - {reason}" for reason in self.reasons]
-        return lines
 
 
 def _digest_json(value: Any) -> str | None:

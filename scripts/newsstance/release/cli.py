@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from newsstance.release.build import ReleaseResult
 
 
 def build(
@@ -119,11 +122,8 @@ def build(
     echo_result(result)
 
 
-def echo_result(result: object) -> None:
+def echo_result(result: ReleaseResult) -> None:
     """The build's closing lines (shared with `newsstance run`)."""
-    from newsstance.release.build import ReleaseResult
-
-    assert isinstance(result, ReleaseResult)
     rows = ", ".join(f"{config} {sum(splits_.values())}" for config, splits_ in result.rows.items())
     if result.built:
         typer.echo(f"built release {result.version} in {result.path} ({rows} rows), {result.bump} change:")
