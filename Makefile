@@ -11,8 +11,7 @@ STAMP  := $(VENV)/.newsstance-installed
 run: $(STAMP)
 	$(BIN)/newsstance run
 
-test: $(STAMP)
-	$(BIN)/ruff check scripts tests benchmarks examples
+test: lint
 	$(BIN)/newsstance studio install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 

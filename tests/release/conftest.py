@@ -269,6 +269,7 @@ def isolated_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "annotations" / "scheme.yaml").write_bytes((REPO_ROOT / "annotations" / "scheme.yaml").read_bytes())
     (root / "schema").symlink_to(REPO_ROOT / "schema", target_is_directory=True)
     (root / "dataset_card.md").write_bytes((REPO_ROOT / "dataset_card.md").read_bytes())
+    (root / "annotations" / "release.yaml").write_bytes((REPO_ROOT / "annotations" / "release.yaml").read_bytes())
     monkeypatch.setenv("NEWSSTANCE_ROOT", str(root))
     return root
 

@@ -135,3 +135,9 @@ def test_unknown_licence_is_refused_before_anything_is_written(corpus, tmp_path:
     with pytest.raises(UserError, match="unknown licence id"):
         build(files, tmp_path, license_id="CC-BY")
     assert not files.out.exists()
+
+
+def test_agreement_figure_is_drawn_and_linked(release: Path) -> None:
+    figure = release / "figures" / "agreement.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](figures/agreement.png)" in (release / "README.md").read_text()

@@ -34,6 +34,9 @@ class FakeHub:
         self.requests: list[httpx2.Request] = []
         self.existing_files = existing_files
         self.tags = tags
+        self.lfs: dict[str, str] = {}
+        self.commits = 0
+        self.fail_commit = 0
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
@@ -51,7 +54,17 @@ class FakeHub:
             )
         if "/tree/" in path:
             return httpx2.Response(
-                200, json=[{"type": "file", "path": p, "oid": "0" * 40, "size": 1} for p in self.existing_files]
+                200,
+                json=[
+                    {
+                        "type": "file",
+                        "path": p,
+                        "oid": "0" * 40,
+                        "size": 1,
+                        **({"lfs": {"oid": self.lfs[p], "size": 1, "pointerSize": 130}} if p in self.lfs else {}),
+                    }
+                    for p in self.existing_files
+                ],
             )
         if path == "/api/validate-yaml":
             return httpx2.Response(200, json={"errors": [], "warnings": []})
@@ -74,6 +87,14 @@ class FakeHub:
             objects = orjson.loads(request.content)["objects"]
             return httpx2.Response(200, json={"objects": [{"oid": o["oid"], "size": o["size"]} for o in objects]})
         if "/commit/" in path:
+            self.commits += 1
+            if self.fail_commit == self.commits:
+                return httpx2.Response(500, json={"error": "fake outage"})
+            for line in request.content.splitlines():
+                op = orjson.loads(line)
+                if op["key"] == "lfsFile":
+                    self.existing_files.append(op["value"]["path"])
+                    self.lfs[op["value"]["path"]] = op["value"]["oid"]
             return httpx2.Response(
                 200,
                 json={
@@ -121,7 +142,7 @@ def release(corpus) -> Path:
 
 
 def _commit_operations(hub: FakeHub) -> list[dict[str, Any]]:
-    (commit,) = hub.posts("/commit/main")
+    commit = hub.posts("/commit/main")[-1]
     return [orjson.loads(line) for line in commit.content.splitlines()]
 
 
@@ -138,9 +159,14 @@ def test_publish_commits_exactly_the_release_files_and_tags_the_commit(release: 
         "type": "dataset",
     }
     operations = _commit_operations(hub)
+    manifest = orjson.loads((release / "manifest.json").read_bytes())
+    listed = {f["path"] for f in manifest["files"]} | {"manifest.json"}
     assert operations[0] == {
         "key": "header",
-        "value": {"summary": "Release v1.0.0", "description": "newsstance release 1.0.0: 9 files, see manifest.json."},
+        "value": {
+            "summary": "Release v1.0.0",
+            "description": f"newsstance release 1.0.0: {len(listed)} files, see manifest.json.",
+        },
     }
     manifest = orjson.loads((release / "manifest.json").read_bytes())
     listed = {f["path"] for f in manifest["files"]} | {"manifest.json"}
@@ -151,9 +177,18 @@ def test_publish_commits_exactly_the_release_files_and_tags_the_commit(release: 
     lfs = {op["value"]["path"]: op["value"] for op in operations if op["key"] == "lfsFile"}
     assert deleted == ["data/default/train-0ld0ld00.parquet"]
     assert set(regular) | set(lfs) == listed
-    assert set(regular) == {"README.md", "diff.json", "manifest.json"}
+    assert {"README.md", "diff.json", "manifest.json", "croissant.json"} <= set(regular)
+    assert all(
+        p.startswith("figures/") and p.endswith(".png")
+        for p in set(regular) - {"README.md", "diff.json", "manifest.json", "croissant.json"}
+    )
     for path, content in regular.items():
-        assert content == (release / path).read_bytes()
+        local = (release / path).read_bytes()
+        if path in ("README.md", "croissant.json"):  # publish fills the repository id in
+            assert b"REPO_ID" in local and b"REPO_ID" not in content
+            assert content == local.replace(b"REPO_ID", b"fict-org/newsstance")
+        else:
+            assert content == local
     for path, value in lfs.items():
         data = (release / path).read_bytes()
         assert (value["algo"], value["oid"], value["size"]) == ("sha256", hashlib.sha256(data).hexdigest(), len(data))
@@ -217,3 +252,37 @@ def test_missing_token_is_a_user_error(release: Path, fake_hub, monkeypatch: pyt
     with pytest.raises(UserError, match="no Hugging Face token"):
         publish_release("fict-org/newsstance", "1.0.0", dist=release.parent)
     assert hub.requests == []
+
+
+def test_interrupted_publish_resumes_without_reuploading(release: Path, fake_hub) -> None:
+    """Data files go in batched commits; after an outage, a second publish skips what is already there."""
+    hub = fake_hub()
+    hub.fail_commit = 2  # the second data commit fails
+    with pytest.raises(UserError, match="run publish again to resume"):
+        publish_release("fict-org/newsstance", "1.0.0", dist=release.parent, max_files_per_commit=1)
+    uploaded_first = set(hub.lfs)
+    assert len(uploaded_first) == 1
+    hub.fail_commit = 0
+    before = len(hub.requests)
+    result = publish_release("fict-org/newsstance", "1.0.0", dist=release.parent, max_files_per_commit=1)
+    assert result.commit_oid == COMMIT
+    resumed = [
+        orjson.loads(line)["value"]["path"]
+        for r in hub.requests[before:]
+        if r.method == "POST" and "/commit/main" in r.url.path
+        for line in r.content.splitlines()
+        if orjson.loads(line)["key"] == "lfsFile"
+    ]
+    manifest = orjson.loads((release / "manifest.json").read_bytes())
+    data = {f["path"] for f in manifest["files"] if f["path"].startswith("data/")}
+    assert set(resumed) == data - uploaded_first
+    assert set(hub.lfs) == data
+
+
+def test_dry_run_warns_about_the_repo_id_placeholder(release: Path, fake_hub) -> None:
+    fake_hub()
+    outcome = CliRunner().invoke(
+        app, ["publish", "fict-org/newsstance", "--version", "1.0.0", "--dist", str(release.parent), "--dry-run"]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "warning: README.md has" in outcome.output and "REPO_ID" in outcome.output

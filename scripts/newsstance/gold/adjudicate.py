@@ -35,12 +35,22 @@ from rich.table import Table
 from newsstance.conflicts import ADJUDICATE, ADJUDICATION_KIND, ConflictLine, read_lines, replace_conflicts, stage_of
 from newsstance.errors import UserError
 from newsstance.gold.agree import SpanKey, read_annotations, recency_key, span_stances
-from newsstance.paths import ADJUDICATION_JSON, article_paths
-from newsstance.records import Record, Validator, read_jsonl, write_json, write_jsonl
+from newsstance.paths import ADJUDICATION_JSON
+from newsstance.records import Record, Validator, corpus_hashes, write_json, write_jsonl
 from newsstance.scheme import ENTITIES_NAME, MENTION_STANCE_NAME, TEXT_NAME, Scheme, overlap_violations
 
 POLICIES = ("majority", "unanimous")
-METHODS = ("ground_truth", "single", "unanimous", "majority", "agreed_items_only", "manual")
+# Each gold method and what it means (the dataset card prints these next to the counts).
+METHOD_MEANINGS = {
+    "ground_truth": "an annotation marked as ground truth in Label Studio was taken as it is",
+    "single": "only one annotator labelled the article",
+    "unanimous": "every annotator agreed on every item",
+    "majority": "every item was decided, some by a true majority of annotators",
+    "agreed_items_only": "some entity items were unresolved (a tie, or two annotators who disagree) and are left out; "
+    "the gold holds only the decided items",
+    "manual": "written by hand (e.g. the sample corpus gold)",
+}
+METHODS = tuple(METHOD_MEANINGS)
 KIND = ADJUDICATION_KIND
 STAGE = ADJUDICATE
 
@@ -593,19 +603,6 @@ def method_counts(gold: Iterable[Record], entries: Iterable[Record]) -> dict[str
     return {
         "methods": {method: methods.get(method, 0) for method in METHODS},
         "conflicts": dict(sorted(Counter(str(e["reason"]) for e in entries).items())),
-    }
-
-
-def corpus_hashes(articles_glob: str | None) -> dict[str, str] | None:
-    """article id -> current text_sha256 of the normalised corpus; None when there is no corpus here."""
-    paths = article_paths(articles_glob)
-    if not paths:
-        return None
-    return {
-        rec["id"]: rec["text_sha256"]
-        for path in paths
-        for rec in read_jsonl(path)
-        if isinstance(rec.get("id"), str) and isinstance(rec.get("text_sha256"), str)
     }
 
 

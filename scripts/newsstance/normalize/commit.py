@@ -137,7 +137,8 @@ def commit(work: Path) -> None:
     except BaseException:
         staging.discard()
         raise
-    storage.remove_stale(out, {e["part"] for e in index if e.get("part")}, keep_run=run["run_id"])
+    # this run's work folder stays until the runner has read its stage counters (then removes it)
+    storage.remove_stale(out, {e["part"] for e in index if e.get("part")}, keep_run=work.name)
 
 
 def _unchanged_outputs(out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any]) -> frozenset[str]:

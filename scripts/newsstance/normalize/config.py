@@ -35,8 +35,8 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_SHARD_SIZE = 50_000
 DEFAULT_LANGUAGE: str | None = None  # the text decides; a too-short text without markup gets null
 
-# Dropped wherever they stand alone on a line.
-DEFAULT_INLINE_PHRASES: tuple[str, ...] = (
+# Chrome even between two paragraphs of an article body (ad labels, share buttons).
+DEFAULT_ANYWHERE_PHRASES: tuple[str, ...] = (
     "advertisement",
     "advertising",
     "ad",
@@ -50,9 +50,6 @@ DEFAULT_INLINE_PHRASES: tuple[str, ...] = (
     "share on *",
     "share via *",
     "copy link",
-    "print",
-    "email",
-    "e-mail",
     "facebook",
     "twitter",
     "x",
@@ -62,6 +59,18 @@ DEFAULT_INLINE_PHRASES: tuple[str, ...] = (
     "reddit",
     "listen to this article",
     "listen to this story",
+    "skip advertisement",
+    "advertisement - scroll to continue",
+    "continue reading below",
+    "story continues below advertisement",
+    "article continues below",
+)
+# Chrome only at the body's edges: inside an article "Summary" or "Sign up for ..." can be a
+# heading or a list item, so these are never removed from between two paragraphs.
+DEFAULT_EDGE_PHRASES: tuple[str, ...] = (
+    "print",
+    "email",
+    "e-mail",
     "listen",
     "ai summary",
     "summary",
@@ -102,38 +111,8 @@ DEFAULT_INLINE_PHRASES: tuple[str, ...] = (
     "copyright *",
     "© *",
 )
-# The subset of the inline phrases that is chrome even between two paragraphs of an article body
-# (ad labels, share buttons); the others ("Summary", "Sign up for ...") are removed only at the
-# body's edges, since inside an article they can be a heading or a list item.
-DEFAULT_ANYWHERE_PHRASES: tuple[str, ...] = (
-    "advertisement",
-    "advertising",
-    "ad",
-    "sponsored",
-    "sponsored content",
-    "promoted",
-    "share",
-    "share this",
-    "share this article",
-    "share this story",
-    "share on *",
-    "share via *",
-    "copy link",
-    "facebook",
-    "twitter",
-    "x",
-    "linkedin",
-    "whatsapp",
-    "telegram",
-    "reddit",
-    "listen to this article",
-    "listen to this story",
-    "skip advertisement",
-    "advertisement - scroll to continue",
-    "continue reading below",
-    "story continues below advertisement",
-    "article continues below",
-)
+# Dropped wherever they stand alone on a line at the body's edges (the union of the two).
+DEFAULT_INLINE_PHRASES: tuple[str, ...] = DEFAULT_ANYWHERE_PHRASES + DEFAULT_EDGE_PHRASES
 # End the article body they follow (everything after them up to the next article is chrome).
 DEFAULT_END_PHRASES: tuple[str, ...] = (
     "hashtags",

@@ -88,15 +88,15 @@ class CrawlPlanner:
             value = sidecar.get(key)
             return value.strip() if isinstance(value, str) and value.strip() else None
 
-        extras = {"url": text("url"), "outlet": text("source"), "language": text("language")}
+        url, outlet, language = text("url"), text("source"), text("language")
         if self.cli_time is not None:
-            return CrawlContext(self.cli_time, "cli", mtime, **extras)
+            return CrawlContext(self.cli_time, "cli", mtime, url=url, outlet=outlet, language=language)
         if "crawled_at" in sidecar:
             moment = parse_timestamp(text("crawled_at"))
             if moment is not None:
-                return CrawlContext(moment, "sidecar", mtime, **extras)
+                return CrawlContext(moment, "sidecar", mtime, url=url, outlet=outlet, language=language)
             self.warnings.append(f"{path.name}{SIDECAR_SUFFIX}: unreadable crawled_at {sidecar['crawled_at']!r}")
         moment = self._from_manifests(path)
         if moment is not None:
-            return CrawlContext(moment, "manifest", mtime, **extras)
-        return CrawlContext(None, None, mtime, **extras)
+            return CrawlContext(moment, "manifest", mtime, url=url, outlet=outlet, language=language)
+        return CrawlContext(None, None, mtime, url=url, outlet=outlet, language=language)

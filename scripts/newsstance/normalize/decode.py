@@ -1,10 +1,24 @@
 """Raw bytes -> clean Unicode text, recording every repair.
 
-Strategy: UTF-8 (BOM stripped) first, then cp1252, then charset-normalizer. Order matters:
-charset-normalizer tends to call cp1252 text "cp1250" and would turn smart quotes into the
-wrong letters, while a strict cp1252 decode of non-UTF-8 Western text is almost always
-right (bytes 0x80-0x9F are printable there; in latin-1 they would be C1 controls).
-A decoding is accepted only when the result looks like text.
+Encoding rule (stated so it can be checked): strict UTF-8 (BOM stripped) first. When that
+fails, two decodings compete over the whole file and the one that gets fewer spots wrong wins:
+
+- UTF-8 with replacement: its cost is the number of invalid byte sequences (each becomes
+  U+FFFD and is counted in `Decoded.invalid_bytes` / `provenance.invalid_bytes`);
+- the legacy encoding (the charset the page declares, else cp1252): its cost is the number of
+  UTF-8-read-as-cp1252 mojibake patterns it produces ("Ã©", "â€™") plus control characters;
+  a legacy codec that cannot decode the bytes at all is out.
+
+Ties go to UTF-8. So "Café owners…" in UTF-8 with one stray 0xFF byte stays "Café owners…"
+(UTF-8 cost 1; cp1252 cost 2: "Ã©" and "â€¦"), while a cp1252 file, whose every accented
+letter is an invalid UTF-8 sequence and which has no mojibake, decodes as cp1252. UTF-8 with
+replacement is accepted only when its invalid sequences are at most its valid multi-byte ones
+or at most 1% of the bytes (else the bytes are not UTF-8 with a few slips). When neither
+decoding qualifies, charset-normalizer decides; a decoding is accepted only when the result
+looks like text.
+
+Why cp1252 and not latin-1: bytes 0x80-0x9F are printable there (smart quotes, dashes); in
+latin-1 they would be C1 controls. Browsers read "iso-8859-1" labels as windows-1252 too.
 """
 
 from __future__ import annotations
@@ -83,6 +97,7 @@ class Decoded:
     text: str
     encoding: str
     repairs: tuple[str, ...]
+    invalid_bytes: int = 0  # invalid UTF-8 sequences replaced by U+FFFD
 
 
 def sniff_binary(data: bytes) -> str | None:
@@ -117,7 +132,12 @@ def declared_charset(data: bytes) -> str | None:
     match = _DECLARED_CHARSET.search(data[:_SNIFF_BYTES])
     if not match:
         return None
-    label = (match.group(1) or match.group(2)).decode("ascii").strip().lower()
+    return codec_name((match.group(1) or match.group(2)).decode("ascii"))
+
+
+def codec_name(label: str) -> str | None:
+    """Python's codec name for a charset label (latin-1 labels read as cp1252, as browsers do)."""
+    label = label.strip().lower()
     if label in _CP1252_LABELS:
         return "cp1252"
     try:
@@ -126,11 +146,46 @@ def declared_charset(data: bytes) -> str | None:
         return None
 
 
-def _decode_raw(data: bytes) -> tuple[str, str, list[str]]:
+MAX_INVALID_FRACTION = 0.01
+_ASCII_BYTES = bytes(range(0x80))
+_REPLACEMENT_UTF8 = "\ufffd".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    text: str
+    encoding: str
+    cost: int
+    invalid: int = 0
+
+
+def _utf8_with_replacement(data: bytes) -> tuple[_Candidate, bool]:
+    """UTF-8 with invalid sequences replaced, its cost, and whether it qualifies (few slips)."""
+    text = data.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - data.count(_REPLACEMENT_UTF8)
+    ascii_bytes = len(data) - len(data.translate(None, _ASCII_BYTES))
+    valid_multibyte = len(text) - ascii_bytes - invalid
+    few = invalid <= valid_multibyte or invalid <= MAX_INVALID_FRACTION * len(data)
+    return _Candidate(text, "utf-8", invalid, invalid), few
+
+
+def _legacy(data: bytes, encoding: str) -> _Candidate | None:
+    """A strict legacy decoding and its cost (mojibake patterns + control characters), or None."""
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    cost = sum(1 for _ in _MOJIBAKE.finditer(text)) + sum(
+        1 for m in _CONTROL.finditer(text) if m.group(0) not in "\t\n\r\x0b\x0c"
+    )
+    return _Candidate(text, encoding, cost)
+
+
+def _decode_raw(data: bytes, transport: str | None) -> tuple[str, str, list[str], int]:
     for bom, encoding in _UTF16_BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom) :].decode(encoding), encoding, ["bom"]
+                return data[len(bom) :].decode(encoding), encoding, ["bom"], 0
             except UnicodeDecodeError as exc:
                 raise DecodeError(Reason.UNDECODABLE, f"invalid {encoding} at byte {exc.start}") from None
     repairs: list[str] = []
@@ -138,23 +193,23 @@ def _decode_raw(data: bytes) -> tuple[str, str, list[str]]:
         data = data[len(_UTF8_BOM) :]
         repairs.append("bom")
     try:
-        return data.decode("utf-8"), "utf-8", repairs
+        return data.decode("utf-8"), "utf-8", repairs, 0
     except UnicodeDecodeError as exc:
         utf8_error = f"not UTF-8 (byte 0x{data[exc.start]:02x} at {exc.start})"
-    declared = declared_charset(data)
-    if declared and declared not in ("utf-8", "cp1252"):
-        try:
-            text = data.decode(declared)
-            if looks_like_text(text):
-                return text, declared, [*repairs, declared]
-        except UnicodeDecodeError:
-            pass
-    try:
-        text = data.decode("cp1252")
-        if looks_like_text(text):
-            return text, "cp1252", [*repairs, "cp1252"]
-    except UnicodeDecodeError:
-        pass
+    utf8, utf8_qualifies = _utf8_with_replacement(data)
+    declared = (codec_name(transport) if transport else None) or declared_charset(data)
+    legacy_names = [declared] if declared and declared != "utf-8" else []
+    legacy_names += [] if "cp1252" in legacy_names else ["cp1252"]
+    for name in legacy_names:
+        legacy = _legacy(data, name)
+        if legacy is None or not looks_like_text(legacy.text):
+            continue
+        if not utf8_qualifies or legacy.cost < utf8.cost:
+            return legacy.text, legacy.encoding, [*repairs, legacy.encoding], 0
+        break  # the first legacy candidate that decodes is the one compared
+    if utf8_qualifies and looks_like_text(utf8.text.replace("\ufffd", " ")):
+        return utf8.text, "utf-8", [*repairs, "invalid_utf8"], utf8.invalid
+    del utf8
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
@@ -163,7 +218,7 @@ def _decode_raw(data: bytes) -> tuple[str, str, list[str]]:
     if best is not None and best.chaos <= MAX_CHAOS and best.coherence > 0:
         text = str(best)
         if looks_like_text(text):
-            return text, best.encoding, [*repairs, best.encoding]
+            return text, best.encoding, [*repairs, best.encoding], 0
     raise DecodeError(Reason.UNDECODABLE, f"{utf8_error}; no cp1252 or detected encoding gives readable text")
 
 
@@ -183,12 +238,15 @@ def fix_mojibake(text: str) -> tuple[str, bool]:
     return fixed, fixed != text
 
 
-def decode_bytes(data: bytes) -> Decoded:
-    """Decode and clean: BOM, encoding, CRLF, mojibake, control chars, NFC (each recorded in `repairs`)."""
+def decode_bytes(data: bytes, transport_charset: str | None = None) -> Decoded:
+    """Decode and clean: BOM, encoding, CRLF, mojibake, control chars, NFC (each recorded in `repairs`).
+
+    `transport_charset` is what the transport declared (an HTTP Content-Type charset): it takes
+    the place of the page's own declaration, as in browsers; valid UTF-8 still wins."""
     binary = sniff_binary(data)
     if binary:
         raise DecodeError(Reason.BINARY, f"looks like {binary}, not text")
-    text, encoding, repairs = _decode_raw(data)
+    text, encoding, repairs, invalid = _decode_raw(data, transport_charset)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         repairs.append("crlf")
@@ -206,7 +264,7 @@ def decode_bytes(data: bytes) -> Decoded:
     if not ascii_only and not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
         repairs.append("nfc")
-    return Decoded(text, encoding, tuple(repairs))
+    return Decoded(text, encoding, tuple(repairs), invalid)
 
 
 def clean_inline(value: str) -> str:

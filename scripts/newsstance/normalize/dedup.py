@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -169,7 +169,11 @@ def shingle_hashes(text: str, ngram: int = NGRAM) -> np.ndarray:
         # so two different such texts do not look identical.
         raw = unicodedata.normalize("NFKC", text).encode("utf-8")
         return _mix64(np.array([hash_bytes(raw)], dtype=_U64))
-    width = min(ngram, len(tokens))
+    return _combine(tokens, min(ngram, len(tokens)))
+
+
+def _combine(tokens: np.ndarray, width: int) -> np.ndarray:
+    """Hashes of every run of `width` consecutive tokens."""
     count = len(tokens) - width + 1
     combined = tokens[:count] * _GRAM_MULTIPLIERS[0]
     for k in range(1, width):
@@ -197,22 +201,60 @@ def signature(text: str, num_perm: int = NUM_PERM, ngram: int = NGRAM) -> np.nda
     is unbiased with the binomial spread sqrt(J(1-J)/num_perm) either way, and it is
     30% faster without. Pure and deterministic.
     """
-    return _minhash(shingle_hashes(text, ngram), num_perm)
+    return signature_and_size(text, num_perm, ngram)[0]
 
 
 def signature_and_size(text: str, num_perm: int = NUM_PERM, ngram: int = NGRAM) -> tuple[np.ndarray, int]:
-    """`signature(text)` and the text's shingle count (for containment estimates)."""
-    shingles = shingle_hashes(text, ngram)
-    return _minhash(shingles, num_perm), len(shingles)
-
-
-def _minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
+    """`signature(text)` and the text's shingle count (for containment estimates); long texts are
+    shingled in pieces (`_shingle_blocks`), so memory does not grow with the text."""
     multipliers = _permutations(num_perm)
     minimum = np.full(num_perm, _MASK64, dtype=_U64)
-    for start in range(0, len(shingles), _SHINGLE_BLOCK):
-        permuted = np.multiply.outer(multipliers, shingles[start : start + _SHINGLE_BLOCK])
-        np.minimum(minimum, permuted.min(axis=1), out=minimum)
-    return (minimum >> _U64(32)).astype(np.uint32)
+    count = 0
+    for shingles in _shingle_blocks(text, ngram):
+        count += len(shingles)
+        for block in range(0, len(shingles), _SHINGLE_BLOCK):
+            permuted = np.multiply.outer(multipliers, shingles[block : block + _SHINGLE_BLOCK])
+            np.minimum(minimum, permuted.min(axis=1), out=minimum)
+    return (minimum >> _U64(32)).astype(np.uint32), count
+
+
+# Token hashing costs ~30 bytes of numpy arrays per text byte: long texts are hashed in pieces.
+_TEXT_PIECE = 1 << 20
+
+
+def _shingle_blocks(text: str, ngram: int, piece: int | None = None) -> Iterator[np.ndarray]:
+    """`shingle_hashes(text, ngram)` in consecutive blocks, with memory bounded by `piece` characters.
+
+    The text is cut only at ASCII spaces, which separate tokens and are left alone by NFKC and
+    casefold, so the pieces' tokens are exactly the whole text's; the last `ngram - 1` token
+    hashes of a piece carry over into the next piece's n-grams. Same shingles, same signature.
+    """
+    piece = piece or _TEXT_PIECE
+    if len(text) <= piece:
+        yield shingle_hashes(text, ngram)
+        return
+    carry: np.ndarray = np.empty(0, dtype=_U64)
+    total = 0
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + piece)
+        if end < len(text):
+            cut = text.rfind(" ", start, end)
+            end = cut + 1 if cut > start else end
+            if cut <= start:  # no space in a whole piece: extend to the next one (or the end)
+                following = text.find(" ", end)
+                end = len(text) if following < 0 else following + 1
+        tokens = token_hashes(text[start:end])
+        start = end
+        if len(tokens) == 0:
+            continue
+        total += len(tokens)
+        window = np.concatenate((carry, tokens)) if len(carry) else tokens
+        if len(window) >= ngram:
+            yield _combine(window, ngram)
+        carry = window[-(ngram - 1) :] if ngram > 1 else np.empty(0, dtype=_U64)
+    if total < ngram:  # fewer tokens than one n-gram: the short-text rule needs the whole text
+        yield shingle_hashes(text, ngram)
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:

@@ -141,49 +141,81 @@ class WritePart(DatatroveStep):
         bands, rows = dedup.lsh_bands(dedup.THRESHOLD, dedup.NUM_PERM)
         writer = storage.PartWriter(Path(self.parts_dir), f"p{self.run_id}-{rank:05d}", bands, rows, dedup.NUM_PERM)
         entries: dict[str, dict[str, Any]] = {}
-        group: list[Item] = []
-
-        def flush() -> None:
-            if group:
-                task = by_rel[group[0].rel]
-                entries[task.rel] = self._entry(task, group, writer)
-                group.clear()
-
+        current: _FileResults | None = None
         for item in data or ():
-            if group and item.rel != group[0].rel:
-                flush()
-            group.append(item)
-        flush()
+            if current is None or item.rel != current.task.rel:
+                if current is not None:
+                    entries[current.task.rel] = current.entry(writer)
+                current = _FileResults(by_rel[item.rel], entry_key(self.cache_key, by_rel[item.rel]))
+            current.add(item, writer)
+        if current is not None:
+            entries[current.task.rel] = current.entry(writer)
         for task in planned:
             if task.rel not in entries:
-                missing = Quarantine(task.rel, None, Reason.NO_ARTICLE, "the reader produced nothing")
-                entries[task.rel] = self._entry(task, [missing], writer)
+                missing = _FileResults(task, entry_key(self.cache_key, task))
+                missing.add(Quarantine(task.rel, None, Reason.NO_ARTICLE, "the reader produced nothing"), writer)
+                entries[task.rel] = missing.entry(writer)
         writer.close()
         lines = b"".join(orjson.dumps(entries[task.rel]) + b"\n" for task in planned)
         (Path(self.work) / ENTRIES_DIR / f"{rank:05d}.jsonl").write_bytes(lines)
         self.stat_update("entries", value=len(planned))
         return iter(())
 
-    def _entry(self, task: FileTask, items: list[Item], writer: storage.PartWriter) -> dict[str, Any]:
-        articles = [i for i in items if isinstance(i, Article)]
-        quarantined = [i for i in items if isinstance(i, Quarantine)]
-        sha256 = next((a.record["provenance"]["sha256"] for a in articles), None) or next(
-            (q.sha256 for q in quarantined if q.sha256), None
-        )
-        entry: dict[str, Any] = {
-            "path": task.rel,
-            "sha256": sha256,
-            "size": task.size,
-            "key": entry_key(self.cache_key, task),
-            "records": len(articles),
-            "quarantine": [q.as_dict() for q in quarantined],
-            "part": None,
-            "rec": [0, 0],
-            "rows": [0, 0],
+
+class _FileResults:
+    """One file's index entry, built as its items stream by: articles go to the part in batches
+    of `BATCH` (consecutive writes of one writer are contiguous, so the entry's `rec` and `rows`
+    ranges just grow), so a WARC archive or a big JSON Lines file never has all its articles in
+    memory at once."""
+
+    BATCH = 256
+
+    def __init__(self, task: FileTask, key: str):
+        self.task = task
+        self.key = key
+        self.article_sha256: str | None = None
+        self.quarantine_sha256: str | None = None
+        self.size: int | None = None
+        self.records = 0
+        self.quarantine: list[dict[str, Any]] = []
+        self.location: dict[str, Any] = {"part": None, "rec": [0, 0], "rows": [0, 0]}
+        self.batch: list[Article] = []
+
+    def add(self, item: Item, writer: storage.PartWriter) -> None:
+        if isinstance(item, Article | Quarantine) and self.size is None and item.file_size is not None:
+            self.size = item.file_size  # the size of the read that gave the hash (sources.read_stable)
+        if isinstance(item, Article):
+            self.article_sha256 = self.article_sha256 or item.record["provenance"]["sha256"]
+            self.batch.append(item)
+            if len(self.batch) >= self.BATCH:
+                self._write(writer)
+        elif isinstance(item, Quarantine):
+            self.quarantine_sha256 = self.quarantine_sha256 or item.sha256
+            self.quarantine.append(item.as_dict())
+
+    def _write(self, writer: storage.PartWriter) -> None:
+        if not self.batch:
+            return
+        written = writer.write(self.batch)
+        self.records += len(self.batch)
+        self.batch = []
+        if self.location["part"] is None:
+            self.location = written
+        else:
+            self.location["rec"][1] += written["rec"][1]
+            self.location["rows"][1] += written["rows"][1]
+
+    def entry(self, writer: storage.PartWriter) -> dict[str, Any]:
+        self._write(writer)
+        return {
+            "path": self.task.rel,
+            "sha256": self.article_sha256 or self.quarantine_sha256,
+            "size": self.task.size if self.size is None else self.size,
+            "key": self.key,
+            "records": self.records,
+            "quarantine": self.quarantine,
+            **self.location,
         }
-        if articles:
-            entry.update(writer.write(articles))
-        return entry
 
 
 def entry_key(cache_key: str, task: FileTask) -> str:

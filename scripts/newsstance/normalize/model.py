@@ -37,6 +37,14 @@ class Reason(StrEnum):
     NO_ARTICLE = "no_article"
     NO_TITLE = "no_title"
     READ_ERROR = "read_error"
+    NOT_A_FILE = "not_a_file"  # FIFO, socket, device: never opened
+    OUTSIDE_ROOT = "outside_root"  # a symlink leading out of the input root
+    CHANGED_DURING_RUN = "changed_during_run"  # changed while read, twice
+    NOT_HTML = "not_html"  # WARC response whose body is not HTML
+    HTTP_REDIRECT = "http_redirect"  # WARC response with a 3xx status
+    HTTP_ERROR = "http_error"  # WARC response with a 1xx/4xx/5xx status
+    WARC_TRUNCATED = "warc_truncated"  # WARC-Truncated, short payload or incomplete header
+    WARC_UNREADABLE = "warc_unreadable"  # the WARC stream cannot be parsed further
 
 
 class Format(StrEnum):
@@ -63,11 +71,16 @@ class CrawlContext:
     """
 
     crawled_at: datetime | None
-    source: str | None  # cli | sidecar | manifest
+    source: str | None  # cli | sidecar | manifest | http_date | warc_date
     mtime: datetime
     url: str | None = None
     outlet: str | None = None
     language: str | None = None
+    # one record of an archive file (readers/warc.py): not part of the file's cache key
+    record_id: str | None = None
+    record_offset: int | None = None
+    record_index: int | None = None
+    charset: str | None = None  # declared by the transport (HTTP Content-Type)
 
     def key(self) -> str:
         """What the parse result depends on (part of the cache key)."""
@@ -104,6 +117,7 @@ class Quarantine:
     errors: list[dict[str, str]] | None = None
     line: int | None = None
     record_index: int | None = None
+    file_size: int | None = None  # bytes of the raw file as read (sources.read_stable), not in as_dict
 
     def as_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -140,6 +154,7 @@ class TextPage:
     encoding: str
     repairs: tuple[str, ...]
     size: int
+    invalid_bytes: int = 0  # invalid UTF-8 sequences replaced by U+FFFD (decode.py)
 
     @property
     def rel(self) -> str:
@@ -203,6 +218,7 @@ class Article:
     identity: str
     signature: np.ndarray | None = None
     shingles: int = 0
+    file_size: int | None = None  # bytes of the raw file as read: the manifest's size comes with the hash
 
 
 Item: TypeAlias = FileTask | RawPage | TextPage | Draft | Article | Quarantine

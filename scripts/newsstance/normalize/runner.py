@@ -177,26 +177,32 @@ def _skip(name: str) -> bool:
     return name.startswith(".") or is_metadata_file(name)
 
 
-def discover(inputs: Sequence[Path | str], exclude: Path) -> list[str]:
-    """Raw files under the inputs, sorted: local absolute paths or fsspec URLs. Hidden files,
-    sidecars, manifests and `exclude` (the output folder) are skipped.
+def discover(inputs: Sequence[Path | str], exclude: Path, root: Path | str | None = None) -> list[str]:
+    """Raw inputs, sorted: local absolute paths or fsspec URLs. Hidden files, sidecars, manifests
+    and `exclude` (the output folder) are skipped."""
+    return discover_inputs(inputs, exclude, root)[0]
 
-    The one place that lists inputs (safe discovery in `normalize.sources` may replace it)."""
+
+def discover_inputs(
+    inputs: Sequence[Path | str], exclude: Path, root: Path | str | None = None
+) -> tuple[list[str], list[str]]:
+    """(inputs, notes). Local folders are walked by `sources.discover`: special files and links out
+    of `root` are listed (the load step quarantines them unopened), symlinked folders inside `root`
+    are walked once each; the notes name folders reached twice (aliases, loops)."""
+    from newsstance.normalize import sources
+
     found: set[str] = set()
+    local = [Path(path) for path in inputs if not is_url(path)]
     for path in inputs:
         if is_url(path):
             found.update(_discover_url(str(path)))
-            continue
-        path = Path(path)
-        if path.is_file():
-            if not _skip(path.name):
-                found.add(str(path))
-            continue
-        for folder, dirs, files in os.walk(path):
-            base = Path(folder)
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (base / d) != exclude)
-            found.update(str(base / name) for name in files if not _skip(name))
-    return sorted(found)
+    notes: list[str] = []
+    if local:
+        local_root = Path(root) if root is not None and not is_url(root) else Path(os.path.commonpath(local))
+        discovery = sources.discover(local, local_root, exclude)
+        found.update(str(path) for path in discovery.paths)
+        notes = discovery.notes
+    return sorted(found), notes
 
 
 def _discover_url(url: str) -> list[str]:
@@ -266,7 +272,7 @@ def unchanged_entry(task: FileTask, entry: dict[str, Any] | None, cache_key: str
     if not entry or entry.get("key") != engine.entry_key(cache_key, task):
         return False
     try:
-        sha256: str | None = input_sha256(task.path)
+        sha256: str | None = input_sha256(task.path, task.rel)  # safe: never opens a FIFO or leaves the root
         detail = None
     except OSError as exc:
         sha256, detail = None, read_error_detail(exc)
@@ -480,10 +486,11 @@ def run_normalize(
             storage.remove_stale(out, live_before)
             clock = _StageClock()
             planner = CrawlPlanner(Path(corpus_root) if not is_url(corpus_root) else Path("/"), request.cli_time)
-            plan = _plan(plan_tasks(discover(request.paths, out), corpus_root, planner), previous, request.cache_key)
+            found, notes = discover_inputs(request.paths, out, corpus_root)
+            plan = _plan(plan_tasks(found, corpus_root, planner), previous, request.cache_key)
             del previous  # the stages read the index from the work folder: one copy in memory at a time
             clock.lap("plan")
-            summary.files, summary.warnings = plan.files, planner.warnings
+            summary.files, summary.warnings = plan.files, [*notes, *planner.warnings]
             manifest = storage.load_manifest(out)
             if _up_to_date(plan, manifest, request):
                 _fill_from_manifest(summary, manifest)

@@ -11,7 +11,7 @@ execution concerns and are picklable, so any datatrove executor (local, Slurm, R
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -43,8 +43,6 @@ from newsstance.normalize.readers import READERS, sniff_format
 from newsstance.normalize.truncation import is_truncated
 from newsstance.records import validator
 
-_HASH_CHUNK = 1 << 20
-
 
 class PipelineStep(DatatroveStep):
     """A datatrove step over `Item`s: `process` is the per-record transform; `self.counts`
@@ -71,45 +69,27 @@ class PipelineStep(DatatroveStep):
         return self.run(data, rank, world_size)
 
 
-def read_input(path: str) -> bytes:
-    """The bytes of one raw input: a local path, or any fsspec URL (`s3://...`, `memory://...`)."""
-    if "://" not in path:
-        with open(path, "rb") as handle:
-            return handle.read()
-    import fsspec
+def input_sha256(path: str, rel: str | None = None) -> str:
+    """Content hash of an input, in chunks (an oversized file is never held in memory). Local
+    files go through `sources.open_regular`: a FIFO or a link out of the root raises OSError
+    instead of blocking or being read."""
+    from newsstance.normalize import sources
 
-    with fsspec.open(path, "rb") as handle:
-        data: bytes = handle.read()
-        return data
-
-
-def input_size(path: str) -> int:
-    if "://" not in path:
-        return os.stat(path).st_size
-    import fsspec
-
-    fs, inner = fsspec.core.url_to_fs(path)
-    return int(fs.size(inner))
-
-
-def input_sha256(path: str) -> str:
-    """Content hash of an input, in chunks (an oversized file is never held in memory)."""
-    digest = hashlib.sha256()
-    if "://" in path:
-        import fsspec
-
-        opener = fsspec.open(path, "rb")
+    if sources.is_remote(path):
+        outcome = sources.read_remote(path, max_bytes=-1)
     else:
-        opener = open(path, "rb")  # noqa: SIM115 - closed by the with block
-    with opener as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        root = sources.input_root(path, rel) if rel else None
+        outcome = sources.read_stable(path, root, max_bytes=-1)
+    if isinstance(outcome, sources.Unreadable):
+        raise sources.UnreadableInput(outcome)
+    return outcome.sha256
 
 
 class LoadFiles(PipelineStep):
-    """FileTask -> RawPage (bytes + sha256) or Quarantine (read_error, too_large, empty).
-    Oversized files are hashed in chunks, never held in memory."""
+    """FileTask -> RawPage (bytes + sha256, from one stable read) or Quarantine (read_error,
+    too_large, empty, not_a_file, outside_root, changed_during_run; see `sources`). Oversized
+    files are hashed in chunks, never held in memory; WARC archives are streamed record by record
+    (`readers.warc`), the size limit applying per record."""
 
     name = "load"
 
@@ -118,33 +98,75 @@ class LoadFiles(PipelineStep):
         self.max_bytes = max_bytes
 
     def process(self, items: Iterable[Item]) -> Iterator[Item]:
+        from newsstance.normalize.readers.warc import is_warc_path
+
         for item in items:
-            yield self._load(item) if isinstance(item, FileTask) else item
+            if isinstance(item, FileTask) and is_warc_path(item.rel):
+                yield from self._load_warc(item)
+            else:
+                yield self._load(item) if isinstance(item, FileTask) else item
 
     def _load(self, task: FileTask) -> RawPage | Quarantine:
+        from newsstance.normalize import sources
+
+        if sources.is_remote(task.path):
+            read = sources.read_remote(task.path, self.max_bytes)
+        else:
+            read = sources.read_stable(task.path, sources.input_root(task.path, task.rel), self.max_bytes)
+        if isinstance(read, sources.Unreadable):
+            self.counts[str(read.reason)] += 1
+            return Quarantine(task.rel, read.sha256, read.reason, read.detail)
+        if isinstance(read, sources.TooLarge):
+            self.counts["too_large"] += 1
+            detail = f"{read.size} bytes is over the limit of {self.max_bytes} (--max-bytes)"
+            return Quarantine(task.rel, read.sha256, Reason.TOO_LARGE, detail, file_size=read.size)
+        data, sha256 = read.data, read.sha256
+        self.counts["read"] += 1
+        if not data or data.isspace():  # no strip(): it would copy a big file
+            self.counts["empty"] += 1
+            detail = "the file is empty" if not data else "the file holds only whitespace"
+            return Quarantine(task.rel, sha256, Reason.EMPTY, detail, file_size=read.size)
+        # the task carries the size of this read, so the manifest's size and hash agree
+        return RawPage(dataclasses.replace(task, size=read.size), data, sha256)
+
+    def _load_warc(self, task: FileTask) -> Iterator[RawPage | Quarantine]:
+        """A WARC archive: hashed, then streamed record by record (limits per record)."""
+        from newsstance.normalize import sources
+        from newsstance.normalize.readers.warc import warc_items
+
+        local = not sources.is_remote(task.path)
+        if local:
+            opened = sources.open_regular(task.path, sources.input_root(task.path, task.rel))
+            if isinstance(opened, sources.Unreadable):
+                self.counts[str(opened.reason)] += 1
+                yield Quarantine(task.rel, opened.sha256, opened.reason, opened.detail)
+                return
+            opener: Any = os.fdopen(opened[0], "rb")
+        else:
+            import fsspec
+
+            opener = fsspec.open(task.path, "rb")
         try:
-            size = input_size(task.path)
-            if size > self.max_bytes:
-                sha256 = input_sha256(task.path)
-                self.counts["too_large"] += 1
-                detail = f"{size} bytes is over the limit of {self.max_bytes} (--max-bytes)"
-                return Quarantine(task.rel, sha256, Reason.TOO_LARGE, detail)
-            data = read_input(task.path)
+            with opener as handle:
+                before = sources.snapshot(handle) if local else None
+                sha256, size = sources.sha256_handle(handle)
+                self.counts["read"] += 1
+                task = dataclasses.replace(task, size=size)
+                yield from warc_items(task, handle, sha256, self.max_bytes, self.counts)
+                if before is not None and (sources.snapshot(handle) != before or size != before[0]):
+                    # records already went downstream: report the change, the next run reads it again
+                    self.counts[str(Reason.CHANGED_DURING_RUN)] += 1
+                    detail = "the WARC file changed while its records were read: re-run to read it again"
+                    yield Quarantine(task.rel, sha256, Reason.CHANGED_DURING_RUN, detail, file_size=size)
         except OSError as exc:
             self.counts["read_error"] += 1
-            return Quarantine(task.rel, None, Reason.READ_ERROR, read_error_detail(exc))
-        sha256 = hashlib.sha256(data).hexdigest()
-        self.counts["read"] += 1
-        if not data.strip():
-            self.counts["empty"] += 1
-            return Quarantine(
-                task.rel, sha256, Reason.EMPTY, "the file is empty" if not data else "the file holds only whitespace"
-            )
-        return RawPage(task, data, sha256)
+            yield Quarantine(task.rel, None, Reason.READ_ERROR, read_error_detail(exc))
 
 
 def read_error_detail(exc: OSError) -> str:
-    return f"{type(exc).__name__}: {exc.strerror or exc}"
+    """The quarantine detail of an unreadable input (the same whether met when planning or loading)."""
+    detail = getattr(exc, "detail", None)  # sources.UnreadableInput
+    return detail if isinstance(detail, str) else f"{type(exc).__name__}: {exc.strerror or exc}"
 
 
 class DecodeText(PipelineStep):
@@ -157,19 +179,30 @@ class DecodeText(PipelineStep):
             if not isinstance(item, RawPage):
                 yield item
                 continue
+            size = item.task.size
             try:
-                decoded = decode_bytes(item.data)
+                decoded = decode_bytes(item.data, item.task.crawl.charset)
             except DecodeError as exc:
                 self.counts[str(exc.reason)] += 1
-                yield Quarantine(item.task.rel, item.sha256, exc.reason, exc.detail)
+                yield Quarantine(item.task.rel, item.sha256, exc.reason, exc.detail, file_size=size)
                 continue
-            if not decoded.text.strip():
+            if not decoded.text or decoded.text.isspace():  # no strip(): it would copy a big text
                 self.counts["empty"] += 1
-                yield Quarantine(item.task.rel, item.sha256, Reason.EMPTY, "no text after decoding")
+                yield Quarantine(item.task.rel, item.sha256, Reason.EMPTY, "no text after decoding", file_size=size)
                 continue
             for repair in decoded.repairs:
                 self.counts[f"repair:{repair}"] += 1
-            yield TextPage(item.task, item.sha256, decoded.text, decoded.encoding, decoded.repairs, len(item.data))
+            page = TextPage(
+                item.task,
+                item.sha256,
+                decoded.text,
+                decoded.encoding,
+                decoded.repairs,
+                len(item.data),
+                decoded.invalid_bytes,
+            )
+            del item, decoded  # bounded memory: the raw bytes are freed before the page is processed
+            yield page
 
 
 class ExtractArticles(PipelineStep):
@@ -187,7 +220,8 @@ class ExtractArticles(PipelineStep):
             if not isinstance(item, TextPage):
                 yield item
                 continue
-            kind = sniff_format(item.text, PurePosixPath(item.rel).suffix.lower())
+            is_record = item.task.crawl.record_id is not None  # an archive's HTML response (readers/warc.py)
+            kind = "html" if is_record else sniff_format(item.text, PurePosixPath(item.rel).suffix.lower())
             self.counts[f"format:{kind}"] += 1
             outputs: list[Draft | Quarantine]
             try:
@@ -203,6 +237,7 @@ class ExtractArticles(PipelineStep):
                 for out in outputs:
                     if isinstance(out, Quarantine):
                         self.counts[str(out.reason)] += 1
+            item.text = ""  # bounded memory: drafts keep the page for provenance only, not its text
             for out in outputs:
                 if isinstance(out, Draft):
                     self.counts[f"role:{out.role}"] += 1
@@ -335,15 +370,21 @@ def build_record(draft: Draft) -> dict[str, Any]:
     page = draft.page
     text = draft.text
     provenance: dict[str, Any] = {"path": page.task.rel, "sha256": page.sha256, "format": str(draft.format)}
+    crawl = page.task.crawl
     for key in ("line_start", "line_end", "byte_start", "byte_end", "record_index"):
         value = getattr(draft, key)
-        if value is not None:
+        if value is not None and crawl.record_id is None:
             provenance[key] = value
+    if crawl.record_id is not None:  # a WARC record: path is the archive, these say where in it
+        provenance.update(
+            record_index=crawl.record_index, warc_record_id=crawl.record_id, warc_record_offset=crawl.record_offset
+        )
     provenance.update(
         {
             "parser_version": PARSER_VERSION,
             "encoding": page.encoding,
             "repairs": [*page.repairs, *draft.repairs],
+            **({"invalid_bytes": page.invalid_bytes} if page.invalid_bytes else {}),
             "crawl_time_source": draft.crawl_source,
             "near_duplicate_jaccard": None,
             "language_source": draft.language_source,
@@ -411,7 +452,7 @@ class BuildRecords(PipelineStep):
                 )
                 continue
             self.counts["valid"] += 1
-            yield Article(item.page.task.rel, record, item.identity)
+            yield Article(item.page.task.rel, record, item.identity, file_size=item.page.task.size)
 
 
 class AddSignatures(PipelineStep):

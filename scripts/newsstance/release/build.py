@@ -1,12 +1,20 @@
 """`build_release`: normalised articles + gold annotations -> a versioned, validated release folder.
 
-Order matters for safety: inputs are validated and every integrity check runs on the
-final arrow tables before a byte is written; files are then written into a temporary
-folder next to `out`, the card is parsed back and every config is loaded with
-`datasets.load_dataset` and a fresh cache, and only then is the folder renamed to
-`out/<version>` (and the frozen split file updated). A failure leaves `out` untouched.
-Data files are content-addressed (`data/<config>/<split>-<sha8>.parquet`) so datasets'
-cache, which keys a local folder by file names rather than content, cannot serve stale rows.
+Five stages, each a function of the `ReleaseOptions` and the previous stage's result:
+
+1. `load_inputs`: gold, a light index of every article (the fields the splitter needs), frozen splits,
+   the previous release; nothing is written.
+2. `build_tables`: the `default` config (gold, small) as arrow tables checked in memory; then the
+   `articles` (and `silver`) configs streamed from the article files into size-capped parquet shards
+   in a staging folder inside `--out`, checked batch by batch, with the card's statistics and the
+   diff snapshot gathered in the same pass. A config not rebuilt is kept from the previous release.
+3. `diff_and_version`: what a user of the dataset would see changed -> the version bump and its
+   reasons; nothing changed means nothing is built.
+4. `write_staged`: card (figures, Croissant), the load check with `datasets` and a fresh cache,
+   `diff.json`, `manifest.json`, all inside the staging folder.
+5. `publish_staged`: one atomic rename to `out/<version>`, then the frozen split file and the
+   leaderboard file. A failure at any point leaves `out` as it was; a killed build's staging folder
+   is removed by the next build (see `staging.py`).
 """
 
 from __future__ import annotations
@@ -15,13 +23,11 @@ import contextlib
 import dataclasses
 import gc
 import hashlib
-import math
 import os
 import shutil
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,34 +35,46 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets import Features
 from tqdm import tqdm
 
 from newsstance import __version__
 from newsstance.errors import UserError
-from newsstance.paths import project_root
-from newsstance.records import Record, write_json
+from newsstance.records import Record, read_jsonl, write_json, write_jsonl
 from newsstance.release import card as card_mod
 from newsstance.release import versions as ver
 from newsstance.release.card_context import CardInputs, card_context
 from newsstance.release.features import ARTICLES, DEFAULT, SILVER, SPLITS, features_for
-from newsstance.release.integrity import IntegrityError, check_release
-from newsstance.release.rows import Columns, config_columns, expand_paths, load_articles, load_gold
-from newsstance.release.splits import (
-    DEFAULT_RATIOS,
-    assign_splits,
-    clusters_of,
-    frozen_records,
-    parse_ratios,
-    read_frozen,
-    write_frozen,
+from newsstance.release.integrity import IntegrityError, check_release, check_splits_disjoint
+from newsstance.release.options import ReleaseOptions
+from newsstance.release.rows import (
+    Columns,
+    LabelIds,
+    Silver,
+    annotated_row,
+    article_row,
+    iter_articles,
+    load_articles,
+    load_gold,
 )
+from newsstance.release.shards import ShardWriter
+from newsstance.release.splits import SplitAssignment, assign_splits, clusters_of, frozen_records, read_frozen
+from newsstance.release.staging import (
+    STAGING_PREFIX,
+    clean_all_stale,
+    link_or_copy,
+    os_error,
+    owned_tempdir,
+    publish_dir,
+    verify_dir,
+)
+from newsstance.release.stats import ArticleStats
 from newsstance.release.tokens import TOKEN_PATTERN
-from newsstance.scheme import Scheme, load_scheme
 
-ROW_GROUP_SIZE = 1000
-MAX_ROWS_PER_SHARD = 50_000
+STREAMED = (ARTICLES, SILVER)
+LEADERBOARD_FILE = "leaderboard.json"
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,10 @@ class ReleaseResult:
     diff: dict[str, Any]
     built: bool = True
     new_split_ids: list[str] = field(default_factory=list)
+    bump: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    gold: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def load_line(self) -> str:
@@ -80,14 +102,186 @@ def _say(enabled: bool, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while reading records and building rows: they allocate millions
+    of acyclic objects, and generational collections over them cost about a third of that time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def build_release(options: ReleaseOptions | None = None, **kwargs: Any) -> ReleaseResult:
+    """Build `out/<version>/` (parquet per config/split, card, figures, Croissant, manifest, diff) or fail
+    leaving `out` as it was. Pass a `ReleaseOptions`, or the keywords of `ReleaseOptions.resolve`.
+
+    Without a version the next one is computed from what changed (`versions.decide_bump`); when nothing a
+    user can see changed, the latest release is returned with `built=False`.
+    """
+    opts = options or ReleaseOptions.resolve(**kwargs)
+    _say(opts.progress, f"gold: {opts.gold.describe(opts.root)}")
+    try:
+        inputs = load_inputs(opts)
+        default = build_default(opts, inputs)
+    except OSError as exc:
+        raise UserError(f"cannot read {exc.filename or 'an input file'}: {exc.strerror or exc}") from None
+    try:
+        clean_all_stale(opts.out)
+        staging = owned_tempdir(opts.out, f"{STAGING_PREFIX}{opts.version or 'next'}-")
+    except OSError as exc:
+        raise os_error(exc, opts.out) from None
+    try:
+        built = build_tables(opts, inputs, default, staging)
+        plan = diff_and_version(opts, inputs, built)
+        if plan is None:
+            shutil.rmtree(staging, ignore_errors=True)
+            assert inputs.previous is not None and inputs.prev_manifest is not None
+            return ReleaseResult(
+                inputs.previous,
+                opts.out / inputs.previous,
+                inputs.prev_manifest["rows"],
+                {},
+                built=False,
+                gold=opts.gold.describe(opts.root),
+            )
+        write_staged(opts, inputs, built, plan, staging)
+        target = publish_staged(opts, inputs, plan, staging)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise os_error(exc, opts.out) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ReleaseResult(
+        plan.version,
+        target,
+        built.rows,
+        ver.diff_summary(plan.diff),
+        new_split_ids=inputs.assignment.new_ids,
+        bump=plan.bump,
+        reasons=plan.reasons,
+        gold=opts.gold.describe(opts.root),
+        warnings=inputs.warnings,
+    )
+
+
+# --- 1. load inputs -----------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    gold: dict[str, Record]
+    gold_articles: dict[str, Record]
+    cluster_of: dict[str, str]
+    frozen: dict[str, Record]
+    assignment: SplitAssignment
+    n_articles: int
+    silver: Silver | None
+    previous: str | None
+    prev_manifest: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def gold_methods(self) -> Counter[str]:
+        return Counter(record["method"] for record in self.gold.values())
+
+
+def _gold_ids(path: Path) -> set[str]:
+    return {r["article_id"] for r in read_jsonl(path) if isinstance(r, dict) and isinstance(r.get("article_id"), str)}
+
+
+def _stance_labels(gold: Mapping[str, Record]) -> dict[str, set[str]]:
+    """Article id -> the stance classes its gold carries (`<target>=<label>` and `mention=<label>`)."""
+    labels: dict[str, set[str]] = {}
+    for article_id, record in gold.items():
+        found = {f"{t}={v}" for t, v in (record.get("stances") or {}).items() if v is not None}
+        found |= {f"mention={e['stance']}" for e in record["entities"] if e.get("stance") is not None}
+        labels[article_id] = found
+    return labels
+
+
+def load_inputs(opts: ReleaseOptions) -> Inputs:
+    """Gold, the light article index, clusters and splits, silver, the previous release."""
+    wanted = _gold_ids(opts.gold.path)
+    gold_articles: dict[str, Record] = {}
+    _say(opts.progress, f"reading {len(opts.article_paths)} article file(s)")
+    with _gc_paused():
+        index = load_articles(opts.article_paths, light=True, tap=_keeper(wanted, gold_articles))
+        gold = load_gold(opts.gold.path, gold_articles, opts.scheme)
+        cluster_of = clusters_of(index)
+        frozen = read_frozen(opts.splits_path)
+        warnings: list[str] = []
+        assignment = assign_splits(cluster_of, frozen, set(gold), opts.ratios, _stance_labels(gold), warnings)
+    for warning in warnings:
+        _say(opts.progress, f"warning: {warning}")
+    canonical = {r["id"] for r in index if r.get("duplicate_of") is None}
+    del index
+    silver = _load_silver(opts, canonical)
+    existing = ver.existing_versions(opts.out)
+    if opts.version is None:
+        previous = existing[-1] if existing else None
+    else:
+        previous = ver.previous_version(opts.out, opts.version)
+    prev_manifest = ver.read_manifest(opts.out / previous) if previous else None
+    return Inputs(
+        gold, gold_articles, cluster_of, frozen, assignment, len(canonical), silver, previous, prev_manifest, warnings
+    )
+
+
+def _keeper(wanted: set[str], keep: dict[str, Record]) -> Callable[[Record], None]:
+    """Keep the full record of every gold article on the side while the index is read."""
+
+    def tap(record: Record) -> None:
+        if record["id"] in wanted:
+            keep[record["id"]] = record
+
+    return tap
+
+
+def _canonical_records(opts: ReleaseOptions, canonical: set[str]) -> Iterator[Record]:
+    return (r for r in iter_articles(opts.article_paths, validate=False) if r["id"] in canonical)
+
+
+def _load_silver(opts: ReleaseOptions, canonical: set[str]) -> Silver | None:
+    if opts.silver_predictions is not None:
+        from newsstance.release.silver import silver_from_predictions
+
+        by_id = {r["id"]: r for r in _canonical_records(opts, canonical)}
+        return silver_from_predictions(opts.silver_predictions, by_id)
+    if opts.silver_model:
+        from newsstance.release.silver import silver_from_spacy
+
+        desc = f"silver ({opts.silver_model})"
+        with tqdm(total=len(canonical), desc=desc, disable=not opts.progress, file=sys.stderr) as bar:
+            return silver_from_spacy(_canonical_records(opts, canonical), opts.scheme, opts.silver_model, progress=bar)
+    return None
+
+
+# --- 2. build tables ------------------------------------------------------------
+
+
+@dataclass
+class Built:
+    features: dict[str, Features]
+    tables: dict[str, dict[str, pa.Table]]  # the `default` config, in memory
+    data_files: dict[str, dict[str, list[str]]]
+    rows: dict[str, dict[str, int]]
+    split_bytes: dict[str, dict[str, int]]
+    snapshot: ver.Snapshot
+    stats: ArticleStats
+    kept: dict[str, str] = field(default_factory=dict)  # config -> version it was kept from
+    silver_model: str | None = None
+
+
 def to_tables(
     columns: Mapping[str, Mapping[str, Columns]], features: Mapping[str, Features]
 ) -> dict[str, dict[str, pa.Table]]:
-    """config -> split -> arrow table with the HF features embedded.
-
-    An empty split is left out: datasets cannot read a parquet file without rows, so a corpus too
-    small to fill every split releases fewer splits rather than a release that does not load.
-    """
+    """config -> split -> arrow table with the HF features embedded; empty splits left out (datasets cannot
+    read a parquet file without rows)."""
     tables: dict[str, dict[str, pa.Table]] = {}
     for config, splits in columns.items():
         tables[config] = {split: splits[split].table() for split in SPLITS if split in splits and len(splits[split])}
@@ -96,61 +290,216 @@ def to_tables(
     return tables
 
 
-def write_split(
-    table: pa.Table, folder: Path, config: str, split: str, max_rows: int = MAX_ROWS_PER_SHARD
-) -> list[str]:
-    """Write zstd parquet shard(s) named by their content hash; returns paths relative to `folder`."""
-    target = folder / "data" / config
-    target.mkdir(parents=True, exist_ok=True)
-    shards = max(1, math.ceil(table.num_rows / max_rows))
-    names = []
-    for index in range(shards):
-        part = table.slice(index * max_rows, max_rows)
-        tmp = target / f".{split}-{index}.tmp"
-        pq.write_table(part, tmp, compression="zstd", row_group_size=ROW_GROUP_SIZE)
-        digest = ver.sha256_file(tmp)[:8]
-        stem = split if shards == 1 else f"{split}-{index:05d}-of-{shards:05d}"
-        name = f"{stem}-{digest}.parquet"
-        tmp.rename(target / name)
-        names.append(f"data/{config}/{name}")
-    return names
+def build_default(opts: ReleaseOptions, inputs: Inputs) -> dict[str, pa.Table]:
+    """The gold config in memory (it is small), checked before any folder is created."""
+    features = features_for(opts.scheme, DEFAULT)
+    schema = features.arrow_schema
+    ids = LabelIds.of(opts.scheme)
+    columns: dict[str, Columns] = {}
+    with _gc_paused():
+        for article_id in sorted(inputs.gold):
+            record, article = inputs.gold[article_id], inputs.gold_articles[article_id]
+            split = inputs.assignment.split_of[article_id]
+            row = annotated_row(article, record["entities"], record["stances"], opts.scheme, ids)
+            columns.setdefault(split, Columns(schema)).append(row)
+    tables = to_tables({DEFAULT: columns}, {DEFAULT: features})
+    check_release(tables, {DEFAULT: features}, inputs.cluster_of, {DEFAULT: {("entities", "[]", "stance")}})
+    return tables[DEFAULT]
 
 
-def verify_with_fresh_cache(
-    release_dir: Path, tables: Mapping[str, Mapping[str, pa.Table]], features: Mapping[str, Features]
-) -> None:
-    """Load every config with `datasets.load_dataset` and an empty cache; rows must equal what was built."""
-    import datasets
-    from datasets.utils.logging import is_progress_bar_enabled
+class _StreamedConfig:
+    """One streamed config: per split, batches -> integrity checks -> snapshot/statistics -> shards."""
 
-    bars_were_on = is_progress_bar_enabled()
-    datasets.disable_progress_bars()  # an internal check: our own "loading the release" line says enough
+    def __init__(self, opts: ReleaseOptions, config: str, features: Features, staging: Path, built: Built):
+        self.config = config
+        self.features = features
+        self.built = built
+        self.allow_missing: set[tuple[str, ...]] = set()
+        if config == SILVER:
+            self.allow_missing = {("entities", "[]", "stance"), *(("stances", t) for t in opts.scheme.target_ids)}
+        self.writers = {
+            split: ShardWriter(
+                staging, config, split, features.arrow_schema, opts.max_rows_per_shard, opts.max_shard_bytes
+            )
+            for split in SPLITS
+        }
+        self.columns = {split: Columns(features.arrow_schema, on_batch=self._sink(split)) for split in SPLITS}
+
+    def _sink(self, split: str) -> Callable[[pa.RecordBatch], None]:
+        def handle(batch: pa.RecordBatch) -> None:
+            table = pa.Table.from_batches([batch])
+            check_release(
+                {self.config: {split: table}}, {self.config: self.features}, {}, {self.config: self.allow_missing}
+            )
+            self.built.snapshot.add_batch(self.config, split, batch)
+            if self.config == ARTICLES:
+                self.built.stats.add(split, batch)
+            self.writers[split].write(batch)
+
+        return handle
+
+    def append(self, split: str, row: dict[str, Any]) -> None:
+        self.columns[split].append(row)
+
+    def finish(self) -> None:
+        for split in SPLITS:
+            self.columns[split].flush()
+            names = self.writers[split].close()
+            if names:
+                self.built.data_files.setdefault(self.config, {})[split] = names
+                self.built.rows.setdefault(self.config, {})[split] = self.writers[split].rows
+                self.built.split_bytes.setdefault(self.config, {})[split] = self.writers[split].nbytes
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
+
+
+def build_tables(opts: ReleaseOptions, inputs: Inputs, default: dict[str, pa.Table], staging: Path) -> Built:
+    """`default` written from memory; `articles`/`silver` streamed into shards; configs not rebuilt kept."""
+    scheme = opts.scheme
+    kept = _configs_to_keep(opts, inputs)
+    streamed = [ARTICLES, *([SILVER] if inputs.silver is not None else [])]
+    features = {c: features_for(scheme, c) for c in (DEFAULT, *streamed, *kept)}
+    built = Built(
+        features=features,
+        tables={DEFAULT: default},
+        data_files={},
+        rows={},
+        split_bytes={},
+        snapshot=ver.Snapshot(scheme.entity_names, scheme.stance_names),
+        stats=ArticleStats(),
+        silver_model=inputs.silver.model if inputs.silver else None,
+    )
+    writer_default = {
+        s: ShardWriter(
+            staging, DEFAULT, s, features[DEFAULT].arrow_schema, opts.max_rows_per_shard, opts.max_shard_bytes
+        )
+        for s in default
+    }
+    for split, table in default.items():
+        writer_default[split].write(table)
+        built.snapshot.add_batch(DEFAULT, split, table)
+        built.data_files.setdefault(DEFAULT, {})[split] = writer_default[split].close()
+        built.rows.setdefault(DEFAULT, {})[split] = table.num_rows
+        built.split_bytes.setdefault(DEFAULT, {})[split] = table.nbytes
+    configs = {c: _StreamedConfig(opts, c, features[c], staging, built) for c in streamed}
+    ids = LabelIds.of(scheme)
+    silver = inputs.silver
+    split_of = inputs.assignment.split_of
     try:
-        _load_and_compare(release_dir, tables, features)
-    finally:
-        if bars_were_on:
-            datasets.enable_progress_bars()
+        with (
+            _gc_paused(),
+            tqdm(total=inputs.n_articles, desc="rows", disable=not opts.progress, file=sys.stderr) as bar,
+        ):
+            for article in iter_articles(opts.article_paths, validate=False):
+                if article.get("duplicate_of") is not None:
+                    continue
+                article_id = article["id"]
+                split = split_of[article_id]
+                configs[ARTICLES].append(split, article_row(article, article_id in inputs.gold))
+                if silver is not None and silver.covers(article_id):
+                    row = annotated_row(
+                        article, silver.entities.get(article_id, []), silver.stances.get(article_id, {}), scheme, ids
+                    )
+                    configs[SILVER].append(split, {**row, "model": silver.model})
+                bar.update(1)
+            for streamed_config in configs.values():
+                streamed_config.finish()
+    except BaseException:
+        for streamed_config in configs.values():
+            streamed_config.abort()
+        raise
+    _check_cross_config_splits(built, inputs)
+    for kept_config, origin in kept.items():
+        _keep_config(opts, inputs, built, kept_config, origin, staging)
+    for name, splits_ in built.rows.items():
+        empty = [s for s in SPLITS if s not in splits_]
+        if empty:
+            _say(opts.progress, f"warning: {name} has no rows for {', '.join(empty)}; those splits are left out")
+    return built
 
 
-def _load_and_compare(
-    release_dir: Path, tables: Mapping[str, Mapping[str, pa.Table]], features: Mapping[str, Features]
-) -> None:
-    import datasets
+def _check_cross_config_splits(built: Built, inputs: Inputs) -> None:
+    """Every gold article sits in the same split in `default` and `articles`; no cluster straddles splits."""
+    for config in built.snapshot.configs():
+        table = built.snapshot.table(config)
+        by_split = {s: pa.table({"id": table.filter(pc.equal(table["split"], s))["id"]}) for s in SPLITS}
+        check_splits_disjoint(config, by_split, inputs.cluster_of)
+    gold_split = dict(zip(*built.snapshot.table(DEFAULT).select(["id", "split"]).to_pydict().values(), strict=True))
+    articles = built.snapshot.table(ARTICLES)
+    for article_id, split in zip(articles["id"].to_pylist(), articles["split"].to_pylist(), strict=True):
+        other = gold_split.get(article_id)
+        if other is not None and other != split:
+            raise IntegrityError(
+                f"integrity check failed in {ARTICLES}/{split}: article {article_id} is in {other} in the default config"
+            )
 
-    with tempfile.TemporaryDirectory(prefix="newsstance-verify-") as cache:
-        for config, splits in tables.items():
-            try:
-                loaded = datasets.load_dataset(str(release_dir), config, cache_dir=cache)
-            except Exception as exc:  # datasets raises many types; all mean the release does not load
-                raise IntegrityError(f"the release does not load with datasets ({config}): {exc}") from None
-            if loaded.keys() != set(splits):
-                raise IntegrityError(f"{config}: load_dataset gives splits {sorted(loaded)} not {sorted(splits)}")
-            for split, table in splits.items():
-                got = loaded[split]
-                if got.features != features[config]:
-                    raise IntegrityError(f"{config}/{split}: loaded features differ from the built ones")
-                if not got.data.table.equals(table):
-                    raise IntegrityError(f"{config}/{split}: loaded rows differ from the built rows")
+
+def _configs_to_keep(opts: ReleaseOptions, inputs: Inputs) -> dict[str, str]:
+    """Streamed configs of the previous release that this build does not rebuild and was not told to drop."""
+    if inputs.prev_manifest is None or inputs.previous is None:
+        return {}
+    kept = {}
+    for config in inputs.prev_manifest.get("configs", {}):
+        if config in (DEFAULT, ARTICLES) or config in opts.drop_configs:
+            continue
+        if config == SILVER and opts.wants_silver:
+            continue
+        kept[config] = inputs.prev_manifest.get("kept", {}).get(config, inputs.previous)
+    return kept
+
+
+def _keep_config(opts: ReleaseOptions, inputs: Inputs, built: Built, config: str, origin: str, staging: Path) -> None:
+    """Copy (hard link) a config's files from the previous release; refuse when they no longer fit."""
+    assert inputs.prev_manifest is not None and inputs.previous is not None
+    prev_dir = opts.out / inputs.previous
+    if inputs.prev_manifest.get("features", {}).get(config) != built.features[config].to_dict():
+        raise UserError(
+            f"the `{config}` config of {inputs.previous} cannot be kept: the scheme's features changed; "
+            f"rebuild it ({'--silver-model NAME' if config == SILVER else 'see --help'}) or pass --drop-config {config}"
+        )
+    previous_articles = ver.snapshot_release(prev_dir, opts.scheme.entity_names, opts.scheme.stance_names)
+    before, after = previous_articles.table(ARTICLES), built.snapshot.table(ARTICLES)
+    if before.sort_by("id") != after.sort_by("id"):
+        model = inputs.prev_manifest.get("silver_model") or "NAME"
+        raise UserError(
+            f"the `{config}` config of {inputs.previous} cannot be kept: the articles changed since; "
+            f"rebuild it with --silver-model {model} (or --silver-predictions FILE), or pass --drop-config {config}"
+        )
+    built.snapshot.copy_config(previous_articles, config)
+    for split, info in inputs.prev_manifest["configs"][config].items():
+        for name in info["files"]:
+            link_or_copy(prev_dir / name, staging / name)
+        built.data_files.setdefault(config, {})[split] = list(info["files"])
+        built.rows.setdefault(config, {})[split] = info["rows"]
+        built.split_bytes.setdefault(config, {})[split] = (
+            inputs.prev_manifest.get("split_bytes", {}).get(config, {}).get(split, 0)
+        )
+    built.kept[config] = origin
+    if config == SILVER:
+        built.silver_model = inputs.prev_manifest.get("silver_model")
+    _say(opts.progress, f"kept the `{config}` config of {inputs.previous} (unchanged; --drop-config {config} drops it)")
+
+
+# --- 3. diff and version ----------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    version: str
+    bump: str
+    reasons: list[str]
+    diff: dict[str, Any]
+    card_inputs: dict[str, Any]
+    results: Any
+    run_benchmarks: bool
+
+
+def _digest_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return hashlib.sha256(orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def _read_json_optional(path: Path | None) -> Any:
@@ -166,336 +515,240 @@ def _read_json_optional(path: Path | None) -> Any:
             raise UserError(f"{path}: not valid JSON or JSON Lines") from None
 
 
-def _inputs_digest(*parts: Any) -> str:
-    return hashlib.sha256(orjson.dumps(parts, default=str, option=orjson.OPT_SORT_KEYS)).hexdigest()
+CARD_INPUT_NAMES = {
+    "license": "licence",
+    "license_name": "licence name",
+    "license_link": "licence link",
+    "pretty_name": "dataset name",
+    "agreement": "agreement figures",
+    "results": "benchmark results",
+    "template": "card template",
+    "project": "project config (annotations/release.yaml)",
+    "ratios": "split ratios for new articles",
+}
 
 
-def _load_silver(
-    articles: list[Record], scheme: Scheme, silver_model: str | None, silver_predictions: Path | None, show: bool
-) -> Any:
-    canonical = [a for a in articles if a.get("duplicate_of") is None]
-    if silver_predictions is not None:
-        from newsstance.release.silver import silver_from_predictions
-
-        return silver_from_predictions(silver_predictions, {a["id"]: a for a in canonical})
-    if silver_model:
-        from newsstance.release.silver import silver_from_spacy
-
-        with tqdm(total=len(canonical), desc=f"silver ({silver_model})", disable=not show, file=sys.stderr) as bar:
-            return silver_from_spacy(canonical, scheme, silver_model, progress=bar)
-    return None
-
-
-def build_release(
-    *,
-    version: str | None = None,
-    out: Path | str | None = None,
-    articles: Sequence[Path | str] | None = None,
-    gold: Path | str | None = None,
-    splits: Path | str | None = None,
-    ratios: Sequence[float] | str = DEFAULT_RATIOS,
-    license_id: str = "other",
-    scheme: Scheme | None = None,
-    silver_model: str | None = None,
-    silver_predictions: Path | str | None = None,
-    agreement: Path | str | None = None,
-    results: Path | str | None = None,
-    template: Path | str | None = None,
-    pretty_name: str = "newsstance",
-    max_rows_per_shard: int = MAX_ROWS_PER_SHARD,
-    verify: bool = True,
-    progress: bool = True,
-    with_benchmarks: bool = False,
-) -> ReleaseResult:
-    """Build `out/<version>/` (parquet per config/split, README card, manifest, diff) or fail leaving `out` as it was.
-
-    Paths default to the project layout: `corpus/normalized/articles*.jsonl`, `annotations/gold.jsonl`,
-    `corpus/splits.jsonl`, `annotations/agreement.json`,
-    `dataset_card.md`, `dist`.
-    `version=None` picks the next version from the diff (first release 1.0.0; features changed: major; data
-    changed: minor; else patch) and, when nothing changed at all, returns the latest release with `built=False`.
-    An explicit version that already exists is refused.
-    `with_benchmarks=True` runs the baselines on the staged release's test split before it is published
-    and renders their leaderboard into this version's card (saved as `benchmarks/results/leaderboard-<v>.json`).
-    """
-    root = project_root()
-    out = Path(out) if out is not None else root / "dist"
-    article_paths = expand_paths(articles or [root / "corpus" / "normalized" / "articles*.jsonl"])
-    gold_path = Path(gold) if gold is not None else root / "annotations" / "gold.jsonl"
-    splits_path = Path(splits) if splits is not None else root / "corpus" / "splits.jsonl"
-    agreement_path = Path(agreement) if agreement is not None else root / "annotations" / "agreement.json"
-    results_path = Path(results) if results is not None else None
-    template_path = Path(template) if template is not None else card_mod.template_path()
-    ratios = parse_ratios(ratios)
-    card_mod.check_license(license_id)
-    if version is not None:
-        ver.parse_version(version)
-        if (out / version).exists():
-            raise UserError(
-                f"release {version} already exists in {out}; releases are never overwritten (pick a new version)"
-            )
-    if agreement is not None and not agreement_path.is_file():
-        raise UserError(f"agreement file not found: {agreement_path}")
-    if results is not None and not Path(results).is_file():
-        raise UserError(f"results file not found: {results_path}")
-    if silver_predictions is not None and not Path(silver_predictions).is_file():
-        raise UserError(f"silver predictions not found: {silver_predictions}")
-    scheme = scheme or load_scheme()
-
-    _say(progress, f"reading {len(article_paths)} article file(s) and {gold_path}")
-    return _build(
-        version=version,
-        out=out,
-        root=root,
-        article_paths=article_paths,
-        gold_path=gold_path,
-        splits_path=splits_path,
-        agreement_path=agreement_path,
-        results_path=results_path,
-        template_path=template_path,
-        ratios=ratios,
-        license_id=license_id,
-        scheme=scheme,
-        silver_model=silver_model,
-        silver_predictions=Path(silver_predictions) if silver_predictions else None,
-        pretty_name=pretty_name,
-        max_rows_per_shard=max_rows_per_shard,
-        verify=verify,
-        progress=progress,
-        with_benchmarks=with_benchmarks,
-    )
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while reading records and building rows: they allocate millions
-    of acyclic objects (dicts, tokens, offsets), and generational collections over them cost about a third
-    of that time. Not around spaCy or datasets, whose objects may form cycles."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _build(
-    *,
-    version: str | None,
-    out: Path,
-    root: Path,
-    article_paths: list[Path],
-    gold_path: Path,
-    splits_path: Path,
-    agreement_path: Path,
-    results_path: Path | None,
-    template_path: Path,
-    ratios: tuple[float, float, float],
-    license_id: str,
-    scheme: Scheme,
-    silver_model: str | None,
-    silver_predictions: Path | None,
-    pretty_name: str,
-    max_rows_per_shard: int,
-    verify: bool,
-    progress: bool,
-    with_benchmarks: bool = False,
-) -> ReleaseResult:
-    with _gc_paused():
-        records = load_articles(article_paths)
-        by_id = {r["id"]: r for r in records}
-        gold_records = load_gold(gold_path, by_id, scheme)
-        cluster_of = clusters_of(records)
-        frozen = read_frozen(splits_path)
-        assignment = assign_splits(cluster_of, frozen, set(gold_records), ratios)
-    silver = _load_silver(records, scheme, silver_model, silver_predictions, progress)
-
-    configs = [DEFAULT, ARTICLES, *([SILVER] if silver is not None else [])]
-    features = {config: features_for(scheme, config) for config in configs}
-    with _gc_paused(), tqdm(total=len(records), desc="rows", disable=not progress, file=sys.stderr) as bar:
-        columns = config_columns(
-            records,
-            gold_records,
-            assignment.split_of,
-            scheme,
-            {c: f.arrow_schema for c, f in features.items()},
-            silver,
-            progress=bar,
-        )
-        tables = to_tables(columns, features)
-        del columns
-    gold_methods = Counter(record["method"] for record in gold_records.values())
-    del records, by_id, gold_records  # the arrow tables hold everything from here on
-    for config, splits_ in tables.items():
-        empty = [s for s in SPLITS if s not in splits_]
-        if empty:
-            _say(progress, f"warning: {config} has no rows for {', '.join(empty)}; those splits are left out")
-    _say(progress, "integrity checks")
-    check_release(
-        tables,
-        features,
-        cluster_of,
-        allow_missing={
-            DEFAULT: {("entities", "[]", "stance")},
-            SILVER: {("entities", "[]", "stance"), *(("stances", t) for t in scheme.target_ids)},
-        },
-    )
-
-    snapshot = ver.snapshot_from_tables(tables, scheme.entity_names, scheme.stance_names, scheme.target_ids)
-    existing = ver.existing_versions(out)
-    previous = (existing[-1] if existing else None) if version is None else ver.previous_version(out, version)
-    prev_manifest = ver.read_manifest(out / previous) if previous else None
+def diff_and_version(opts: ReleaseOptions, inputs: Inputs, built: Built) -> Plan | None:
+    """Compare with the previous release as a user would; None when nothing changed (and no version asked)."""
     before = None
-    if previous:
-        prev_tables = ver.read_release_tables(
-            out / previous, {ARTICLES: ("id", *ver.ARTICLE_FIELDS), DEFAULT: ("id", "entities", "stances")}
-        )
-        before = ver.snapshot_from_tables(prev_tables, scheme.entity_names, scheme.stance_names, scheme.target_ids)
-    diff = ver.diff_snapshots(before, snapshot, previous)
-    features_dict = {c: f.to_dict() for c, f in features.items()}
-    features_changed = prev_manifest is not None and prev_manifest.get("features") != features_dict
-    agreement_data = _read_json_optional(agreement_path)
-    results_data = _read_json_optional(results_path)
-    if with_benchmarks:
-        results_data = None  # replaced by this version's own leaderboard below; the digest records the flag
-    inputs_digest = _inputs_digest(
-        license_id,
-        pretty_name,
-        agreement_data,
-        results_data,
-        with_benchmarks,
-        template_path.read_text(encoding="utf-8") if template_path.is_file() else None,
-        silver.model if silver else None,
-        ratios,
+    if inputs.previous is not None:
+        before = ver.snapshot_release(opts.out / inputs.previous, opts.scheme.entity_names, opts.scheme.stance_names)
+    diff = ver.diff_snapshots(before, built.snapshot, inputs.previous)
+    default_changed = bool(diff["rows"].get(DEFAULT) and any(any(c.values()) for c in diff["rows"][DEFAULT].values()))
+    prev = inputs.prev_manifest or {}
+    results: Any = _read_json_optional(opts.results_path)
+    run_benchmarks = False
+    if results is None and not default_changed and inputs.previous is not None:
+        results = _read_json_optional(opts.out / inputs.previous / LEADERBOARD_FILE)
+    if opts.with_benchmarks and results is None:
+        run_benchmarks = True
+    card_inputs = {
+        "license": opts.license_id,
+        "license_name": opts.license_name,
+        "license_link": opts.license_link,
+        "pretty_name": opts.pretty_name,
+        "agreement": _digest_json(_read_json_optional(opts.agreement_path)),
+        "results": _digest_json(results),
+        "template": _digest_json(
+            opts.template_path.read_text(encoding="utf-8") if opts.template_path.is_file() else None
+        ),
+        "project": _digest_json(opts.project.as_dict()),
+        "ratios": list(opts.ratios),
+    }
+    old_card = prev.get("card_inputs", {})
+    card_changes = [
+        f"{CARD_INPUT_NAMES[k]} changed" + (f" ({old_card.get(k)} -> {v})" if k == "license" else "")
+        for k, v in card_inputs.items()
+        if inputs.previous is not None and old_card.get(k) != v and not (k == "results" and run_benchmarks)
+    ]
+    features_after = {c: f.to_dict() for c, f in built.features.items()}
+    bump, reasons = ver.decide_bump(
+        diff, prev.get("features") if inputs.previous else None, features_after, card_changes
     )
-    bump = ver.bump_for(diff, features_changed)
-    unchanged = prev_manifest is not None and bump == "patch" and prev_manifest.get("inputs_digest") == inputs_digest
-    if version is None:
-        if unchanged:
-            _say(progress, f"nothing changed since {previous}; keeping {out / previous}")
-            return ReleaseResult(previous, out / previous, prev_manifest["rows"], ver.diff_summary(diff), built=False)
-        version = ver.next_version(previous, bump)
-        if (out / version).exists():
-            raise UserError(f"release {version} already exists in {out}; pass --version")
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".newsstance-build-{version}-", dir=out.parent))
-    try:
-        _say(progress, f"writing release {version}")
-        data_files = {
-            c: {s: write_split(t, staging, c, s, max_rows_per_shard) for s, t in splits_.items()}
-            for c, splits_ in tables.items()
-        }
-        rows = {c: {s: t.num_rows for s, t in splits_.items()} for c, splits_ in tables.items()}
-        written = {
-            c: {s: sum(pq.read_metadata(staging / f).num_rows for f in files) for s, files in fs.items()}
-            for c, fs in data_files.items()
-        }
-        if written != rows:
-            raise IntegrityError(f"rows in the written parquet files {written} != rows built {rows}")
-        git_head, git_dirty = ver.git_commit(root)
-        now = datetime.now(UTC).replace(microsecond=0)
-        history = [
-            *(prev_manifest.get("history", []) if prev_manifest else []),
-            {"version": version, "date": now.date().isoformat(), "rows": rows, **ver.diff_summary(diff)},
-        ]
-        inputs = CardInputs(
-            scheme=scheme,
-            version=version,
-            release_date=now.date().isoformat(),
-            pretty_name=pretty_name,
-            license_id=license_id,
-            tables=tables,
-            features=features,
-            data_files=data_files,
-            rows=rows,
-            snapshot=snapshot,
-            diff=diff,
-            history=history,
-            gold_methods=gold_methods,
-            agreement=agreement_data,
-            results=results_data,
-            silver_model=silver.model if silver else None,
-            ratios=ratios,
-            tool_version=__version__,
-            git_commit=git_head,
-            root=root,
-        )
-        yaml_data = card_mod.card_data(
-            pretty_name=pretty_name,
-            license_id=license_id,
-            languages=inputs.languages(),
-            num_rows=max(sum(r.values()) for r in rows.values()),
-            silver=silver is not None,
-            data_files=data_files,
-            features=features,
-            split_rows=rows,
-            split_bytes={c: {s: t.nbytes for s, t in sp.items()} for c, sp in tables.items()},
-            version=version,
-        )
-        readme = card_mod.render_card(template_path, card_context(inputs, yaml_data.to_yaml()))
-        card_mod.validate_card(readme, features, rows, staging)
-        (staging / "README.md").write_text(readme, encoding="utf-8")
-        if with_benchmarks and "test" in rows.get(DEFAULT, {}):
-            results_data = _run_benchmarks(staging, version, root, progress)
-            inputs = dataclasses.replace(inputs, results=results_data)
-            readme = card_mod.render_card(template_path, card_context(inputs, yaml_data.to_yaml()))
-            card_mod.validate_card(readme, features, rows, staging)
-            (staging / "README.md").write_text(readme, encoding="utf-8")
-        if verify:
-            _say(progress, "loading the release with datasets and a fresh cache")
-            verify_with_fresh_cache(staging, tables, features)
-        write_json(staging / ver.DIFF, diff)
-        file_names = [f for fs in data_files.values() for files in fs.values() for f in files]
-        manifest = {
-            "name": pretty_name,
-            "version": version,
-            "created_at": now.isoformat().replace("+00:00", "Z"),
-            "license": license_id,
-            "tool_version": __version__,
-            "git_commit": git_head,
-            "git_dirty": git_dirty,
-            "scheme_version": scheme.scheme_version,
-            "article_schema_version": _article_schema_version(),
-            "configs": {
-                c: {s: {"rows": rows[c][s], "files": files} for s, files in fs.items()} for c, fs in data_files.items()
-            },
-            "rows": rows,
-            "files": ver.file_entries(staging, [*file_names, "README.md", ver.DIFF]),
-            "features": features_dict,
-            "tokenizer": {"pattern": TOKEN_PATTERN, "split_at_entity_boundaries": True},
-            "splits": {
-                "ratios": list(ratios),
-                "file": _relative(splits_path, root),
-                "new_ids": len(assignment.new_ids),
-            },
-            "silver_model": silver.model if silver else None,
-            "inputs": {
-                "articles": [{"path": _relative(p, root), "sha256": ver.sha256_file(p)} for p in article_paths],
-                "gold": {"path": _relative(gold_path, root), "sha256": ver.sha256_file(gold_path)},
-            },
-            "inputs_digest": inputs_digest,
-            "previous_version": previous,
-            "diff": ver.diff_summary(diff),
-            "history": history,
-        }
-        write_json(staging / ver.MANIFEST, manifest)
-        out.mkdir(parents=True, exist_ok=True)
-        target = out / version
-        if target.exists():
-            raise UserError(f"release {version} appeared in {out} while building; not overwriting it")
-        os.rename(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    write_frozen(splits_path, frozen_records(frozen, assignment, version))
-    _say(progress, f"built {target}")
-    return ReleaseResult(version, target, rows, ver.diff_summary(diff), new_split_ids=assignment.new_ids)
+    if bump is None:
+        if opts.version is None:
+            return None
+        bump, reasons = "patch", [f"version {opts.version} requested; nothing a user sees changed"]
+    version = opts.version or ver.next_version(inputs.previous, bump)
+    if (opts.out / version).exists():
+        raise UserError(f"release {version} already exists in {opts.out}; pass --version with a new version")
+    diff = {**diff, "version": version, "bump": bump, "reasons": reasons, "kept_configs": built.kept}
+    return Plan(version, bump, reasons, diff, card_inputs, results, run_benchmarks)
 
 
-def _run_benchmarks(staging: Path, version: str, root: Path, progress: bool) -> dict[str, Any]:
-    """Score the baselines on the staged release's test split; keep the results next to the others."""
+# --- 4. write staged -------------------------------------------------------------------
+
+
+@dataclass
+class Staged:
+    """What `write_staged` learns along the way (shared by the card, Croissant and the manifest)."""
+
+    version: str
+    now: datetime
+    git_head: str | None
+    git_dirty: bool | None
+    history: list[dict[str, Any]]
+    figures: list[str]
+
+
+def write_staged(opts: ReleaseOptions, inputs: Inputs, built: Built, plan: Plan, staging: Path) -> None:
+    """Figures, card, benchmarks, Croissant, the load check, diff and manifest, inside the staging folder."""
+    from newsstance.release import croissant, figures
+
+    _check_written_rows(built, staging)
+    git_head, git_dirty = ver.git_commit(opts.root)
+    now = datetime.now(UTC).replace(microsecond=0)
+    entry = {"version": plan.version, "date": now.date().isoformat(), "rows": built.rows, **ver.diff_summary(plan.diff)}
+    agreement = _read_json_optional(opts.agreement_path)
+    stats = built.stats.as_dict()
+    drawn = figures.render_all(staging, built.snapshot.labels, stats, agreement, opts.scheme) if opts.figures else []
+    staged = Staged(
+        plan.version, now, git_head, git_dirty, [*(inputs.prev_manifest or {}).get("history", []), entry], drawn
+    )
+    card_inputs = _card_inputs(opts, inputs, built, plan, staged, stats, agreement)
+    _write_card(opts, built, card_inputs, staging)
+    if plan.run_benchmarks and "test" in built.rows.get(DEFAULT, {}):
+        plan.results = _run_benchmarks(staging, opts.progress)
+        plan.card_inputs["results"] = _digest_json(plan.results)  # what a rebuild compares against
+        _write_card(opts, built, dataclasses.replace(card_inputs, results=plan.results), staging)
+    if plan.results is not None:
+        write_json(staging / LEADERBOARD_FILE, plan.results)
+    date = now.date().isoformat()
+    document = croissant.metadata(opts, plan.version, built.features, built.data_files, built.rows, staging, date)
+    write_json(staging / croissant.FILE, document)
+    if opts.verify:
+        _say(opts.progress, "loading the release with datasets and a fresh cache")
+        verify_with_fresh_cache(staging, built.tables, built.rows, built.features, opts.out)
+    write_json(staging / ver.DIFF, plan.diff)
+    write_json(staging / ver.MANIFEST, _manifest(opts, inputs, built, plan, staged, staging))
+
+
+def _check_written_rows(built: Built, staging: Path) -> None:
+    written = {
+        c: {s: sum(pq.read_metadata(staging / f).num_rows for f in files) for s, files in fs.items()}
+        for c, fs in built.data_files.items()
+    }
+    if written != built.rows:
+        raise IntegrityError(f"rows in the written parquet files {written} != rows built {built.rows}")
+
+
+def _card_inputs(
+    opts: ReleaseOptions,
+    inputs: Inputs,
+    built: Built,
+    plan: Plan,
+    staged: Staged,
+    stats: dict[str, Any],
+    agreement: Any,
+) -> CardInputs:
+    return CardInputs(
+        scheme=opts.scheme,
+        version=staged.version,
+        release_date=staged.now.date().isoformat(),
+        pretty_name=opts.pretty_name,
+        license_id=opts.license_id,
+        license_name=opts.license_name,
+        license_link=opts.license_link,
+        project=opts.project,
+        tables=built.tables,
+        features=built.features,
+        data_files=built.data_files,
+        rows=built.rows,
+        labels=built.snapshot.labels,
+        stats=stats,
+        diff=plan.diff,
+        history=staged.history,
+        gold_methods=inputs.gold_methods,
+        agreement=agreement,
+        results=plan.results,
+        silver_model=built.silver_model,
+        ratios=opts.ratios,
+        tool_version=__version__,
+        git_commit=staged.git_head,
+        root=opts.root,
+        figures=staged.figures,
+        kept=built.kept,
+    )
+
+
+def _write_card(opts: ReleaseOptions, built: Built, card_inputs: CardInputs, staging: Path) -> None:
+    """YAML metadata + rendered template -> README.md, parsed back and checked against what was built."""
+    download_bytes = {
+        c: {s: sum((staging / f).stat().st_size for f in files) for s, files in fs.items()}
+        for c, fs in built.data_files.items()
+    }
+    yaml_data = card_mod.card_data(
+        pretty_name=opts.pretty_name,
+        license_id=opts.license_id,
+        license_name=opts.license_name,
+        license_link=opts.license_link,
+        languages=card_inputs.languages(),
+        num_rows=max(sum(r.values()) for r in built.rows.values()),
+        silver=SILVER in built.rows,
+        data_files=built.data_files,
+        features=built.features,
+        split_rows=built.rows,
+        split_bytes=built.split_bytes,
+        download_bytes=download_bytes,
+        version=card_inputs.version,
+        homepage=opts.project.homepage,
+    )
+    readme = card_mod.render_card(opts.template_path, card_context(card_inputs, yaml_data.to_yaml()))
+    card_mod.validate_card(readme, built.features, built.rows, staging)
+    (staging / "README.md").write_text(readme, encoding="utf-8")
+
+
+def _manifest(
+    opts: ReleaseOptions, inputs: Inputs, built: Built, plan: Plan, staged: Staged, staging: Path
+) -> dict[str, Any]:
+    """Files with sha256 and size, rows, features, inputs (paths relative to the project root), history."""
+    from newsstance.release import croissant
+
+    data = [f for fs in built.data_files.values() for files in fs.values() for f in files]
+    extra = [n for n in ("README.md", ver.DIFF, croissant.FILE, LEADERBOARD_FILE, *staged.figures)]
+    return {
+        "name": opts.pretty_name,
+        "version": staged.version,
+        "created_at": staged.now.isoformat().replace("+00:00", "Z"),
+        "license": opts.license_id,
+        "tool_version": __version__,
+        "git_commit": staged.git_head,
+        "git_dirty": staged.git_dirty,
+        "scheme_version": opts.scheme.scheme_version,
+        "article_schema_version": _article_schema_version(),
+        "configs": {
+            c: {s: {"rows": built.rows[c][s], "files": files} for s, files in fs.items()}
+            for c, fs in built.data_files.items()
+        },
+        "rows": built.rows,
+        "split_bytes": built.split_bytes,
+        "files": ver.file_entries(staging, [*data, *(n for n in extra if (staging / n).is_file())]),
+        "features": {c: f.to_dict() for c, f in built.features.items()},
+        "tokenizer": {"pattern": TOKEN_PATTERN, "split_at_entity_boundaries": True},
+        "splits": {
+            "ratios": list(opts.ratios),
+            "file": _relative(opts.splits_path, opts.root),
+            "new_ids": len(inputs.assignment.new_ids),
+        },
+        "silver_model": built.silver_model,
+        "kept": built.kept,
+        "inputs": {
+            "articles": [{"path": _relative(p, opts.root), "sha256": ver.sha256_file(p)} for p in opts.article_paths],
+            "gold": {
+                "path": _relative(opts.gold.path, opts.root),
+                "kind": opts.gold.kind,
+                "sha256": ver.sha256_file(opts.gold.path),
+            },
+        },
+        "card_inputs": plan.card_inputs,
+        "previous_version": inputs.previous,
+        "diff": ver.diff_summary(plan.diff),
+        "history": staged.history,
+    }
+
+
+def _run_benchmarks(staging: Path, progress: bool) -> dict[str, Any]:
+    """Score the baselines on the staged release's test split (written with the release, never before)."""
     import datasets
     from datasets.utils.logging import is_progress_bar_enabled
 
@@ -505,19 +758,79 @@ def _run_benchmarks(staging: Path, version: str, root: Path, progress: bool) -> 
     bars_were_on = is_progress_bar_enabled()
     datasets.disable_progress_bars()  # loading the staged release is an internal step
     try:
-        results = run_leaderboard(dataset=staging, split="test", progress=progress)
+        return run_leaderboard(dataset=staging, split="test", progress=progress)
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
-    write_json(root / "benchmarks" / "results" / f"leaderboard-{version}.json", results)
-    return results
+
+
+def verify_with_fresh_cache(
+    release_dir: Path,
+    tables: Mapping[str, Mapping[str, pa.Table]],
+    rows: Mapping[str, Mapping[str, int]],
+    features: Mapping[str, Features],
+    out: Path,
+) -> None:
+    """Load every config with `datasets.load_dataset` and an empty cache next to the release: features and
+    row counts must equal what was built, and the in-memory configs row for row."""
+    import datasets
+    from datasets.utils.logging import is_progress_bar_enabled
+
+    bars_were_on = is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # an internal check: our own "loading the release" line says enough
+    try:
+        with verify_dir(out) as cache:
+            for config, splits in rows.items():
+                try:
+                    loaded = datasets.load_dataset(str(release_dir), config, cache_dir=str(cache))
+                except Exception as exc:  # datasets raises many types; all mean the release does not load
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise IntegrityError(f"the release does not load with datasets ({config}): {first}") from None
+                if loaded.keys() != set(splits):
+                    raise IntegrityError(f"{config}: load_dataset gives splits {sorted(loaded)} not {sorted(splits)}")
+                for split, n in splits.items():
+                    got = loaded[split]
+                    if got.features != features[config]:
+                        raise IntegrityError(f"{config}/{split}: loaded features differ from the built ones")
+                    if got.num_rows != n:
+                        raise IntegrityError(f"{config}/{split}: load_dataset gives {got.num_rows} rows, built {n}")
+                    table = tables.get(config, {}).get(split)
+                    if table is not None and not got.data.table.equals(table):
+                        raise IntegrityError(f"{config}/{split}: loaded rows differ from the built rows")
+                del loaded
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
+
+
+# --- 5. publish -------------------------------------------------------------------------
+
+
+def publish_staged(opts: ReleaseOptions, inputs: Inputs, plan: Plan, staging: Path) -> Path:
+    """Rename the staging folder to `out/<version>`, then swap in the frozen split file (written beside it
+    first, so a read-only corpus fails before anything is published) and write the leaderboard file."""
+    target = opts.out / plan.version
+    splits_tmp = opts.splits_path.with_name(f".{opts.splits_path.name}.{plan.version}.tmp")
+    opts.splits_path.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(splits_tmp, frozen_records(inputs.frozen, inputs.assignment, plan.version))
+    try:
+        publish_dir(staging, target)
+    except BaseException:
+        splits_tmp.unlink(missing_ok=True)
+        raise
+    os.replace(splits_tmp, opts.splits_path)
+    if plan.results is not None and plan.run_benchmarks:
+        write_json(opts.root / "benchmarks" / "results" / f"leaderboard-{plan.version}.json", plan.results)
+    return target
 
 
 def _relative(path: Path, root: Path) -> str:
+    """Paths in the manifest are relative to the project root (the same on every machine); outside it, the
+    file name only, so no absolute path of the building machine is published."""
     try:
-        return path.resolve().relative_to(root).as_posix()
+        return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
-        return str(path)
+        return path.name
 
 
 def _article_schema_version() -> str | None:

@@ -184,6 +184,8 @@ def card_data(
     *,
     pretty_name: str,
     license_id: str,
+    license_name: str | None = None,
+    license_link: str | None = None,
     languages: list[str],
     num_rows: int,
     silver: bool,
@@ -191,10 +193,31 @@ def card_data(
     features: Mapping[str, Features],
     split_rows: Mapping[str, Mapping[str, int]],
     split_bytes: Mapping[str, Mapping[str, int]],
+    download_bytes: Mapping[str, Mapping[str, int]] | None = None,
     version: str,
+    homepage: str | None = None,
 ) -> DatasetCardData:
-    """The YAML metadata: Hub enums plus `configs` and `dataset_info` written by datasets' own classes."""
+    """The YAML metadata: Hub enums, licence fields, `train-eval-index` for NER (seqeval), plus `configs` and
+    `dataset_info` (with `download_size`/`dataset_size`) written by datasets' own classes."""
+    extra: dict[str, Any] = {}
+    if license_id == "other":
+        if not (license_name and license_link):
+            raise UserError("licence `other` needs a license_name and a license_link (annotations/release.yaml)")
+        extra.update(license_name=license_name, license_link=license_link)
+    if homepage:
+        extra["homepage"] = homepage
+    extra["train_eval_index"] = [
+        {
+            "config": "default",
+            "task": "token-classification",
+            "task_id": "entity_extraction",
+            "splits": {"train_split": "train", "eval_split": "test"},
+            "col_mapping": {"tokens": "tokens", "ner_tags": "tags"},
+            "metrics": [{"type": "seqeval", "name": "seqeval"}],
+        }
+    ]
     data = DatasetCardData(
+        **extra,
         pretty_name=pretty_name,
         license=check_license(license_id),
         language=languages,
@@ -219,6 +242,8 @@ def card_data(
                 config_name=config,
                 features=features[config],
                 version=version,
+                download_size=sum((download_bytes or {}).get(config, {}).values()) or None,
+                dataset_size=sum(split_bytes[config].values()),
                 splits=SplitDict(
                     {
                         split: SplitInfo(name=split, num_examples=n, num_bytes=split_bytes[config][split])
@@ -264,6 +289,12 @@ def validate_card(
     data = card.data
     if data.get("license") not in KNOWN_LICENSES:
         raise UserError(f"card: unknown license {data.get('license')!r}")
+    if data.get("license") == "other" and not (data.get("license_name") and data.get("license_link")):
+        raise UserError("card: license `other` without license_name and license_link")
+    evals = data.get("train-eval-index") or data.get("train_eval_index") or []
+    for entry in evals:
+        if entry.get("config") not in features or set(entry.get("col_mapping", {})) - set(features[entry["config"]]):
+            raise UserError(f"card: train-eval-index names an unknown config or column: {entry}")
     for key, known in (
         ("size_categories", SIZE_CATEGORIES),
         ("task_categories", KNOWN_TASK_CATEGORIES),

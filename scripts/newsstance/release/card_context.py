@@ -9,19 +9,30 @@ from __future__ import annotations
 
 import glob
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
+from newsstance.gold.adjudicate import METHOD_MEANINGS
 from newsstance.paths import state_dir
 from newsstance.records import validator
 from newsstance.release.card import markdown_table
 from newsstance.release.features import ARTICLES, DEFAULT, DESCRIPTIONS, SPLITS, describe_feature
+from newsstance.release.options import ProjectConfig
 from newsstance.release.tokens import TOKEN_PATTERN
 from newsstance.scheme import Scheme
+
+FIGURE_TITLES = {
+    "entity-types": "Entity mentions per type and split",
+    "mention-stance": "Mention stance per split",
+    "document-stance": "Document stance per target and split",
+    "articles-per-outlet": "Articles per outlet",
+    "articles-per-month": "Articles per publication month",
+    "agreement": "Inter-annotator agreement per label",
+}
 
 CONFIG_PURPOSE = {
     DEFAULT: "Gold-annotated articles: entities with mention stance, tokens + BIO tags, stance per target.",
@@ -37,11 +48,15 @@ class CardInputs:
     release_date: str
     pretty_name: str
     license_id: str
-    tables: Mapping[str, Mapping[str, pa.Table]]
+    license_name: str | None
+    license_link: str | None
+    project: ProjectConfig
+    tables: Mapping[str, Mapping[str, pa.Table]]  # the `default` config (small, in memory)
     features: Mapping[str, Any]
     data_files: Mapping[str, Mapping[str, list[str]]]
     rows: Mapping[str, Mapping[str, int]]
-    snapshot: Mapping[str, Any]
+    labels: Mapping[str, Mapping[str, int]]  # split -> label key -> count (`default` config)
+    stats: Mapping[str, Any]  # `ArticleStats.as_dict()` of the `articles` config
     diff: Mapping[str, Any]
     history: Sequence[Mapping[str, Any]]
     gold_methods: Mapping[str, int]
@@ -52,18 +67,11 @@ class CardInputs:
     tool_version: str
     git_commit: str | None
     root: Path
-
-    def column(self, config: str, name: str) -> list[Any]:
-        return [
-            v
-            for split in SPLITS
-            if split in self.tables[config]
-            for v in self.tables[config][split].column(name).to_pylist()
-        ]
+    figures: Sequence[str] = ()
+    kept: Mapping[str, str] = field(default_factory=dict)
 
     def languages(self) -> list[str]:
-        found = sorted({lang.split("-")[0] for lang in self.column(ARTICLES, "language") if lang})
-        return found or [self.scheme.language]
+        return list(self.stats.get("languages") or {}) or [self.scheme.language]
 
 
 def _example(inputs: CardInputs) -> str:
@@ -94,7 +102,7 @@ def _field_tables(inputs: CardInputs) -> dict[str, str]:
 
 
 def _counts_table(inputs: CardInputs) -> str:
-    labels = inputs.snapshot["labels"]
+    labels = inputs.labels
     scheme = inputs.scheme
     keys = [*(f"entity:{n}" for n in scheme.entity_names), *(f"mention_stance:{n}" for n in scheme.stance_names)]
     for target in scheme.target_ids:
@@ -112,27 +120,32 @@ def _counts_table(inputs: CardInputs) -> str:
 
 
 def _sources_table(inputs: CardInputs) -> tuple[str, int, str, str]:
-    sources = inputs.column(ARTICLES, "source")
-    dates = inputs.column(ARTICLES, "published_at")
-    annotated = inputs.column(ARTICLES, "annotated")
-    per: dict[str, dict[str, Any]] = {}
-    for source, date, is_gold in zip(sources, dates, annotated, strict=True):
-        entry = per.setdefault(source or "(unknown)", {"n": 0, "gold": 0, "dates": []})
-        entry["n"] += 1
-        entry["gold"] += bool(is_gold)
-        if date:
-            entry["dates"].append(date[:10])
+    """One row per outlet (name and domain merged, see `stats.py`), from the streaming statistics."""
+    outlets = inputs.stats.get("outlets") or []
     rows = [
-        [name, e["n"], e["gold"], min(e["dates"], default="-"), max(e["dates"], default="-")]
-        for name, e in sorted(per.items())
+        [
+            o["outlet"],
+            ", ".join(f"`{d}`" for d in o["domains"]) or "-",
+            o["articles"],
+            o["gold"],
+            o["first"] or "-",
+            o["last"] or "-",
+        ]
+        for o in outlets
     ]
-    all_dates = [d[:10] for d in dates if d]
     return (
-        markdown_table(["outlet", "articles", "gold-annotated", "first published", "last published"], rows),
-        len(per),
-        min(all_dates, default="unknown"),
-        max(all_dates, default="unknown"),
+        markdown_table(["outlet", "domain", "articles", "gold-annotated", "first published", "last published"], rows),
+        len(outlets),
+        inputs.stats.get("first_date") or "unknown",
+        inputs.stats.get("last_date") or "unknown",
     )
+
+
+def _id_table(names: Sequence[str], descriptions: Mapping[str, str] | None = None, none: str | None = None) -> str:
+    """Label-id table: the integer stored in the parquet files next to the name it stands for."""
+    rows: list[list[Any]] = [[-1, "(none)", none]] if none else []
+    rows += [[i, f"`{n}`", (descriptions or {}).get(n, "")] for i, n in enumerate(names)]
+    return markdown_table(["id", "label", "meaning"], rows)
 
 
 def _flatten_numbers(data: Any, prefix: str = "") -> list[list[Any]]:
@@ -156,7 +169,8 @@ def _agreement(inputs: CardInputs) -> tuple[str | None, int | None]:
     data = inputs.agreement
     if not isinstance(data, Mapping):
         return None, None
-    counts = data.get("counts") if isinstance(data.get("counts"), Mapping) else {}
+    raw_counts = data.get("counts")
+    counts: Mapping[str, Any] = raw_counts if isinstance(raw_counts, Mapping) else {}
     n_annotators = counts.get("annotators")
     figures = {k: v for k, v in data.items() if k not in {"counts", "scheme_version"}}
     rows = _flatten_numbers(figures)
@@ -195,10 +209,13 @@ def _history(inputs: CardInputs) -> str:
     rows = []
     for entry in reversed(inputs.history):
         gold_rows = entry.get("rows", {}).get(DEFAULT, {})
+        reasons = entry.get("reasons") or []
         rows.append(
             [
                 entry["version"],
                 entry["date"],
+                entry.get("bump") or "-",
+                "; ".join(reasons[:4]) + (f"; +{len(reasons) - 4} more" if len(reasons) > 4 else "") or "-",
                 f"+{entry['articles_added']} / -{entry['articles_removed']} / ~{entry['articles_changed']}",
                 f"+{entry['annotations_added']} / -{entry['annotations_removed']} / ~{entry['annotations_changed']}",
                 " / ".join(str(gold_rows.get(s, 0)) for s in SPLITS),
@@ -208,6 +225,8 @@ def _history(inputs: CardInputs) -> str:
         [
             "version",
             "date",
+            "bump",
+            "why",
             "articles (added / removed / changed)",
             "annotations (added / removed / changed)",
             "gold rows (train / validation / test)",
@@ -255,14 +274,17 @@ def _annotation_tool() -> str:
 
 
 def _citation(inputs: CardInputs) -> str:
+    if inputs.project.citation:
+        return inputs.project.citation.strip()
     key = f"newsstance_{inputs.version.replace('.', '_')}"
     return "\n".join(
         [
             f"@misc{{{key},",
             f"  title        = {{{{{inputs.pretty_name}}}: an English news corpus annotated for entities and stance}},",
-            "  author       = {{The newsstance project}},",
+            f"  author       = {{{{{inputs.project.authors}}}}},",
             f"  year         = {{{inputs.release_date[:4]}}},",
             f"  version      = {{{inputs.version}}},",
+            *([f"  url          = {{{inputs.project.homepage}}},"] if inputs.project.homepage else []),
             f"  note         = {{Hugging Face dataset, revision v{inputs.version}}}",
             "}",
         ]
@@ -274,7 +296,7 @@ def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
     scheme = inputs.scheme
     sources_table, n_outlets, date_from, date_to = _sources_table(inputs)
     agreement_table, n_annotators = _agreement(inputs)
-    labels = inputs.snapshot["labels"]
+    labels = inputs.labels
     guidelines = inputs.root / "annotations" / "guidelines.md"
     split_rows = [
         [config, *(inputs.rows[config].get(s, 0) for s in SPLITS), sum(inputs.rows[config].values())]
@@ -298,9 +320,19 @@ def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
         "silver_model": inputs.silver_model,
         "languages": inputs.languages(),
         "license": inputs.license_id,
+        "license_name": inputs.license_name,
+        "license_link": inputs.license_link,
         "license_note": ""
-        if inputs.license_id not in {"other", "unknown"}
-        else "No licence was chosen for this build (`other`): treat the release as all rights reserved until one is set.",
+        if inputs.license_id != "unknown"
+        else "No licence was chosen for this build (`unknown`): "
+        "treat the release as all rights reserved until one is set.",
+        "homepage": inputs.project.homepage,
+        "repository": inputs.project.repository,
+        "authors": inputs.project.authors,
+        "figures": [{"path": f, "title": FIGURE_TITLES.get(Path(f).stem, Path(f).stem)} for f in inputs.figures],
+        "kept": dict(inputs.kept),
+        "bump": inputs.diff.get("bump"),
+        "reasons": list(inputs.diff.get("reasons", [])),
         "scheme_version": scheme.scheme_version,
         "schema_version": validator("article.schema.json").schema.get("x-schema-version", "?"),
         "tool_version": inputs.tool_version,
@@ -315,11 +347,15 @@ def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
         "example": _example(inputs),
         "field_tables": _field_tables(inputs),
         "token_pattern": TOKEN_PATTERN,
-        "entity_table": markdown_table(
-            ["label", "description"], [[e.name, e.description] for e in scheme.entity_labels]
+        "entity_table": _id_table(scheme.entity_names, {e.name: e.description for e in scheme.entity_labels}),
+        "bio_table": _id_table(scheme.bio_tags),
+        "stance_table": _id_table(
+            scheme.stance_names, {s.name: s.description for s in scheme.stance_labels}, none="no stance given"
         ),
-        "stance_table": markdown_table(
-            ["label", "description"], [[s.name, s.description] for s in scheme.stance_labels]
+        "document_stance_table": _id_table(
+            scheme.document_stance_names,
+            {scheme.not_about_label: "the article is not about this target"},
+            none="not labelled (`silver` only)",
         ),
         "target_table": markdown_table(
             ["id", "name", "question"], [[f"`{t.id}`", t.name, t.question] for t in scheme.stance_targets]
@@ -332,7 +368,10 @@ def card_context(inputs: CardInputs, yaml_text: str) -> dict[str, Any]:
         "guidelines": "`annotations/guidelines.md` in the project repository"
         if guidelines.is_file()
         else "the label descriptions below and the hints in the labelling configuration (`annotations/label_config.xml`)",
-        "methods_table": markdown_table(["method", "gold articles"], sorted(inputs.gold_methods.items())),
+        "methods_table": markdown_table(
+            ["method", "gold articles", "meaning"],
+            [[f"`{m}`", n, METHOD_MEANINGS.get(m, "")] for m, n in sorted(inputs.gold_methods.items())],
+        ),
         "agreement_table": agreement_table,
         "n_annotators": n_annotators,
         "benchmark_table": _benchmark(inputs.results),

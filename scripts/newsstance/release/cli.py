@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from newsstance.release.build import ReleaseResult
 
 
 def build(
@@ -26,7 +29,12 @@ def build(
         ),
     ] = None,
     gold: Annotated[
-        Path | None, typer.Option("--gold", help="Gold annotations (default annotations/gold.jsonl).")
+        Path | None,
+        typer.Option(
+            "--gold",
+            help="Gold annotations (default: annotations/gold.jsonl when it has records, "
+            "else the sample's annotations/sample/gold.jsonl).",
+        ),
     ] = None,
     splits: Annotated[
         Path | None,
@@ -38,8 +46,11 @@ def build(
         str, typer.Option("--ratios", help="train,validation,test ratios for new articles.")
     ] = "0.8,0.1,0.1",
     license_id: Annotated[
-        str, typer.Option("--license", help="Hub licence id of the release, e.g. cc-by-4.0.")
-    ] = "other",
+        str | None,
+        typer.Option(
+            "--license", help="Hub licence id, e.g. cc-by-4.0 (default: `license` in annotations/release.yaml)."
+        ),
+    ] = None,
     silver_model: Annotated[
         str | None,
         typer.Option(
@@ -63,7 +74,21 @@ def build(
             "leaderboard` (or use --with-benchmarks).",
         ),
     ] = None,
-    pretty_name: Annotated[str, typer.Option("--pretty-name", help="Dataset name on the card.")] = "newsstance",
+    pretty_name: Annotated[
+        str | None,
+        typer.Option("--pretty-name", help="Dataset name on the card (default: annotations/release.yaml)."),
+    ] = None,
+    drop_config: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--drop-config",
+            help="Drop a config of the previous release (articles or silver; repeatable). "
+            "Left-out configs are otherwise kept.",
+        ),
+    ] = None,
+    max_shard_mb: Annotated[
+        int, typer.Option("--max-shard-mb", min=1, help="Largest parquet shard, in MB (streamed configs).")
+    ] = 256,
     with_benchmarks: Annotated[
         bool,
         typer.Option(
@@ -74,12 +99,9 @@ def build(
 ) -> None:
     """Build a versioned Hugging Face release (parquet, card, manifest, diff) into OUT/<version>."""
     from newsstance.release.build import build_release
+    from newsstance.release.options import ReleaseOptions
 
-    if silver_model and silver_predictions:
-        from newsstance.errors import UserError
-
-        raise UserError("pass either --silver-model or --silver-predictions, not both")
-    result = build_release(
+    options = ReleaseOptions.resolve(
         version=version,
         out=out,
         articles=articles,
@@ -93,10 +115,22 @@ def build(
         results=results,
         pretty_name=pretty_name,
         with_benchmarks=with_benchmarks,
+        drop_configs=drop_config or (),
+        max_shard_bytes=max_shard_mb * 1024 * 1024,
     )
+    result = build_release(options)
+    echo_result(result)
+
+
+def echo_result(result: ReleaseResult) -> None:
+    """The build's closing lines (shared with `newsstance run`)."""
     rows = ", ".join(f"{config} {sum(splits_.values())}" for config, splits_ in result.rows.items())
-    state = "built" if result.built else "unchanged, kept"
-    typer.echo(f"{state} release {result.version} in {result.path} ({rows} rows)")
+    if result.built:
+        typer.echo(f"built release {result.version} in {result.path} ({rows} rows), {result.bump} change:")
+        for reason in result.reasons:
+            typer.echo(f"  - {reason}")
+    else:
+        typer.echo(f"nothing changed: kept release {result.version} in {result.path} ({rows} rows)")
     typer.echo(f"load it with: {result.load_line}")
 
 
@@ -122,6 +156,8 @@ def publish(
         )
         for path, size in plan.files:
             typer.echo(f"  {path}  {size} bytes")
+        for warning in plan.warnings():
+            typer.echo(f"warning: {warning}")
         return
     typer.echo(f"uploaded {len(plan.files)} files to datasets/{repo_id} ({result.commit_url}), tagged {plan.tag}")
     typer.echo(f'load it with: datasets.load_dataset("{repo_id}", revision="{plan.tag}")')

@@ -7,7 +7,7 @@ from typing import Any
 
 from newsstance.errors import UserError
 from newsstance.release.features import DEFAULT
-from newsstance.release.versions import existing_versions
+from newsstance.release.versions import existing_versions, read_manifest
 
 
 def release_dir(path: Path | str, version: str | None = None) -> Path:
@@ -24,6 +24,23 @@ def release_dir(path: Path | str, version: str | None = None) -> Path:
     if not (folder / "README.md").is_file():
         raise UserError(f"no release {version} in {path}")
     return folder
+
+
+def release_gold(folder: Path | None) -> str | None:
+    """Which gold a local release was built from (`run`/`build`'s default, see `options.resolve_gold`),
+    as `evaluate` and `baseline` report it; None for a Hub dataset or an older release."""
+    if folder is None:
+        return None
+    try:
+        gold = (read_manifest(Path(folder)).get("inputs") or {}).get("gold") or {}
+    except UserError:
+        return None
+    if not gold.get("path"):
+        return None
+    kind = {"adjudicated": "adjudicated gold", "sample": "sample gold", "explicit": "--gold"}.get(
+        str(gold.get("kind")), ""
+    )
+    return f"{gold['path']} ({kind})" if kind else str(gold["path"])
 
 
 def load_release_dataset(

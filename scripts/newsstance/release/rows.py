@@ -9,7 +9,7 @@ turns columns into a table far faster than a list of row dicts.
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from newsstance.errors import UserError
-from newsstance.records import Record, read_jsonl, validator
+from newsstance.records import Progress, Record, read_jsonl, validator
 from newsstance.release.features import ARTICLES, DEFAULT, SILVER
 from newsstance.release.tokens import SpanOffTokens, bio_tag_ids, tokenize
 from newsstance.scheme import Scheme, record_validator
@@ -40,32 +40,50 @@ def _first_error(path: Path, number: int, errors: list) -> UserError:
     return UserError(f"{path}:{number}: {errors[0]}{extra}")
 
 
-def load_articles(paths: Iterable[Path]) -> list[Record]:
-    """Every article record of the given JSONL files, schema-validated, ids unique."""
-    check = validator("article.schema.json")
+def iter_articles(paths: Iterable[Path], validate: bool = True) -> Iterator[Record]:
+    """Article records of the given JSONL files, one at a time, schema-validated (first pass) or not (later
+    passes over the same, already checked files)."""
+    check = validator("article.schema.json") if validate else None
+    for path in paths:
+        for number, record in enumerate(read_jsonl(path), start=1):
+            if check is not None:
+                errors = check.errors(record)
+                if errors:
+                    raise _first_error(path, number, errors)
+            yield record
+
+
+CLUSTER_FIELDS = ("id", "url", "source", "title", "text_sha256", "duplicate_of", "related_to")
+
+
+def load_articles(
+    paths: Iterable[Path], light: bool = False, tap: Callable[[Record], None] | None = None
+) -> list[Record]:
+    """Every article record of the given JSONL files, schema-validated, ids unique.
+
+    `light=True` keeps only the fields the splitter needs (`CLUSTER_FIELDS`), so the index of a
+    million-article corpus fits in memory while texts are streamed later; `tap` sees every full record."""
     articles: list[Record] = []
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
     paths = list(paths)
     if not paths:
         raise UserError("no article files found (run `newsstance normalize` or pass --articles)")
-    for path in paths:
-        for number, record in enumerate(read_jsonl(path), start=1):
-            errors = check.errors(record)
-            if errors:
-                raise _first_error(path, number, errors)
-            if record["id"] in seen:
-                raise UserError(f"{path}:{number}: article id {record['id']} already in {seen[record['id']]}")
-            seen[record["id"]] = f"{path}:{number}"
-            articles.append(record)
+    for record in iter_articles(paths):
+        if tap is not None:
+            tap(record)
+        if record["id"] in seen:
+            raise UserError(f"article id {record['id']} appears twice in {', '.join(map(str, paths))}")
+        seen.add(record["id"])
+        articles.append({k: record.get(k) for k in CLUSTER_FIELDS} if light else record)
     if not articles:
-        raise UserError(f"no articles in {', '.join(map(str, paths))}")
+        raise UserError(f"no articles in {', '.join(map(str, paths))} (run `newsstance normalize`)")
     return articles
 
 
 def load_gold(path: Path, articles_by_id: Mapping[str, Record], scheme: Scheme) -> dict[str, Record]:
     """Gold records by article id: schema-valid, for a known article, made on its current text."""
     if not path.is_file():
-        raise UserError(f"gold annotations not found: {path} (run `newsstance gold` or pass --gold)")
+        raise UserError(f"gold annotations not found: {path} (run `newsstance adjudicate`, or pass --gold FILE)")
     check = record_validator("gold")
     major = scheme.scheme_version.split(".")[0]
     gold: dict[str, Record] = {}
@@ -91,7 +109,10 @@ def load_gold(path: Path, articles_by_id: Mapping[str, Record], scheme: Scheme) 
             raise UserError(f"{where}: second gold record for article {record['article_id']}")
         gold[record["article_id"]] = record
     if not gold:
-        raise UserError(f"no gold annotations in {path}")
+        raise UserError(
+            f"no gold annotations in {path} (label in `newsstance studio` and run `newsstance adjudicate`, "
+            "or pass --gold FILE)"
+        )
     return gold
 
 
@@ -103,9 +124,10 @@ class Columns:
     faster than `Table.from_pydict`.
     """
 
-    def __init__(self, schema: pa.Schema, chunk: int = 4096):
+    def __init__(self, schema: pa.Schema, chunk: int = 4096, on_batch: Callable[[pa.RecordBatch], None] | None = None):
         self.schema = schema
         self.chunk = chunk
+        self.on_batch = on_batch  # streaming: hand each batch on (to a shard writer) instead of keeping it
         self.pending: dict[str, list[Any]] = {name: [] for name in schema.names}
         self.batches: list[pa.RecordBatch] = []
         self.rows = 0
@@ -120,7 +142,11 @@ class Columns:
     def flush(self) -> None:
         if self.pending["id"]:
             arrays = [pa.array(self.pending[field.name], type=field.type) for field in self.schema]
-            self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+            batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+            if self.on_batch is not None:
+                self.on_batch(batch)
+            else:
+                self.batches.append(batch)
             self.pending = {name: [] for name in self.schema.names}
 
     def table(self) -> pa.Table:
@@ -266,6 +292,12 @@ class Silver:
     model: str
     entities: dict[str, list[Record]]
     stances: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Articles no model annotated (a language without a model): no silver row, rather than a row
+    # that looks like "no entities". An article a predictions file leaves out has empty entities.
+    not_annotated: set[str] = field(default_factory=set)
+
+    def covers(self, article_id: str) -> bool:
+        return article_id not in self.not_annotated
 
 
 def _columns(
@@ -283,7 +315,7 @@ def config_columns(
     scheme: Scheme,
     schemas: Mapping[str, pa.Schema],
     silver: Silver | None = None,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> dict[str, dict[str, Columns]]:
     """config -> split -> columns (arrow schemas from the features), in a stable order (by article id)."""
     configs: dict[str, dict[str, Columns]] = {DEFAULT: {}, ARTICLES: {}}
@@ -300,7 +332,7 @@ def config_columns(
             )
         if article.get("duplicate_of") is None:
             _columns(configs, ARTICLES, split, schemas).append(article_row(article, record is not None))
-            if silver is not None:
+            if silver is not None and silver.covers(article_id):
                 row = annotated_row(
                     article, silver.entities.get(article_id, []), silver.stances.get(article_id, {}), scheme, ids
                 )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from newsstance.errors import UserError
 from newsstance.ner import DEFAULT_MODEL, LanguageRoutedNER
-from newsstance.records import Record, read_jsonl
+from newsstance.records import Progress, Record, read_jsonl
 from newsstance.release.rows import Silver
 from newsstance.scheme import Scheme, record_validator
 
@@ -24,7 +24,7 @@ def silver_from_spacy(
     scheme: Scheme,
     model: str = DEFAULT_MODEL,
     label_map_path: Path | None = None,
-    progress: object = None,
+    progress: Progress | None = None,
 ) -> Silver:
     """Run the project's NER (the one used for pre-annotation) over every article, each through
     the pipeline of its language (`newsstance.ner.LanguageRoutedNER`)."""
@@ -39,8 +39,9 @@ def silver_from_spacy(
                 {"start": s.start, "end": s.end, "label": s.label, "text": text[s.start : s.end]} for s in spans
             ]
         if progress is not None:
-            progress.update(1)  # type: ignore[attr-defined]
-    return Silver(model=describe_models(ner), entities=entities)
+            progress.update(1)
+    not_annotated = {r["id"] for r in records if r["id"] not in entities}
+    return Silver(model=describe_models(ner), entities=entities, not_annotated=not_annotated)
 
 
 def describe_models(ner: LanguageRoutedNER) -> str:
@@ -68,6 +69,7 @@ def silver_from_predictions(path: Path, articles_by_id: Mapping[str, Record], mo
         if article is None:
             raise UserError(f"{path}:{number}: prediction for unknown article {record['id']}")
         text = article["text"]
-        entities[record["id"]] = [{**e, "text": text[e["start"] : e["end"]]} for e in record["entities"]]
+        if "entities" in record:  # a stance-only file predicts no entities (not "no entities")
+            entities[record["id"]] = [{**e, "text": text[e["start"] : e["end"]]} for e in record["entities"]]
         stances[record["id"]] = dict(record.get("stances") or {})
     return Silver(model=model or f"predictions:{path.name}", entities=entities, stances=stances)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ def parse_ratios(text: str | Sequence[float]) -> tuple[float, float, float]:
         raise UserError(f"--ratios must be three numbers like 0.8,0.1,0.1, got {text!r}") from None
     if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6 or values[0] <= 0:
         raise UserError(f"--ratios must be three non-negative numbers summing to 1 with train > 0, got {text!r}")
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2]
 
 
 class _UnionFind:
@@ -139,8 +140,14 @@ def assign_splits(
     frozen: Mapping[str, Record],
     gold_ids: set[str],
     ratios: Sequence[float] = DEFAULT_RATIOS,
+    stance_labels: Mapping[str, set[str]] | None = None,
+    warnings: list[str] | None = None,
 ) -> SplitAssignment:
-    """Keep every frozen article's split; assign new clusters; fail when a cluster straddles splits."""
+    """Keep every frozen article's split; assign new clusters; fail when a cluster straddles splits.
+
+    With `stance_labels` (article id -> stance classes of its gold), new clusters are then moved so that
+    every stance class of the corpus has an example in validation and test where the corpus allows
+    (`balance_stance_classes`); what cannot be done is appended to `warnings`."""
     members: dict[str, list[str]] = {}
     for article_id, cluster in cluster_of.items():
         members.setdefault(cluster, []).append(article_id)
@@ -171,8 +178,74 @@ def assign_splits(
         gold_counts[split] += n_gold
         all_counts[split] += len(ids)
         split_of.update(dict.fromkeys(ids, split))
+    if stance_labels:
+        balance_stance_classes(split_of, pending, stance_labels, ratios, warnings if warnings is not None else [])
     new_ids = sorted(i for i in split_of if i not in frozen)
     return SplitAssignment(split_of=split_of, new_ids=new_ids)
+
+
+def _class_counts(split_of: Mapping[str, str], labels: Mapping[str, set[str]]) -> dict[str, Counter[str]]:
+    counts: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
+    for article_id, classes in labels.items():
+        split = split_of.get(article_id)
+        if split is not None:
+            counts[split].update(classes)
+    return counts
+
+
+def balance_stance_classes(
+    split_of: dict[str, str],
+    movable: list[list[str]],
+    labels: Mapping[str, set[str]],
+    ratios: Sequence[float],
+    warnings: list[str],
+) -> None:
+    """Move new (not frozen) clusters so each stance class appears in validation and test.
+
+    A cluster moves only if its old split keeps at least one example of every class it had there, so a
+    move never empties a class elsewhere, and only if the split it joins stays within twice its target
+    share of the gold articles (a page with many related articles is not moved into a small split);
+    the smallest suitable cluster moves first (hash order breaks ties). Classes that cannot be placed
+    are reported, not silently missing."""
+    counts = _class_counts(split_of, labels)
+    everything: Counter[str] = Counter()
+    for split_counts in counts.values():
+        everything.update(split_counts)
+    clusters = {ids[0]: ids for ids in movable}
+    cluster_classes = {key: Counter(c for i in ids for c in labels.get(i, ())) for key, ids in clusters.items()}
+    targets = [split for split, ratio in zip(SPLITS, ratios, strict=True) if ratio > 0 and split != "train"]
+    gold_in = Counter(split_of[i] for i in labels if i in split_of)
+    total = sum(gold_in.values())
+    cap = {split: max(1.0, 2 * ratio * total) for split, ratio in zip(SPLITS, ratios, strict=True)}
+    n_gold = {key: sum(i in labels for i in ids) for key, ids in clusters.items()}
+    for label in sorted(everything, key=lambda c: (everything[c], c)):
+        for split in targets:
+            if counts[split][label]:
+                continue
+            candidates = []
+            for key, ids in clusters.items():
+                source = split_of[ids[0]]
+                classes = cluster_classes[key]
+                if source == split or not classes[label] or gold_in[split] + n_gold[key] > cap[split]:
+                    continue
+                if any(counts[source][c] - n < 1 for c, n in classes.items() if counts[source][c]):
+                    continue
+                candidates.append((len(ids), _hash_order(ids), key))
+            if not candidates:
+                warnings.append(
+                    f"stance class {label} has no example in {split} "
+                    f"({everything[label]} in the corpus; their clusters are frozen, too large for {split}, "
+                    "or the only examples where they are)"
+                )
+                continue
+            key = min(candidates)[2]
+            source = split_of[clusters[key][0]]
+            for article_id in clusters[key]:
+                split_of[article_id] = split
+            counts[source].subtract(cluster_classes[key])
+            counts[split].update(cluster_classes[key])
+            gold_in[source] -= n_gold[key]
+            gold_in[split] += n_gold[key]
 
 
 def frozen_records(frozen: Mapping[str, Record], assignment: SplitAssignment, version: str) -> list[Record]:

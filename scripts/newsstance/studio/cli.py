@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from newsstance.errors import UserError
 from newsstance.paths import ANNOTATIONS_JSONL, CONFLICTS_JSONL
+
+if TYPE_CHECKING:
+    from newsstance.studio.server import ManagedServer
 
 studio_app = typer.Typer(
     help="Annotate in Label Studio: run a server, push tasks, pull annotations.", no_args_is_help=True
@@ -41,23 +44,44 @@ KeepExportsOpt = Annotated[
 ]
 
 
+def _login_hint(server: ManagedServer, url: str | None) -> str | None:
+    creds = server.credentials()
+    if creds is None or url is None:
+        return None
+    return (
+        f"log in at {url}/user/login/ as {creds.username}; password and API token are in "
+        f"{server.credentials_path} (readable only by you); add annotators with `newsstance studio annotators add EMAIL`"
+    )
+
+
 @studio_app.command("up")
 def up(
     port: Annotated[int | None, typer.Option("--port", help="Port on 127.0.0.1 (default 8080).")] = None,
     data_dir: DataDirOpt = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="sqlite (default) or postgresql: a private PostgreSQL cluster newsstance creates and runs "
+            "(for teams annotating at once). Fixed when the data dir is created.",
+        ),
+    ] = None,
 ) -> None:
     """Start the managed Label Studio server (or report the running one)."""
-    from newsstance.studio.server import ManagedServer
+    from newsstance.studio.server import DATABASES, ManagedServer
 
-    server = ManagedServer(data_dir, port)
+    chosen = next((name for name in DATABASES if name == db), None)
+    if db is not None and chosen is None:
+        raise UserError(f"--db must be one of {', '.join(DATABASES)}, not {db!r}")
+    server = ManagedServer(data_dir, port, db=chosen)
     before = server.status()
     server.start()
     status = server.status()
-    creds = server.credentials()
     verb = "already running" if before.running else "started"
-    typer.echo(f"Label Studio {verb} at {status.url} (pid {status.pid})")
-    if creds is not None:
-        typer.echo(f"log in as {creds.username}; password and API token are in {server.credentials_path}")
+    typer.echo(f"Label Studio {verb} at {status.url} (pid {status.pid}, {status.database})")
+    hint = _login_hint(server, status.url)
+    if hint:
+        typer.echo(hint)
 
 
 @studio_app.command("install")
@@ -70,7 +94,7 @@ def install() -> None:
 
 @studio_app.command("down")
 def down(data_dir: DataDirOpt = None) -> None:
-    """Stop the managed server started by `up` (only that process)."""
+    """Stop the managed server started by `up` (only that process) and its PostgreSQL cluster, if any."""
     from newsstance.studio.server import ManagedServer
 
     server = ManagedServer(data_dir)
@@ -82,10 +106,14 @@ def status(data_dir: DataDirOpt = None) -> None:
     """Report the managed server's URL, pid and health; exit 1 when it is not running."""
     from newsstance.studio.server import ManagedServer
 
-    info = ManagedServer(data_dir).status()
+    server = ManagedServer(data_dir)
+    info = server.status()
     typer.echo(info.describe())
     if not info.running:
         raise typer.Exit(1)
+    hint = _login_hint(server, info.url)
+    if hint:
+        typer.echo(hint)
 
 
 @studio_app.command("push")
@@ -235,6 +263,96 @@ def review_cmd(
         articles_glob=articles,
     )
     typer.echo(result.summary())
+
+
+annotators_app = typer.Typer(help="The team: add annotators, list them with their counts.", no_args_is_help=True)
+studio_app.add_typer(annotators_app, name="annotators")
+
+
+@annotators_app.command("add")
+def annotators_add(
+    email: Annotated[str, typer.Argument(help="The annotator's e-mail (their login).")],
+    invite_link: Annotated[
+        bool, typer.Option("--invite-link", help="Print the invite link instead of creating the account.")
+    ] = False,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an annotator account with a one-time password, printed once (never stored)."""
+    from newsstance.studio.client import connection
+    from newsstance.studio.team import add_annotator
+
+    conn = connection(url, api_key, data_dir)
+    added = add_annotator(conn, email, link_only=invite_link)
+    if added.invite_url:
+        typer.echo(f"send {added.email} this invite link (anyone holding it can join): {added.invite_url}")
+    else:
+        typer.echo(
+            f"created {added.email}; log in at {conn.url}/user/login/ with this one-time password: {added.password}"
+        )
+        typer.echo("it is shown only now - pass it on privately and have it changed in Account & Settings")
+
+
+@annotators_app.command("list")
+def annotators_list(
+    project: ProjectOpt = "newsstance",
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Accounts on the server with their submitted and skipped annotations in the project."""
+    from newsstance.studio.client import connection
+    from newsstance.studio.project import find_project
+    from newsstance.studio.team import list_annotators
+
+    conn = connection(url, api_key, data_dir)
+    known = find_project(conn.client(), conn, project) is not None
+    rows = list_annotators(conn, project if known else None)
+    typer.echo(f"{len(rows)} annotator(s)" + ("" if known else f" (no project {project!r} yet: no counts)"))
+    for row in rows:
+        last = f", last {row.last_annotation[:19]}" if row.last_annotation else ""
+        typer.echo(f"  {row.email}: {row.annotations} annotation(s), {row.skipped} skipped{last}")
+
+
+@studio_app.command("progress")
+def progress_cmd(
+    project: ProjectOpt = "newsstance",
+    conflicts: Annotated[Path | None, typer.Option("--conflicts", help="Default annotations/conflicts.jsonl.")] = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Tasks done/total, per annotator, agreement so far, conflicts waiting."""
+    from newsstance.studio.client import connection
+    from newsstance.studio.team import progress_lines, project_progress, user_names
+
+    conn = connection(url, api_key, data_dir)
+    for line in progress_lines(project_progress(conn, project, conflicts), user_names(conn)):
+        typer.echo(line)
+
+
+@studio_app.command("configure")
+def configure_cmd(
+    project: ProjectOpt = "newsstance",
+    overlap: Annotated[int | None, typer.Option("--overlap", help="Annotators per task.")] = None,
+    order: Annotated[
+        str | None,
+        typer.Option(
+            "--order", help="Task order: sequential, random, or uncertainty (least confident predictions first)."
+        ),
+    ] = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set the project's overlap and the order annotators get tasks in."""
+    from newsstance.studio.client import connection
+    from newsstance.studio.team import ORDERS, configure_project
+
+    updated = configure_project(connection(url, api_key, data_dir), project, overlap=overlap, order=order)
+    order_name = next((k for k, v in ORDERS.items() if v == updated.get("sampling")), updated.get("sampling"))
+    typer.echo(f"project {project!r}: overlap {updated.get('maximum_annotations')}, order {order_name}")
 
 
 def register(app: typer.Typer) -> None:

@@ -122,7 +122,8 @@ def guidelines_html(path: Path | None = None) -> str:
 def find_project(client: LabelStudio, conn: Connection, title: str) -> dict[str, Any] | None:
     """The one project with this exact title, or None; several are ambiguous."""
     with conn.errors(f"listing projects titled {title!r}"):
-        found = [p.model_dump() for p in client.projects.list(title=title)]
+        pages: Iterable[Any] = client.projects.list(title=title)
+        found: list[dict[str, Any]] = [item.model_dump() for item in pages]
     found = [p for p in found if p.get("title") == title]
     if len(found) > 1:
         ids = ", ".join(str(p["id"]) for p in found)

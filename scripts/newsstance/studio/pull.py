@@ -43,8 +43,8 @@ from tqdm import tqdm
 
 from newsstance.conflicts import PULL, read_lines, replace_conflicts
 from newsstance.errors import UserError
-from newsstance.paths import ANNOTATIONS_JSONL, CONFLICTS_JSONL, EXPORTS_DIR, article_paths, in_project, state_dir
-from newsstance.records import atomic_write, read_jsonl, write_json
+from newsstance.paths import ANNOTATIONS_JSONL, CONFLICTS_JSONL, EXPORTS_DIR, in_project, state_dir
+from newsstance.records import atomic_write, corpus_hashes, read_jsonl, write_json
 from newsstance.scheme import Scheme, load_scheme
 from newsstance.studio.convert import Converter, fingerprint, int_id, project_of
 from newsstance.studio.identities import Identities, private_path
@@ -143,19 +143,6 @@ def write_users(export_path: Path, url: str | None, users: dict[int, str]) -> No
     write_json(path, {"url": url, "users": {str(k): v for k, v in users.items()}})
     with contextlib.suppress(OSError):
         os.chmod(path, 0o600)
-
-
-def corpus_hashes(articles_glob: str | None) -> dict[str, str] | None:
-    """article id -> text_sha256 of the normalised corpus, or None when there is no corpus here."""
-    paths = article_paths(articles_glob)
-    if not paths:
-        return None
-    return {
-        rec["id"]: rec["text_sha256"]
-        for path in paths
-        for rec in read_jsonl(path)
-        if isinstance(rec.get("id"), str) and isinstance(rec.get("text_sha256"), str)
-    }
 
 
 # --- reading an export, streaming ----------------------------------------------------------------

@@ -4,6 +4,13 @@ Tasks and their predictions travel in the same import call (separately, predicti
 slower), in batches; spaCy works on the next batch while Label Studio stores the current one.
 Label Studio checks nothing on import, so every task and prediction is validated here first.
 
+Prediction scores: every region carries the model's confidence in it and every prediction the
+lowest of them (`score`), and the project's `model_version` is set to the pushing model, so
+Label Studio's "Uncertainty sampling" serves the least certain tasks first.
+
+One writer per project: the whole push runs under `writer.project_lock`, and duplicates a
+writer on another machine created at the same time are removed after the import (`writer.py`).
+
 Idempotent: a state file (`<state dir>/studio/push/<server>/<project id>.json`) maps each pushed
 article id to its task id and text hash, written after every batch. When it is missing or does
 not match the server's task count, it is rebuilt from the server's tasks. An article whose text
@@ -17,7 +24,7 @@ import re
 import sys
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +48,9 @@ from newsstance.paths import (
 from newsstance.records import read_jsonl, write_json
 from newsstance.scheme import ENTITIES_NAME, MENTION_STANCE_NAME, TEXT_NAME, Scheme, load_scheme
 from newsstance.studio.client import Connection
-from newsstance.studio.preannotate import Preannotator, Result
+from newsstance.studio.preannotate import LanguageRoutedPreannotator, Preannotator, Result, ScoringPreannotator
 from newsstance.studio.project import DEFAULT_OVERLAP, DEFAULT_PROJECT, ensure_project
+from newsstance.studio.writer import project_lock, remove_duplicate_tasks
 
 if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
@@ -64,9 +72,10 @@ def canonical_articles(paths: Sequence[Path], limit: int | None = None) -> list[
     articles = []
     for path in paths:
         for record in read_jsonl(path):
-            if record.get("duplicate_of") is not None or record.get("id") in seen:
+            article_id = record.get("id")
+            if record.get("duplicate_of") is not None or article_id in seen:
                 continue
-            seen.add(record.get("id"))
+            seen.add(str(article_id))
             articles.append(record)
             if limit is not None and len(articles) >= limit:
                 return articles
@@ -122,7 +131,13 @@ def result_problems(result: Result, text: str, entity_names: frozenset[str]) -> 
     labels = value.get("labels")
     if not isinstance(labels, list) or len(labels) != 1 or labels[0] not in entity_names:
         problems.append(f"labels {labels!r} are not one scheme label")
+    if "score" in result and not _is_probability(result["score"]):
+        problems.append(f"region score {result['score']!r} is not a number in [0, 1]")
     return problems
+
+
+def _is_probability(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
 
 def choice_problems(result: Result, regions: dict[str, Result], scheme: Scheme) -> list[str]:
@@ -132,7 +147,7 @@ def choice_problems(result: Result, regions: dict[str, Result], scheme: Scheme) 
         return [f"{result.get('from_name')!r} result must be 'choices' on {TEXT_NAME!r}"]
     if result.get("from_name") == MENTION_STANCE_NAME:
         allowed = scheme.stance_names
-        region = regions.get(result.get("id"))
+        region = regions.get(str(result.get("id")))
         value = result.get("value") or {}
         if region is None:
             return [f"mention stance {result.get('id')!r} has no span with that region id"]
@@ -160,6 +175,8 @@ def task_problems(task: dict[str, Any], scheme: Scheme, entity_names: frozenset[
     for prediction in task.get("predictions") or []:
         if not prediction.get("model_version"):
             problems.append("prediction without model_version")
+        if "score" in prediction and not _is_probability(prediction["score"]):
+            problems.append(f"prediction score {prediction['score']!r} is not a number in [0, 1]")
         results = prediction.get("result") or []
         spans = [r for r in results if r.get("from_name") not in choice_controls]
         ids = [r.get("id") for r in spans]
@@ -176,17 +193,28 @@ def task_problems(task: dict[str, Any], scheme: Scheme, entity_names: frozenset[
 
 def build_tasks(
     articles: Sequence[dict[str, Any]],
-    predictions: Sequence[list[Result]] | None,
+    predictions: Sequence[list[Result] | None] | None,
     model_version: str | None,
     scheme: Scheme,
+    scores: Sequence[float | None] | None = None,
+    model_versions: Sequence[str | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Tasks with inline predictions, each validated; a bad one raises before anything is sent."""
+    """Tasks with inline predictions (and their scores), each validated; a bad one raises before anything is sent.
+
+    An article whose prediction is None (its language has no model) gets no prediction at all.
+    """
     tasks = []
     entity_names = frozenset(scheme.entity_names)
     for index, article in enumerate(articles):
         task: dict[str, Any] = {"data": task_data(article)}
-        if predictions is not None:
-            task["predictions"] = [{"model_version": model_version, "result": predictions[index]}]
+        results = predictions[index] if predictions is not None else None
+        if results is not None:
+            version = model_versions[index] if model_versions is not None else None
+            prediction: dict[str, Any] = {"model_version": version or model_version, "result": results}
+            score = scores[index] if scores is not None else None
+            if score is not None:
+                prediction["score"] = score
+            task["predictions"] = [prediction]
         problems = task_problems(task, scheme, entity_names)
         if problems:
             raise UserError(f"refusing to push article {article.get('id')}: {'; '.join(problems[:3])}")
@@ -220,6 +248,7 @@ class PushState:
     project_created_at: str
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_count: int = 0
+    rebuilt: bool = False  # read from the server this run (someone else changed the project)
 
     @classmethod
     def load(cls, path: Path, url: str, project_id: int, project_created_at: str) -> PushState | None:
@@ -274,7 +303,7 @@ def load_or_reconcile_state(client: LabelStudio, conn: Connection, project: dict
     count = project_task_count(client, conn, project_id)
     if state is not None and state.task_count == count:
         return state
-    state = PushState(path, conn.url, project_id, created_at, task_count=count)
+    state = PushState(path, conn.url, project_id, created_at, task_count=count, rebuilt=count > 0)
     if count:
         tqdm.write(f"reconciling push state with the {count} task(s) on the server", file=sys.stderr)
         state.tasks = server_tasks(client, conn, project_id)
@@ -299,6 +328,10 @@ class PushResult:
     task_ids: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     update: UpdateResult | None = None  # `--update`: changed articles carried over to their new text
+    duplicates_removed: int = 0
+    expected_task_count: int = 0  # tasks in the project if nobody else wrote to it meanwhile
+    reconciled: bool = False  # the push state was rebuilt from the server (another writer was there)
+    not_preannotated: dict[str, int] = field(default_factory=dict)  # language -> tasks without a model
 
     def summary(self) -> str:
         parts = [
@@ -314,6 +347,11 @@ class PushResult:
             parts.append(f"{len(self.changed)} changed since pushed (NOT pushed; --update re-anchors them)")
         elif self.update is not None:
             parts.append(self.update.summary())
+        if self.duplicates_removed:
+            parts.append(f"{self.duplicates_removed} duplicate(s) from a concurrent push removed")
+        if self.not_preannotated:
+            counts = " ".join(f"{language} {n}" for language, n in sorted(self.not_preannotated.items()))
+            parts.append(f"not pre-annotated (no model for the language): {counts}")
         return ", ".join(parts) + f" in {self.seconds:.1f} s"
 
 
@@ -331,8 +369,42 @@ def push_articles(
     articles: Sequence[dict[str, Any]],
     *,
     project: str = DEFAULT_PROJECT,
+    state_path: Path | None = None,
+    lock_dir: Path | None = None,
+    **options: Any,
+) -> PushResult:
+    """Push articles as tasks under the project's write lock, then remove duplicates a concurrent
+    writer elsewhere created (see `writer.py`). Options: those of `_push_unlocked`."""
+    with project_lock(conn.url, project, lock_dir or (state_path.parent if state_path else None)):
+        result = _push_unlocked(conn, articles, project=project, state_path=state_path, **options)
+        client = conn.client()
+        # Cheap check first: when the task count is what our own imports explain, no other writer
+        # added tasks meanwhile. Of two concurrent writers the later check sees all tasks of both.
+        if result.reconciled or (
+            result.pushed and project_task_count(client, conn, result.project_id) != result.expected_task_count
+        ):
+            report = remove_duplicate_tasks(client, conn, result.project_id, mine=set(result.task_ids.values()))
+            ours = set(report.removed) & set(result.task_ids.values())
+            if report.removed or report.left_for_their_writer:
+                # Our state may map articles to deleted tasks, and recent duplicates of another writer
+                # need another look: the next push rebuilds the state from the server and checks again.
+                (state_path or default_state_path(conn.url, result.project_id)).unlink(missing_ok=True)
+                kept = report.kept
+                result.task_ids.update({a: kept[a] for a, t in result.task_ids.items() if t in ours and a in kept})
+            result.duplicates_removed = len(report.removed)
+            result.pushed -= len(ours)
+            result.already_present += len(ours)
+    return result
+
+
+def _push_unlocked(
+    conn: Connection,
+    articles: Sequence[dict[str, Any]],
+    *,
+    project: str = DEFAULT_PROJECT,
     scheme: Scheme | None = None,
     preannotator: Preannotator | None = None,
+    preannotator_factory: Callable[[], Preannotator] | None = None,
     batch_size: int = DEFAULT_BATCH,
     state_path: Path | None = None,
     guidelines: str | None = None,
@@ -343,6 +415,8 @@ def push_articles(
 ) -> PushResult:
     """Push articles (already filtered to canonical ones) as tasks; returns what happened.
 
+    `preannotator_factory` is called only when there is something new to push (loading a model
+    takes seconds; a push with nothing new should not pay for it).
     `update`: articles whose text changed since pushed get their task text replaced and their
     annotations, predictions and local records/gold re-anchored (`newsstance.studio.reanchor`)."""
     started = time.perf_counter()
@@ -386,18 +460,26 @@ def push_articles(
         else:
             result.already_present += 1
 
+    if preannotator is None and preannotator_factory is not None and new:
+        preannotator = preannotator_factory()
+    result.model_version = preannotator.model_version if preannotator else None
     bar = tqdm(total=len(new), desc="push", unit="task", disable=not progress or not new, file=sys.stderr)
     with ThreadPoolExecutor(max_workers=1) as sender:
         pending: Pending | None = None
         try:
             for batch in _batches(new, batch_size):
                 # Pre-annotate this batch while Label Studio stores the previous one.
-                predictions = preannotator.predict([a["text"] for a in batch]) if preannotator else None
-                tasks = build_tasks(batch, predictions, result.model_version, scheme)
+                predictions, scores, versions = _predict(preannotator, batch)
+                tasks = build_tasks(batch, predictions, result.model_version, scheme, scores, versions)
                 if pending is not None:
                     done, pending = pending, None
                     _record_batch(done, state, result, conn, bar)
-                future = sender.submit(client.projects.import_tasks, id=project_id, request=tasks, return_task_ids=True)
+                future = sender.submit(
+                    client.projects.import_tasks,
+                    id=project_id,
+                    request=tasks,  # type: ignore[arg-type]  # plain dicts are what the API takes
+                    return_task_ids=True,
+                )
                 pending = (future, batch, tasks)
             if pending is not None:
                 done, pending = pending, None
@@ -407,6 +489,12 @@ def push_articles(
                 with contextlib.suppress(Exception):
                     _record_batch(pending, state, result, conn, bar)
     bar.close()
+    if isinstance(preannotator, LanguageRoutedPreannotator):
+        result.not_preannotated = dict(preannotator.skipped)
+    if result.pushed and result.model_version and sync.project.get("model_version") != result.model_version:
+        # Uncertainty sampling only considers predictions of the project's current model version.
+        with conn.errors(f"setting the model version of project {project!r}"):
+            client.projects.update(project_id, model_version=result.model_version)
     if update and result.changed:
         from newsstance.studio.reanchor import update_changed_articles
 
@@ -424,8 +512,31 @@ def push_articles(
         for entry in result.changed:
             state.tasks[entry["article_id"]] = {"task_id": entry["task_id"], "text_sha256": entry["now_sha256"]}
         state.save()
+    result.expected_task_count = state.task_count
+    result.reconciled = state.rebuilt
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _predict(
+    preannotator: Preannotator | None, articles: Sequence[dict[str, Any]]
+) -> tuple[list[list[Result] | None] | None, list[float | None] | None, list[str | None] | None]:
+    """Results per article (None: not pre-annotated), a prediction score per article when the
+    preannotator scores its output, and the model version per article when it routes by language."""
+    if preannotator is None:
+        return None, None, None
+    texts = [article["text"] for article in articles]
+    if isinstance(preannotator, LanguageRoutedPreannotator):
+        routed = preannotator.predict_articles(texts, [article.get("language") for article in articles])
+        return (
+            [item[0] if item else None for item in routed],
+            [item[1] if item else None for item in routed],
+            [item[2] if item else None for item in routed],
+        )
+    if isinstance(preannotator, ScoringPreannotator):
+        scored = preannotator.predict_scored(texts)
+        return [results for results, _ in scored], [score for _, score in scored], None
+    return list(preannotator.predict(texts)), None, None
 
 
 def _record_batch(pending: Pending, state: PushState, result: PushResult, conn: Connection, bar: Any) -> None:
@@ -465,7 +576,7 @@ def push(
     update: bool = False,
 ) -> PushResult:
     """The whole `newsstance studio push`: read the corpus, pre-annotate, push."""
-    from newsstance.studio.preannotate import DEFAULT_MODEL, SpacyPreannotator
+    from newsstance.ner import DEFAULT_MODEL
 
     paths = article_paths(articles_glob)
     if not paths:
@@ -474,13 +585,17 @@ def push(
     scheme = load_scheme()
     if preannotate not in {"spacy", "none"}:
         raise UserError(f"--preannotate must be spacy or none, not {preannotate!r}")
-    preannotator = SpacyPreannotator(scheme, model or DEFAULT_MODEL, label_map) if preannotate == "spacy" else None
+    factory = (
+        (lambda: LanguageRoutedPreannotator(scheme, model or DEFAULT_MODEL, label_map))
+        if preannotate == "spacy"
+        else None
+    )
     return push_articles(
         conn,
         articles,
         project=project,
         scheme=scheme,
-        preannotator=preannotator,
+        preannotator_factory=factory,
         batch_size=batch_size,
         state_path=state_path,
         overlap=overlap,

@@ -19,6 +19,7 @@ from newsstance.scheme import load_scheme
 from newsstance.studio.client import Connection
 from newsstance.studio.project import ensure_project
 from newsstance.studio.push import server_tasks, task_problems
+from newsstance.studio.writer import project_lock, remove_duplicate_tasks
 
 if TYPE_CHECKING:
     from label_studio_sdk.types.import_api_request import ImportApiRequest
@@ -71,7 +72,26 @@ def push_review(
     annotations_path: Path | None = None,
     articles_glob: str | None = None,
 ) -> ReviewResult:
-    """Create/update the review project and add a task per conflicted article not already there."""
+    """Create/update the review project and add a task per conflicted article not already there
+    (under the project's write lock; duplicates from a concurrent writer elsewhere are removed)."""
+    with project_lock(conn.url, project):
+        return _push_review_unlocked(
+            conn,
+            project=project,
+            conflicts_path=conflicts_path,
+            annotations_path=annotations_path,
+            articles_glob=articles_glob,
+        )
+
+
+def _push_review_unlocked(
+    conn: Connection,
+    *,
+    project: str,
+    conflicts_path: Path | None,
+    annotations_path: Path | None,
+    articles_glob: str | None,
+) -> ReviewResult:
     conflicts_path = conflicts_path or in_project(CONFLICTS_JSONL)
     annotations_path = annotations_path or in_project(ANNOTATIONS_JSONL)
     tasks = build_review_tasks(conflicts_path, annotations_path, articles_glob)
@@ -92,8 +112,11 @@ def push_review(
     if new:
         with conn.errors(f"importing review tasks into {project!r}"):
             # The SDK accepts plain task dicts (it serialises them as they are); its type says models.
-            client.projects.import_tasks(
+            response = client.projects.import_tasks(
                 id=project_id, request=cast("list[ImportApiRequest]", new), return_task_ids=True
             )
-    result.pushed = len(new)
+        mine = [int(t) for t in getattr(response, "task_ids", None) or []]
+        removed = remove_duplicate_tasks(client, conn, project_id, mine=mine).removed
+        result.already_present += len(removed)
+        result.pushed = len(new) - len(removed)
     return result

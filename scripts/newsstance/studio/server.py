@@ -1,10 +1,15 @@
 """A Label Studio server newsstance starts, watches and stops (`newsstance studio up|down|status`).
 
 Label Studio runs from its own virtualenv (it pins an old pytz the toolkit cannot share), as
-a separate process bound to 127.0.0.1 only, with a SQLite data dir. Everything newsstance
-keeps about one server lives in `<data dir>/newsstance/`: the generated admin credentials
-(mode 0600), the log, and the pid + process start time so `down` stops exactly the process
-`up` started, never a stranger that reused the pid.
+a separate process bound to 127.0.0.1 only, with a SQLite data dir (default) or a private
+PostgreSQL cluster (`--db postgresql`, see `postgres.py`). Everything newsstance keeps about
+one server lives in `<data dir>/newsstance/`: the generated admin credentials, the log, and
+the pid + process start time so `down` stops exactly the process `up` started, never a
+stranger that reused the pid.
+
+The database holds the admin API token in plain text, so the whole data dir is private: the
+folders are 0700 and the files 0600 (Label Studio itself runs with umask 077), and `up`
+tightens an existing data dir that is more open (and refuses one owned by another user).
 
 A cold start runs Django migrations (about a minute). A migrated, user-less data dir is
 therefore cached once per Label Studio version under `<state dir>/ls-templates/`, and new
@@ -20,6 +25,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -27,7 +33,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import orjson
@@ -37,6 +43,9 @@ from newsstance.errors import UserError
 from newsstance.paths import state_dir
 from newsstance.records import write_json
 
+if TYPE_CHECKING:
+    from newsstance.studio.postgres import PostgresCluster
+
 LABEL_STUDIO_VERSION = "1.23.2"
 DEFAULT_PORT = 8080
 HOST = "127.0.0.1"
@@ -44,6 +53,9 @@ BIN_ENV = "NEWSSTANCE_LABEL_STUDIO_BIN"
 META_DIR = "newsstance"
 SQLITE_NAME = "label_studio.sqlite3"
 DEFAULT_STARTUP_TIMEOUT = 240.0
+PRIVATE_UMASK = 0o077
+Database = Literal["sqlite", "postgresql"]
+DATABASES: tuple[Database, ...] = ("sqlite", "postgresql")
 
 # Environment every managed server gets: no outbound calls, no anonymous signup.
 QUIET_ENV = {
@@ -185,6 +197,38 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
+# --- private files -------------------------------------------------------------------------------
+
+
+def make_private(root: Path) -> int:
+    """Strip group/other permissions from `root` and everything under it; returns how many paths
+    were too open. Symlinks are left alone (chmod would follow them); a tree owned by another
+    user is refused, since we could neither fix nor trust it."""
+    fixed = 0
+    uid = os.geteuid()
+    for folder, _dirs, files in os.walk(root, followlinks=False):
+        for path in [Path(folder), *(Path(folder) / name for name in files)]:
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            if info.st_uid != uid and uid != 0:
+                raise UserError(f"{path} belongs to another user (uid {info.st_uid}); refusing to use {root}")
+            if info.st_mode & 0o077:
+                os.chmod(path, stat.S_IMODE(info.st_mode) & 0o700)
+                fixed += 1
+    return fixed
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) with mode 0700."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
 # --- credentials ---------------------------------------------------------------------------------
 
 
@@ -263,12 +307,16 @@ class ServerStatus:
     pid: int | None
     data_dir: Path
     log: Path
+    database: str = "sqlite"
 
     def describe(self) -> str:
         if not self.running:
             return f"not running (data dir {self.data_dir})"
         state = "healthy" if self.healthy else "NOT healthy"
-        return f"running at {self.url} (pid {self.pid}, {state}; data dir {self.data_dir}, log {self.log})"
+        return (
+            f"running at {self.url} (pid {self.pid}, {state}, {self.database}; "
+            f"data dir {self.data_dir}, log {self.log})"
+        )
 
 
 def health(url: str, timeout: float = 2.0) -> bool:
@@ -319,7 +367,7 @@ def _stop_process_group(pid: int, timeout: float = 20.0) -> None:
 
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with lock_path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -348,7 +396,9 @@ def ensure_template(bin_path: Path, template_root: Path | None = None, *, timeou
     root = template_root or default_template_root()
     template = root / f"label-studio-{version}"
     if (template / SQLITE_NAME).is_file():
+        make_private(root)  # templates cached before data dirs were private
         return template
+    private_dir(root)
     with _locked(root / ".lock"):
         if (template / SQLITE_NAME).is_file():
             return template
@@ -366,11 +416,13 @@ def ensure_template(bin_path: Path, template_root: Path | None = None, *, timeou
                     stdin=subprocess.DEVNULL,
                     timeout=timeout,
                     check=False,
+                    umask=PRIVATE_UMASK,
                 )
             if result.returncode != 0 or not (build / SQLITE_NAME).is_file():
                 raise UserError(f"migrating the Label Studio template failed; see {log_path}")
             for leftover in (".env",):
                 (build / leftover).unlink(missing_ok=True)
+            make_private(build)
             os.replace(build, template)
         except subprocess.TimeoutExpired:
             raise UserError(f"migrating the Label Studio template took over {timeout:.0f} s; see {log_path}") from None
@@ -386,7 +438,7 @@ def _is_initialised(data_dir: Path) -> bool:
 
 def _seed_from_template(data_dir: Path, template: Path) -> None:
     """Copy the template's files into an empty (or meta-only) data dir."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     for item in template.iterdir():
         target = data_dir / item.name
         if item.is_dir():
@@ -414,9 +466,15 @@ class ManagedServer:
         template_root: Path | None = None,
         use_template: bool = True,
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+        db: Database | None = None,
+        pg_root: Path | None = None,
     ):
         self.data_dir = Path(data_dir or default_data_dir()).resolve()
         self.requested_port = port
+        if db is not None and db not in DATABASES:
+            raise UserError(f"--db must be one of {', '.join(DATABASES)}, not {db!r}")
+        self.requested_db = db
+        self.pg_root = pg_root
         self.bin_path = bin_path
         self.template_root = template_root
         self.use_template = use_template
@@ -438,6 +496,52 @@ class ManagedServer:
     @property
     def log_path(self) -> Path:
         return self.meta_dir / "server.log"
+
+    @property
+    def database_path(self) -> Path:
+        """Present when this data dir runs on PostgreSQL: the cluster's folder, port and password (0600)."""
+        return self.meta_dir / "postgresql.json"
+
+    @property
+    def database(self) -> Database:
+        """The engine this data dir was set up with (SQLite unless `up --db postgresql` made it)."""
+        return "postgresql" if self.database_path.is_file() else "sqlite"
+
+    def cluster(self) -> PostgresCluster | None:
+        """The PostgreSQL cluster of this data dir, or None on SQLite."""
+        from newsstance.studio.postgres import ClusterConfig, PostgresCluster
+
+        config = ClusterConfig.load(self.database_path)
+        return PostgresCluster(config) if config else None
+
+    def _choose_database(self) -> Database:
+        """Requested engine, checked against what the data dir already holds (no silent switch)."""
+        existing: Database | None = (
+            "postgresql" if self.database_path.is_file() else "sqlite" if _is_initialised(self.data_dir) else None
+        )
+        wanted = self.requested_db or existing or "sqlite"
+        if existing is not None and wanted != existing:
+            raise UserError(
+                f"{self.data_dir} holds a Label Studio on {existing}; it cannot switch to {wanted} "
+                "(use another --data-dir)"
+            )
+        return wanted
+
+    def _start_database(self) -> dict[str, str]:
+        """Start the PostgreSQL cluster when this data dir uses one; Label Studio's DB settings."""
+        from newsstance.studio.postgres import PostgresCluster, default_cluster_root, new_config
+
+        if self._choose_database() == "sqlite":
+            return {}
+        cluster = self.cluster()
+        if cluster is None:
+            cluster = PostgresCluster(new_config(self.pg_root or default_cluster_root(self.data_dir)))
+            cluster.config.save(self.database_path)
+        port = cluster.config.port
+        cluster.start()
+        if cluster.config.port != port:
+            cluster.config.save(self.database_path)
+        return cluster.config.label_studio_env()
 
     def credentials(self) -> Credentials | None:
         return read_credentials(self.credentials_path)
@@ -471,8 +575,10 @@ class ManagedServer:
     def status(self) -> ServerStatus:
         record = self.process()
         if record is None or not record.matches_live_process():
-            return ServerStatus(False, False, None, None, self.data_dir, self.log_path)
-        return ServerStatus(True, health(record.url), record.url, record.pid, self.data_dir, self.log_path)
+            return ServerStatus(False, False, None, None, self.data_dir, self.log_path, self.database)
+        return ServerStatus(
+            True, health(record.url), record.url, record.pid, self.data_dir, self.log_path, self.database
+        )
 
     def start(self) -> ManagedServer:
         """Start (or reattach to) the server and wait until it is healthy."""
@@ -493,15 +599,22 @@ class ManagedServer:
         if port_in_use(port):
             raise UserError(f"port {port} on {HOST} is already in use; pick another with --port")
         bin_path = ensure_label_studio(self.bin_path)
-        self.meta_dir.mkdir(parents=True, exist_ok=True)
-        if not _is_initialised(self.data_dir) and self.use_template:
+        fresh = not self.data_dir.exists()
+        private_dir(self.data_dir)
+        if not fresh and (loose := make_private(self.data_dir)):
+            _log(f"tightened permissions of {loose} path(s) in {self.data_dir} (the database holds the API token)")
+        private_dir(self.meta_dir)
+        database = self._choose_database()
+        if database == "sqlite" and not _is_initialised(self.data_dir) and self.use_template:
             _seed_from_template(self.data_dir, ensure_template(bin_path, self.template_root))
+            make_private(self.data_dir)
         creds = self.credentials()
         if creds is None:
             creds = Credentials.generate()
             write_credentials(self.credentials_path, creds)
 
         env = _base_env(self.data_dir, creds.secret_key)
+        env.update(self._start_database())
         env.update(
             {
                 "LABEL_STUDIO_USERNAME": creds.username,
@@ -520,7 +633,7 @@ class ManagedServer:
             "--enable-legacy-api-token",
         ]
         url = f"http://{HOST}:{port}"
-        with self.log_path.open("ab") as log:
+        with os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
             log.write(f"\n--- newsstance: starting Label Studio on {url} at {time.ctime()} ---\n".encode())
             log.flush()
             proc = subprocess.Popen(
@@ -531,6 +644,7 @@ class ManagedServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         try:
             create_time = psutil.Process(proc.pid).create_time()
@@ -575,15 +689,18 @@ class ManagedServer:
         )
 
     def stop(self) -> bool:
-        """Stop the process this data dir's `start` launched; False when it was not running."""
+        """Stop the process this data dir's `start` launched (and its PostgreSQL cluster, if any);
+        False when Label Studio was not running."""
         record = self.process()
-        if record is None:
-            return False
         stopped = False
-        if record.matches_live_process():
-            _stop_process_group(record.pid)
-            stopped = True
-        self.process_path.unlink(missing_ok=True)
+        if record is not None:
+            if record.matches_live_process():
+                _stop_process_group(record.pid)
+                stopped = True
+            self.process_path.unlink(missing_ok=True)
+        cluster = self.cluster()
+        if cluster is not None:
+            cluster.stop()
         return stopped
 
     def __enter__(self) -> ManagedServer:

@@ -76,10 +76,22 @@ def read_json(text: str) -> tuple[list[JsonItem], bool]:
     return [_item(value, index, None) for index, value in enumerate(data)], True
 
 
+def iter_lines(text: str) -> Iterator[str]:
+    """`text.split("\n")` one line at a time: no list of every line of a big file at once."""
+    start = 0
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        yield text[start:end]
+        start = end + 1
+
+
 def read_jsonl(text: str) -> Iterator[JsonItem]:
-    """One item per non-blank line; a malformed line becomes an item with reason `malformed_json`."""
+    """One item per non-blank line, read line by line; a malformed line becomes an item with
+    reason `malformed_json`."""
     index = 0
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(iter_lines(text), start=1):
         if not line.strip():
             continue
         try:

@@ -26,6 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from newsstance.normalize.config import ChromeConfig, NormalizeConfig
 from newsstance.normalize.dates import is_time_expression
@@ -106,7 +107,7 @@ def _inline_header(line: str) -> tuple[str, str] | None:
 def _nonblank_before(lines: list[str], index: int) -> int:
     """How many non-blank lines precede `index` (counting stops past the byline zone)."""
     count = 0
-    for line in lines[:index]:
+    for line in islice(lines, index):  # no slice copy: called for many lines of long pages
         if line:
             count += 1
             if count > BYLINE_ZONE:
