@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,17 +40,50 @@ def _corpus(root: Path, pages, copies: int) -> Path:
     return root
 
 
-def test_ray_executor_gives_the_records_of_the_local_one(tmp_path, tmp_path_factory, monkeypatch):
+def _warc(path: Path, pages) -> Path:
+    """A small WARC of fictional HTML responses (and one redirect), written with warcio."""
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with path.open("wb") as handle:
+        writer = WARCWriter(handle, gzip=True)
+        for i in range(3):
+            body = pages.html.replace("Orrin Quay", f"Orrin Quay {i}").encode()
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+            uri = f"https://www.orrinlamp.example/culture/quay-{i}"
+            record = writer.create_warc_record(uri, "response", payload=io.BytesIO(body), http_headers=http)
+            writer.write_record(record)
+        moved = StatusAndHeaders("301 Moved", [("Location", "https://www.orrinlamp.example/")], protocol="HTTP/1.1")
+        writer.write_record(
+            writer.create_warc_record(
+                "https://www.orrinlamp.example/old", "response", payload=io.BytesIO(b""), http_headers=moved
+            )
+        )
+    return path
+
+
+def test_ray_executor_gives_the_records_of_the_local_one(tmp_path, tmp_path_factory, monkeypatch, pages):
     ray = pytest.importorskip("ray")
+    pytest.importorskip("warcio")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    local = run_normalize([SAMPLE], tmp_path / "local", crawl_time=CRAWL, workers=2)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE, corpus / "sample")
+    (corpus / "crawl").mkdir()
+    _warc(corpus / "crawl" / "news.warc.gz", pages)
+    local = run_normalize([corpus], tmp_path / "local", crawl_time=CRAWL, workers=2)
     ray_tmp = tmp_path_factory.mktemp("ray")  # short: Ray's socket paths must stay under 108 bytes
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(ray_tmp), log_to_driver=False)
     try:
-        remote = run_normalize([SAMPLE], tmp_path / "ray", crawl_time=CRAWL, workers=2, executor="ray")
+        remote = run_normalize([corpus], tmp_path / "ray", crawl_time=CRAWL, workers=2, executor="ray")
     finally:
         ray.shutdown()
     assert remote.articles == local.articles > 0
+    warc_records = [
+        line for line in _outputs(tmp_path / "local")["articles-00000.jsonl"].splitlines() if b"news.warc.gz" in line
+    ]
+    assert len(warc_records) == 3  # the three HTML responses; the redirect is quarantined
     assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local")
 
 
