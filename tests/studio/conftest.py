@@ -215,3 +215,13 @@ def any_ls_conn(request: pytest.FixtureRequest) -> Connection:
     the SQLite group runs."""
     name = "ls_conn" if request.param == "sqlite" else "ls_pg_conn"
     return request.getfixturevalue(name)
+
+
+@pytest.fixture(autouse=True)
+def no_default_corpus(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Studio tests bring their own articles: the checkout's `corpus/normalized` (left by a
+    `make run`) must not count as "the corpus" that pull and adjudicate check gold against."""
+    import newsstance.paths
+
+    empty = tmp_path_factory.mktemp("no-corpus")
+    monkeypatch.setattr(newsstance.paths, "ARTICLES_GLOB", str(empty / "articles*.jsonl"))

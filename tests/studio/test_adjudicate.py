@@ -426,6 +426,8 @@ def test_adjudicate_command(tmp_path: Path) -> None:
         "unanimous",
         "--min-annotators",
         "1",
+        "--articles",
+        str(tmp_path / "no-corpus-*.jsonl"),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr

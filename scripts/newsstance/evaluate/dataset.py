@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
 from newsstance.errors import UserError
 from newsstance.evaluate.bio import token_offsets
@@ -151,7 +152,7 @@ def _name(names: list[str], value: int | None, where: str) -> str | None:
     return names[value]
 
 
-def _flat_list_column(table: Any, column: str) -> tuple[np.ndarray, np.ndarray]:
+def _flat_list_column(table: pa.Table, column: str) -> tuple[np.ndarray, np.ndarray]:
     """A list column as (flat values, offsets): one numpy array, no Python object per token."""
     import pyarrow.compute as pc
 
@@ -162,7 +163,7 @@ def _flat_list_column(table: Any, column: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(values, dtype=np.int64), offsets
 
 
-def _entity_columns(table: Any, maps: LabelMaps) -> dict[str, np.ndarray]:
+def _entity_columns(table: pa.Table, maps: LabelMaps) -> dict[str, np.ndarray]:
     """Entities of every row as flat arrays (offsets, start, end, label id, stance id or -1), range-checked."""
     import pyarrow.compute as pc
 
@@ -317,7 +318,7 @@ class GoldSplit:
         )
 
 
-def gold_split(table: Any, maps: LabelMaps) -> GoldSplit:
+def gold_split(table: pa.Table, maps: LabelMaps) -> GoldSplit:
     """A split's Arrow table -> GoldSplit, column by column (no Python object per entity or token).
 
     ClassLabel ids are range-checked here: `datasets` does not check them when reading parquet.
@@ -387,7 +388,7 @@ def gold_split(table: Any, maps: LabelMaps) -> GoldSplit:
     )
 
 
-def gold_articles(table: Any, maps: LabelMaps) -> list[GoldArticle]:
+def gold_articles(table: pa.Table, maps: LabelMaps) -> list[GoldArticle]:
     """Rows of a split's Arrow table -> GoldArticles (names, texts; for baselines)."""
     return gold_split(table, maps).articles()
 

@@ -20,6 +20,7 @@ from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
 from newsstance.normalize import dedup, engine, storage
 from newsstance.normalize.model import PARSER_VERSION, SCHEMA_VERSION
+from newsstance.records import Validator
 
 ROLES = storage.ROLES
 COMPACT_MIN_DEAD_BYTES = 16 * 1024 * 1024
@@ -179,7 +180,7 @@ def _summary_dict(
     }
 
 
-def _mark_duplicate(line: bytes, canonical_id: str, jaccard: float, article_validator: Any) -> bytes:
+def _mark_duplicate(line: bytes, canonical_id: str, jaccard: float, article_validator: Validator) -> bytes:
     record = orjson.loads(line)
     record["duplicate_of"] = canonical_id
     record["provenance"]["near_duplicate_jaccard"] = round(jaccard, 4)
