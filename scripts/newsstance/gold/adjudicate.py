@@ -199,19 +199,21 @@ def conflict(
     }
 
 
-def adjudicate_article(
-    article_id: str,
-    records: list[Record],
-    scheme: Scheme,
-    policy: str,
-    min_annotators: int,
-    pull_conflicts: list[Record],
-    corpus: Mapping[str, str] | None = None,
-) -> tuple[Record | None, list[Record]]:
-    """Gold record (or None) and conflict entries for one article's annotations."""
-    cancelled = [rec for rec in records if rec["cancelled"]]
-    active = [rec for rec in records if not rec["cancelled"]]
-    entries = [
+@dataclass(frozen=True)
+class _Outcome:
+    """What one article's annotations decided, before the checks that can still keep it from gold.
+
+    `decided` holds the gold `entities` and `stances`; `items` the unresolved ones (with competing values).
+    """
+
+    decided: dict[str, Any]
+    method: str
+    items: list[dict[str, Any]]
+
+
+def _cancelled_entries(article_id: str, cancelled: list[Record]) -> list[Record]:
+    """One entry per cancelled annotation, so a skipped annotation is accounted for, not silently dropped."""
+    return [
         conflict(
             article_id,
             CANCELLED,
@@ -223,133 +225,157 @@ def adjudicate_article(
         )
         for rec in cancelled
     ]
-    if not active:
-        return None, entries
-    ids = [rec["annotation_id"] for rec in active]
-    annotators = {rec["annotation_id"]: rec["annotator"] for rec in active}
 
+
+def _text_changed_between(article_id: str, active: list[Record], ids: list[int]) -> Record | None:
+    """An entry when the annotations were made on different texts: their spans cannot be compared."""
     hashes = {rec["text_sha256"] for rec in active}
-    if len(hashes) > 1:
-        by_hash = {h: sorted(r["annotation_id"] for r in active if r["text_sha256"] == h) for h in sorted(hashes)}
-        entries.append(
-            conflict(
-                article_id,
-                TEXT_CHANGED,
-                f"annotations were made on {len(hashes)} different texts of this article",
-                ids,
-                gold_written=False,
-                text_sha256=by_hash,
-            )
+    if len(hashes) <= 1:
+        return None
+    by_hash = {h: sorted(r["annotation_id"] for r in active if r["text_sha256"] == h) for h in sorted(hashes)}
+    return conflict(
+        article_id,
+        TEXT_CHANGED,
+        f"annotations were made on {len(hashes)} different texts of this article",
+        ids,
+        gold_written=False,
+        text_sha256=by_hash,
+    )
+
+
+def _ground_truth_outcome(
+    article_id: str, ground_truths: list[Record], scheme: Scheme, ids: list[int]
+) -> _Outcome | Record:
+    """Ground truth is taken as it is; several that disagree are a conflict (no vote may override them)."""
+    if len({content_of(rec) for rec in ground_truths}) > 1:
+        outcome = vote_on_items(ground_truths, scheme, "unanimous")
+        return conflict(
+            article_id,
+            GROUND_TRUTH_DISAGREEMENT,
+            f"{len(ground_truths)} ground-truth annotations disagree on {len(outcome['items'])} item(s)",
+            ids,
+            gold_written=False,
+            ground_truth_ids=sorted(r["annotation_id"] for r in ground_truths),
+            items=outcome["items"],
+            entities=outcome["entities"],
+            stances=outcome["stances"],
+            policy="unanimous",
         )
-        return None, entries
+    return _Outcome(annotation_content(ground_truths[0]), "ground_truth", [])
 
-    ground_truths = [rec for rec in active if rec["ground_truth"]]
-    if ground_truths:
-        if len({content_of(rec) for rec in ground_truths}) > 1:
-            outcome = vote_on_items(ground_truths, scheme, "unanimous")
-            entries.append(
-                conflict(
-                    article_id,
-                    GROUND_TRUTH_DISAGREEMENT,
-                    f"{len(ground_truths)} ground-truth annotations disagree on {len(outcome['items'])} item(s)",
-                    ids,
-                    gold_written=False,
-                    ground_truth_ids=sorted(r["annotation_id"] for r in ground_truths),
-                    items=outcome["items"],
-                    entities=outcome["entities"],
-                    stances=outcome["stances"],
-                    policy="unanimous",
-                )
-            )
-            return None, entries
-        items: list[dict[str, Any]] = []
-        decided, method = annotation_content(ground_truths[0]), "ground_truth"
-    else:
-        voters = latest_by_annotator(active)
-        if len(voters) < min_annotators:
-            entries.append(
-                conflict(
-                    article_id,
-                    TOO_FEW_ANNOTATORS,
-                    f"{len(voters)} annotator(s), at least {min_annotators} required",
-                    ids,
-                    gold_written=False,
-                    annotators=sorted(set(annotators.values())),
-                )
-            )
-            return None, entries
-        if len(voters) == 1:
-            decided, method, items = annotation_content(voters[0]), "single", []
-        else:
-            outcome = vote_on_items(voters, scheme, policy)
-            decided, items = outcome, outcome["items"]
-            method = "agreed_items_only" if items else "unanimous" if outcome["unanimous"] else "majority"
 
+def _voted_outcome(
+    article_id: str,
+    active: list[Record],
+    scheme: Scheme,
+    policy: str,
+    min_annotators: int,
+    ids: list[int],
+) -> _Outcome | Record:
+    """Decide by the annotators' latest annotations; `method` records what happened, not the policy asked."""
+    voters = latest_by_annotator(active)
+    if len(voters) < min_annotators:
+        return conflict(
+            article_id,
+            TOO_FEW_ANNOTATORS,
+            f"{len(voters)} annotator(s), at least {min_annotators} required",
+            ids,
+            gold_written=False,
+            annotators=sorted({rec["annotator"] for rec in active}),
+        )
+    if len(voters) == 1:
+        return _Outcome(annotation_content(voters[0]), "single", [])
+    outcome = vote_on_items(voters, scheme, policy)
+    items = outcome["items"]
+    method = "agreed_items_only" if items else "unanimous" if outcome["unanimous"] else "majority"
+    return _Outcome(outcome, method, items)
+
+
+def _decisions(outcome: _Outcome, policy: str) -> dict[str, Any]:
+    """The partial adjudication as conflict details, so a reviewer sees what was decided and what was not."""
+    decided = outcome.decided
+    return {"items": outcome.items, "entities": decided["entities"], "stances": decided["stances"], "policy": policy}
+
+
+def _scheme_blocker(
+    article_id: str, outcome: _Outcome, scheme: Scheme, ids: list[int], decisions: dict[str, Any]
+) -> Record | None:
+    """An entry when the decided content is gold `build` would refuse: a missing stance or overlapping spans."""
+    decided, items = outcome.decided, outcome.items
     missing_targets = [t for t in scheme.target_ids if t not in decided["stances"]]
-    decisions = {"items": items, "entities": decided["entities"], "stances": decided["stances"], "policy": policy}
     if missing_targets:
-        entries.append(
-            conflict(
-                article_id,
-                UNRESOLVED_STANCE,
-                f"document stance unresolved for {', '.join(missing_targets)}; {len(items)} unresolved item(s) in all",
-                ids,
-                gold_written=False,
-                **decisions,
-            )
+        return conflict(
+            article_id,
+            UNRESOLVED_STANCE,
+            f"document stance unresolved for {', '.join(missing_targets)}; {len(items)} unresolved item(s) in all",
+            ids,
+            gold_written=False,
+            **decisions,
         )
-        return None, entries
     clashes = overlap_violations(decided["entities"], scheme.span_overlap)
     if clashes:
-        entries.append(
-            conflict(
-                article_id,
-                OVERLAPPING_SPANS,
-                f"{len(clashes)} pair(s) of decided spans overlap against the scheme (span_overlap: "
-                f"{scheme.span_overlap}); a reviewer must choose",
-                ids,
-                gold_written=False,
-                spans=[[_span(a), _span(b)] for a, b in clashes],
-                **decisions,
-            )
+        return conflict(
+            article_id,
+            OVERLAPPING_SPANS,
+            f"{len(clashes)} pair(s) of decided spans overlap against the scheme (span_overlap: "
+            f"{scheme.span_overlap}); a reviewer must choose",
+            ids,
+            gold_written=False,
+            spans=[[_span(a), _span(b)] for a, b in clashes],
+            **decisions,
         )
-        return None, entries
-    text_sha = next(iter(hashes))
-    if corpus is not None:
-        current = corpus.get(article_id)
-        if current is None:
-            entries.append(
-                conflict(
-                    article_id,
-                    ARTICLE_MISSING,
-                    "the article is not in the corpus any more (removed or renamed by normalisation)",
-                    ids,
-                    gold_written=False,
-                )
-            )
-            return None, entries
-        if current != text_sha:
-            entries.append(
-                conflict(
-                    article_id,
-                    TEXT_CHANGED,
-                    "the article's text changed in the corpus since it was annotated; run "
-                    "`newsstance studio push --update` to carry the annotations over",
-                    ids,
-                    gold_written=False,
-                    text_sha256={"annotated": text_sha, "corpus": current},
-                )
-            )
-            return None, entries
-    gold = {
+    return None
+
+
+def _corpus_blocker(article_id: str, text_sha: str, corpus: Mapping[str, str] | None, ids: list[int]) -> Record | None:
+    """An entry when the corpus is here and the article is gone or its text changed: the spans would not match."""
+    if corpus is None:
+        return None
+    current = corpus.get(article_id)
+    if current is None:
+        return conflict(
+            article_id,
+            ARTICLE_MISSING,
+            "the article is not in the corpus any more (removed or renamed by normalisation)",
+            ids,
+            gold_written=False,
+        )
+    if current != text_sha:
+        return conflict(
+            article_id,
+            TEXT_CHANGED,
+            "the article's text changed in the corpus since it was annotated; run "
+            "`newsstance studio push --update` to carry the annotations over",
+            ids,
+            gold_written=False,
+            text_sha256={"annotated": text_sha, "corpus": current},
+        )
+    return None
+
+
+def _gold_record(article_id: str, text_sha: str, outcome: _Outcome, scheme: Scheme, ids: list[int]) -> Record:
+    """The gold record; stances in the scheme's target order so the output does not depend on vote order."""
+    decided = outcome.decided
+    return {
         "article_id": article_id,
         "text_sha256": text_sha,
         "entities": decided["entities"],
         "stances": {t: decided["stances"][t] for t in scheme.target_ids},
         "annotation_ids": sorted(ids),
-        "method": method,
+        "method": outcome.method,
         "scheme_version": scheme.scheme_version,
     }
+
+
+def _gold_caveats(
+    article_id: str,
+    items: list[dict[str, Any]],
+    decisions: dict[str, Any],
+    ids: list[int],
+    pull_conflicts: list[Record],
+) -> list[Record]:
+    """Entries for written gold that may lack something (unresolved entities, pull problems), so it is not lost."""
+    entries: list[Record] = []
     if items:
         entries.append(
             conflict(
@@ -377,7 +403,47 @@ def adjudicate_article(
                 pull_reasons=sorted({str(c.get("reason")) for c in pull_conflicts}),
             )
         )
-    return gold, entries
+    return entries
+
+
+def adjudicate_article(
+    article_id: str,
+    records: list[Record],
+    scheme: Scheme,
+    policy: str,
+    min_annotators: int,
+    pull_conflicts: list[Record],
+    corpus: Mapping[str, str] | None = None,
+) -> tuple[Record | None, list[Record]]:
+    """Gold record (or None) and conflict entries for one article's annotations.
+
+    Phases: cancelled annotations, text consistency, deciding (ground truth or vote), the checks
+    that keep unbuildable gold out, then the gold record and the caveats written alongside it.
+    """
+    active = [rec for rec in records if not rec["cancelled"]]
+    entries = _cancelled_entries(article_id, [rec for rec in records if rec["cancelled"]])
+    if not active:
+        return None, entries
+    ids = [rec["annotation_id"] for rec in active]
+    text_changed = _text_changed_between(article_id, active, ids)
+    if text_changed is not None:
+        return None, [*entries, text_changed]
+    ground_truths = [rec for rec in active if rec["ground_truth"]]
+    if ground_truths:
+        outcome = _ground_truth_outcome(article_id, ground_truths, scheme, ids)
+    else:
+        outcome = _voted_outcome(article_id, active, scheme, policy, min_annotators, ids)
+    if not isinstance(outcome, _Outcome):
+        return None, [*entries, outcome]
+    decisions = _decisions(outcome, policy)
+    text_sha = active[0]["text_sha256"]
+    blocker = _scheme_blocker(article_id, outcome, scheme, ids, decisions)
+    if blocker is None:
+        blocker = _corpus_blocker(article_id, text_sha, corpus, ids)
+    if blocker is not None:
+        return None, [*entries, blocker]
+    gold = _gold_record(article_id, text_sha, outcome, scheme, ids)
+    return gold, [*entries, *_gold_caveats(article_id, outcome.items, decisions, ids, pull_conflicts)]
 
 
 def _span(entity: Mapping[str, Any]) -> dict[str, Any]:
