@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -187,6 +187,23 @@ class Conversion:
     fixes: dict[str, int] = field(default_factory=dict)
 
 
+class MakeConflict(Protocol):
+    """`Converter.convert`'s conflict factory: the annotation's ids are bound, the rest is per problem."""
+
+    def __call__(self, kind: str, reason: str, detail: dict[str, Any] | None = None, /) -> dict[str, Any]: ...
+
+
+@dataclass
+class _Parts:
+    """What the result items of one annotation gave, while per-region stances wait for their spans."""
+
+    regions: dict[str, dict[str, Any]] = field(default_factory=dict)  # region id -> its (first) span
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    mention_stances: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # region id -> choice results
+    stances: dict[str, str] = field(default_factory=dict)  # target id -> document stance
+    answered: dict[str, int] = field(default_factory=dict)  # target id -> answers seen
+
+
 class Converter:
     """Turns (task, annotation) pairs of a JSON export into records, per the scheme."""
 
@@ -235,6 +252,7 @@ class Converter:
         return None
 
     def convert(self, task: dict[str, Any], annotation: dict[str, Any]) -> Conversion:
+        """One annotation -> its record and conflicts, phase by phase (each phase adds what it finds)."""
         data = _dict(task.get("data"))
         base = {
             "annotation_id": annotation.get("id"),
@@ -252,12 +270,34 @@ class Converter:
         text: str = data["text"]
         conflicts: list[dict[str, Any]] = []
         fixes: dict[str, int] = {}
+        parts = self._read_results(annotation, text, conflict, conflicts, fixes)
+        self._join_mention_stances(parts, conflict, conflicts)
+        for entity in parts.entities:
+            entity.pop("ambiguous", None)
+        parts.entities.sort(key=lambda e: (e["start"], e["end"], e["label"], e["region_id"] or ""))
+        record = self._record(annotation, data, base, parts, conflict, conflicts)
+        if not record["cancelled"]:
+            conflicts += self._rule_conflicts(parts.entities, parts.stances, conflict)
+        errors = self.validator.errors(record)
+        if errors:
+            conflicts.append(
+                conflict(
+                    "record", "converted record fails the annotation schema", {"errors": [str(e) for e in errors[:5]]}
+                )
+            )
+            return Conversion(None, conflicts, fixes)
+        return Conversion(record, conflicts, fixes)
 
-        regions: dict[str, dict[str, Any]] = {}
-        entities: list[dict[str, Any]] = []
-        mention_stances: dict[str, list[dict[str, Any]]] = {}
-        stances: dict[str, str] = {}
-        answered: dict[str, int] = {}
+    def _read_results(
+        self,
+        annotation: dict[str, Any],
+        text: str,
+        conflict: MakeConflict,
+        conflicts: list[dict[str, Any]],
+        fixes: dict[str, int],
+    ) -> _Parts:
+        """Sort the result items by control; stances are joined to spans later, once all regions are known."""
+        parts = _Parts()
         results = annotation.get("result") or []
         if not isinstance(results, list):
             results = [results]
@@ -266,84 +306,84 @@ class Converter:
                 conflicts.append(conflict("record", "result item is not a JSON object", {"result": result}))
                 continue
             from_name, kind = result.get("from_name"), result.get("type")
-            value = _dict(result.get("value"))
             if from_name == ENTITIES_NAME and kind == "labels":
-                entity = self._entity(result, text, conflict, conflicts, fixes)
-                if entity is None:
-                    continue
-                if entity["region_id"] is not None and entity["region_id"] in regions:
-                    conflicts.append(
-                        conflict(
-                            "region",
-                            "two spans share one region id; neither gets a stance",
-                            {"region_id": entity["region_id"]},
-                        )
-                    )
-                    regions[entity["region_id"]]["ambiguous"] = True
-                    entity["ambiguous"] = True
-                regions.setdefault(entity["region_id"], entity)
-                entities.append(entity)
+                self._add_entity(parts, result, text, conflict, conflicts, fixes)
             elif from_name == MENTION_STANCE_NAME and kind == "choices":
-                if result.get("id") is None:
-                    conflicts.append(
-                        conflict("region", "per-region stance without a region id", {"region_id": None, "value": value})
-                    )
-                    continue
-                mention_stances.setdefault(str(result.get("id")), []).append(result)
+                _add_mention_stance(parts, result, conflict, conflicts)
             elif isinstance(from_name, str) and from_name in self.targets and kind == "choices":
-                target = self.targets[from_name]
-                choices = _names(value.get("choices"))
-                answered[target] = answered.get(target, 0) + 1
-                if len(choices) != 1 or not isinstance(choices[0], str) or choices[0] not in self.document_stance_names:
-                    conflicts.append(
-                        conflict(
-                            "label",
-                            f"{from_name}: {choices!r} is not one of {self.scheme.document_stance_names}",
-                            {"choices": choices},
-                        )
-                    )
-                elif answered[target] > 1:
-                    conflicts.append(
-                        conflict(
-                            "stance",
-                            f"{from_name} answered more than once",
-                            {"choices": [stances.pop(target, None), choices[0]]},
-                        )
-                    )
-                else:
-                    stances[target] = choices[0]
-            elif kind == "relation":
-                conflicts.append(
-                    conflict(
-                        "control",
-                        f"relation {result.get('from_id')!r} -> {result.get('to_id')!r} is not part of the scheme",
-                        {"result": result},
-                    )
-                )
+                self._add_document_stance(parts, from_name, _dict(result.get("value")), conflict, conflicts)
             else:
-                conflicts.append(
-                    conflict("control", f"result of unknown control {from_name!r} (type {kind!r})", {"result": result})
-                )
+                conflicts.append(_control_conflict(result, conflict))
+        return parts
 
+    def _add_entity(
+        self,
+        parts: _Parts,
+        result: dict[str, Any],
+        text: str,
+        conflict: MakeConflict,
+        conflicts: list[dict[str, Any]],
+        fixes: dict[str, int],
+    ) -> None:
+        """A span; a region id used twice makes both spans ambiguous, so neither can take a stance."""
+        entity = self._entity(result, text, conflict, conflicts, fixes)
+        if entity is None:
+            return
+        if entity["region_id"] is not None and entity["region_id"] in parts.regions:
+            conflicts.append(
+                conflict(
+                    "region",
+                    "two spans share one region id; neither gets a stance",
+                    {"region_id": entity["region_id"]},
+                )
+            )
+            parts.regions[entity["region_id"]]["ambiguous"] = True
+            entity["ambiguous"] = True
+        parts.regions.setdefault(entity["region_id"], entity)
+        parts.entities.append(entity)
+
+    def _add_document_stance(
+        self,
+        parts: _Parts,
+        from_name: str,
+        value: dict[str, Any],
+        conflict: MakeConflict,
+        conflicts: list[dict[str, Any]],
+    ) -> None:
+        """One answer to a document stance question; a second answer voids both (a person must choose)."""
+        target = self.targets[from_name]
+        choices = _names(value.get("choices"))
+        parts.answered[target] = parts.answered.get(target, 0) + 1
+        if len(choices) != 1 or not isinstance(choices[0], str) or choices[0] not in self.document_stance_names:
+            conflicts.append(
+                conflict(
+                    "label",
+                    f"{from_name}: {choices!r} is not one of {self.scheme.document_stance_names}",
+                    {"choices": choices},
+                )
+            )
+        elif parts.answered[target] > 1:
+            conflicts.append(
+                conflict(
+                    "stance",
+                    f"{from_name} answered more than once",
+                    {"choices": [parts.stances.pop(target, None), choices[0]]},
+                )
+            )
+        else:
+            parts.stances[target] = choices[0]
+
+    def _join_mention_stances(self, parts: _Parts, conflict: MakeConflict, conflicts: list[dict[str, Any]]) -> None:
+        """Give each span its per-region stance, which Label Studio exports as a separate result item."""
         dropped_regions = {
             c["detail"].get("region_id"): c
             for c in conflicts
             if c["kind"] in {"span", "label"} and c["detail"].get("region_id") is not None
         }
-        for region_id, choice_results in mention_stances.items():
-            entity = regions.get(region_id)
+        for region_id, choice_results in parts.mention_stances.items():
+            entity = parts.regions.get(region_id)
             if entity is None:
-                choices = [_dict(r.get("value")).get("choices") for r in choice_results]
-                if region_id in dropped_regions:  # the span's own conflict carries its stance
-                    dropped_regions[region_id]["detail"]["mention_stance"] = choices
-                else:
-                    conflicts.append(
-                        conflict(
-                            "region",
-                            "per-region stance whose region is missing",
-                            {"region_id": region_id, "value": choice_results[0].get("value")},
-                        )
-                    )
+                _orphan_stance(region_id, choice_results, dropped_regions, conflict, conflicts)
                 continue
             if len(choice_results) > 1 or entity.get("ambiguous"):
                 conflicts.append(conflict("region", "several stances for one region", {"region_id": region_id}))
@@ -360,23 +400,20 @@ class Converter:
                 continue
             entity["stance"] = choices[0]
 
-        for entity in entities:
-            entity.pop("ambiguous", None)
-        entities.sort(key=lambda e: (e["start"], e["end"], e["label"], e["region_id"] or ""))
-        stamps: dict[str, str | None] = {}
-        for name in ("created_at", "updated_at"):
-            try:
-                stamps[name] = utc_iso(annotation.get(name))
-            except (ValueError, OverflowError) as exc:
-                stamps[name] = None
-                conflicts.append(
-                    conflict(
-                        "record", f"unreadable {name} {annotation.get(name)!r}: {exc}", {name: annotation.get(name)}
-                    )
-                )
+    def _record(
+        self,
+        annotation: dict[str, Any],
+        data: dict[str, Any],
+        base: dict[str, Any],
+        parts: _Parts,
+        conflict: MakeConflict,
+        conflicts: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """The annotation record (not yet validated); unreadable timestamps become None plus a conflict."""
+        stamps = _stamps(annotation, conflict, conflicts)
         created_at, updated_at = stamps["created_at"], stamps["updated_at"]
         lead_time = annotation.get("lead_time")
-        record = {
+        return {
             "annotation_id": annotation.get("id"),
             "task_id": base["task_id"],
             "project_id": base["project_id"],
@@ -388,24 +425,18 @@ class Converter:
             "lead_time": float(lead_time) if isinstance(lead_time, int | float) and lead_time >= 0 else None,
             "cancelled": flag(annotation.get("was_cancelled", False)),
             "ground_truth": flag(annotation.get("ground_truth", False)),
-            "entities": entities,
-            "stances": stances,
+            "entities": parts.entities,
+            "stances": parts.stances,
             "scheme_version": self.scheme.scheme_version,
         }
-        if not record["cancelled"]:
-            conflicts += self._rule_conflicts(entities, stances, conflict)
-        errors = self.validator.errors(record)
-        if errors:
-            conflicts.append(
-                conflict(
-                    "record", "converted record fails the annotation schema", {"errors": [str(e) for e in errors[:5]]}
-                )
-            )
-            return Conversion(None, conflicts, fixes)
-        return Conversion(record, conflicts, fixes)
 
     def _entity(
-        self, result: dict[str, Any], text: str, conflict: Any, conflicts: list[dict[str, Any]], fixes: dict[str, int]
+        self,
+        result: dict[str, Any],
+        text: str,
+        conflict: MakeConflict,
+        conflicts: list[dict[str, Any]],
+        fixes: dict[str, int],
     ) -> dict[str, Any] | None:
         value = _dict(result.get("value"))
         region_id = None if result.get("id") is None else str(result.get("id"))
@@ -438,7 +469,7 @@ class Converter:
         return {"start": start, "end": end, "label": labels[0], "text": span, "stance": None, "region_id": region_id}
 
     def _rule_conflicts(
-        self, entities: list[dict[str, Any]], stances: dict[str, str], conflict: Any
+        self, entities: list[dict[str, Any]], stances: dict[str, str], conflict: MakeConflict
     ) -> list[dict[str, Any]]:
         """Scheme rules a person must fix in Label Studio: span overlap and unanswered questions."""
         found = [
@@ -461,6 +492,71 @@ class Converter:
                 )
             )
         return found
+
+
+def _add_mention_stance(
+    parts: _Parts, result: dict[str, Any], conflict: MakeConflict, conflicts: list[dict[str, Any]]
+) -> None:
+    """Hold a per-region stance until all spans are read: it may come before its region."""
+    if result.get("id") is None:
+        conflicts.append(
+            conflict(
+                "region",
+                "per-region stance without a region id",
+                {"region_id": None, "value": _dict(result.get("value"))},
+            )
+        )
+        return
+    parts.mention_stances.setdefault(str(result.get("id")), []).append(result)
+
+
+def _control_conflict(result: dict[str, Any], conflict: MakeConflict) -> dict[str, Any]:
+    """A result of a control the scheme does not define (relations included): dropped, reported."""
+    from_name, kind = result.get("from_name"), result.get("type")
+    if kind == "relation":
+        return conflict(
+            "control",
+            f"relation {result.get('from_id')!r} -> {result.get('to_id')!r} is not part of the scheme",
+            {"result": result},
+        )
+    return conflict("control", f"result of unknown control {from_name!r} (type {kind!r})", {"result": result})
+
+
+def _orphan_stance(
+    region_id: str,
+    choice_results: list[dict[str, Any]],
+    dropped_regions: dict[Any, dict[str, Any]],
+    conflict: MakeConflict,
+    conflicts: list[dict[str, Any]],
+) -> None:
+    """A per-region stance without its span: told by the span's own conflict when the span was dropped."""
+    choices = [_dict(r.get("value")).get("choices") for r in choice_results]
+    if region_id in dropped_regions:  # the span's own conflict carries its stance
+        dropped_regions[region_id]["detail"]["mention_stance"] = choices
+    else:
+        conflicts.append(
+            conflict(
+                "region",
+                "per-region stance whose region is missing",
+                {"region_id": region_id, "value": choice_results[0].get("value")},
+            )
+        )
+
+
+def _stamps(
+    annotation: dict[str, Any], conflict: MakeConflict, conflicts: list[dict[str, Any]]
+) -> dict[str, str | None]:
+    """created_at/updated_at in UTC; an unreadable one becomes None and a `record` conflict, not a crash."""
+    stamps: dict[str, str | None] = {}
+    for name in ("created_at", "updated_at"):
+        try:
+            stamps[name] = utc_iso(annotation.get(name))
+        except (ValueError, OverflowError) as exc:
+            stamps[name] = None
+            conflicts.append(
+                conflict("record", f"unreadable {name} {annotation.get(name)!r}: {exc}", {name: annotation.get(name)})
+            )
+    return stamps
 
 
 def _span_detail(entity: Mapping[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ import ijson
 import orjson
 from tqdm import tqdm
 
-from newsstance.conflicts import PULL, read_lines, replace_conflicts
+from newsstance.conflicts import PULL, ConflictLine, read_lines, replace_conflicts
 from newsstance.errors import UserError
 from newsstance.paths import ANNOTATIONS_JSONL, CONFLICTS_JSONL, EXPORTS_DIR, in_project, state_dir
 from newsstance.records import atomic_write, corpus_hashes, read_jsonl, write_json
@@ -323,6 +323,19 @@ def _load_state(state_path: Path) -> dict[str, Any]:
         return {}
 
 
+@dataclass
+class _Ingest:
+    """One ingestion in progress: the state and records it rewrites, and what it found so far."""
+
+    state: dict[str, Any]  # annotation id (str) -> {"updated_at", "project_id", "task_id"} of the last pull
+    records: dict[int, KeptRecord]
+    result: PullResult
+    reconverted: set[int] = field(default_factory=set)
+    new_conflicts: list[dict[str, Any]] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)
+    first_task: dict[int, Any] = field(default_factory=dict)  # annotation id -> the task it was first seen in
+
+
 def ingest_export(
     source: Path,
     export_path: Path | None,
@@ -342,7 +355,6 @@ def ingest_export(
 ) -> PullResult:
     """Convert an export (checked by `scan_export`) and merge it into `out` and the conflicts file."""
     started = time.perf_counter()
-    duplicated = scan.duplicated_ids
     state_file = _load_state(state_path)
     state = _dict(state_file.get("annotations"))
     records = _read_records(out)
@@ -355,73 +367,120 @@ def ingest_export(
         export_path, out, conflicts_path, sorted(scope.projects, key=lambda p: (p is None, p or 0)), mode=mode
     )
     result.tasks_fetched = scan.tasks
-    reconverted: set[int] = set()
-    new_conflicts: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    first_task: dict[int, Any] = {}
+    run = _Ingest(state, records, result)
+    _convert_export(run, source, export_path, scan, converter, conflicted_ids, full=full, progress=progress)
+    gone = _drop_deleted(run, scope)
+    _write_ingested(run, scope, gone, existing_conflicts, identities, state_path, state_file, extra_state)
+    result.conflicts = len(run.new_conflicts)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _convert_export(
+    run: _Ingest,
+    source: Path,
+    export_path: Path | None,
+    scan: ExportScan,
+    converter: Converter,
+    conflicted_ids: set[int | None],
+    *,
+    full: bool,
+    progress: bool,
+) -> None:
+    """Stream the export task by task (never held whole), converting each annotation that needs it."""
     bar = tqdm(
         total=scan.annotations, desc="convert", unit="annotation", disable=not progress or scan.annotations < 2000
     )
     for task in iter_tasks(source, str(export_path or source)):
         for annotation in task.get("annotations") or []:
             bar.update(1)
-            problem = _unusable_annotation(task, annotation, first_task)
+            problem = _unusable_annotation(task, annotation, run.first_task)
             if problem is not None:
-                new_conflicts.append(problem)
+                run.new_conflicts.append(problem)
                 continue
-            annotation["id"] = annotation_id = int(annotation["id"])
-            seen.add(annotation_id)
-            first_task[annotation_id] = task.get("id")
-            stamp = annotation.get("updated_at") or annotation.get("created_at") or fingerprint(annotation)
-            known = _dict(state.get(str(annotation_id)))
-            present = annotation_id in records or annotation_id in conflicted_ids
-            if annotation_id in records and records[annotation_id].emailed:
-                present = False  # pulled before annotators were pseudonymous: convert again
-            if not full and known.get("updated_at") == stamp and present and annotation_id not in duplicated:
-                continue
-            if known or annotation_id in records:
-                result.updated += 1
-            else:
-                result.new += 1
-            reconverted.add(annotation_id)
-            conversion = converter.convert(task, annotation)
-            records.pop(annotation_id, None)
-            if conversion.record is not None:
-                records[annotation_id] = KeptRecord.of(conversion.record)
-            new_conflicts += conversion.conflicts
-            for fix, count in conversion.fixes.items():
-                result.fixes[fix] = result.fixes.get(fix, 0) + count
-            state[str(annotation_id)] = {
-                "updated_at": stamp,
-                "project_id": project_of(task, annotation),
-                "task_id": int_id(task.get("id")),
-            }
+            _ingest_annotation(run, task, annotation, converter, conflicted_ids, scan.duplicated_ids, full=full)
     bar.close()
 
+
+def _ingest_annotation(
+    run: _Ingest,
+    task: dict[str, Any],
+    annotation: dict[str, Any],
+    converter: Converter,
+    conflicted_ids: set[int | None],
+    duplicated: set[int],
+    *,
+    full: bool,
+) -> None:
+    """Convert one keyed annotation unless its change stamp says the kept record is still its own."""
+    annotation["id"] = annotation_id = int(annotation["id"])
+    run.seen.add(annotation_id)
+    run.first_task[annotation_id] = task.get("id")
+    stamp = annotation.get("updated_at") or annotation.get("created_at") or fingerprint(annotation)
+    known = _dict(run.state.get(str(annotation_id)))
+    present = annotation_id in run.records or annotation_id in conflicted_ids
+    if annotation_id in run.records and run.records[annotation_id].emailed:
+        present = False  # pulled before annotators were pseudonymous: convert again
+    if not full and known.get("updated_at") == stamp and present and annotation_id not in duplicated:
+        return
+    if known or annotation_id in run.records:
+        run.result.updated += 1
+    else:
+        run.result.new += 1
+    run.reconverted.add(annotation_id)
+    conversion = converter.convert(task, annotation)
+    run.records.pop(annotation_id, None)
+    if conversion.record is not None:
+        run.records[annotation_id] = KeptRecord.of(conversion.record)
+    run.new_conflicts += conversion.conflicts
+    for fix, count in conversion.fixes.items():
+        run.result.fixes[fix] = run.result.fixes.get(fix, 0) + count
+    run.state[str(annotation_id)] = {
+        "updated_at": stamp,
+        "project_id": project_of(task, annotation),
+        "task_id": int_id(task.get("id")),
+    }
+
+
+def _drop_deleted(run: _Ingest, scope: Scope) -> set[int]:
+    """Forget annotations the export speaks for but no longer holds (deleted in Label Studio); count the rest."""
     gone = {  # negative ids: annotations imported from elsewhere (`import-annotations`), never pulled
         aid
-        for aid, rec in records.items()
-        if aid not in seen and aid >= 0 and scope.covers(rec.project_id, rec.task_id)
+        for aid, rec in run.records.items()
+        if aid not in run.seen and aid >= 0 and scope.covers(rec.project_id, rec.task_id)
     }
     gone |= {
         int(aid)
-        for aid, info in state.items()
+        for aid, info in run.state.items()
         if int_id(aid) is not None
-        and int(aid) not in seen
+        and int(aid) not in run.seen
         and scope.covers(_dict(info).get("project_id"), _dict(info).get("task_id"))
     }
     for annotation_id in gone:
-        records.pop(annotation_id, None)
-        state.pop(str(annotation_id), None)
-    result.deleted = sorted(gone)
+        run.records.pop(annotation_id, None)
+        run.state.pop(str(annotation_id), None)
+    run.result.deleted = sorted(gone)
     # Unchanged = every annotation of these projects this run left as it was, fetched or not.
-    result.unchanged = sum(
+    run.result.unchanged = sum(
         1
-        for aid, info in state.items()
-        if _dict(info).get("project_id") in scope.projects and int_id(aid) not in reconverted
+        for aid, info in run.state.items()
+        if _dict(info).get("project_id") in scope.projects and int_id(aid) not in run.reconverted
     )
+    return gone
 
-    replaced = reconverted | gone
+
+def _write_ingested(
+    run: _Ingest,
+    scope: Scope,
+    gone: set[int],
+    existing_conflicts: list[ConflictLine],
+    identities: Identities,
+    state_path: Path,
+    state_file: dict[str, Any],
+    extra_state: dict[str, Any] | None,
+) -> None:
+    """Rewrite records, this scope's pull conflicts, identities and state, each file whole and atomically."""
+    replaced = run.reconverted | gone
 
     def regenerated(conflict: dict[str, Any]) -> bool:
         """Pull conflicts this run writes again: of re-converted annotations, or id-less ones of this scope."""
@@ -432,17 +491,17 @@ def ingest_export(
             return annotation_id in replaced
         return scope.covers(conflict.get("project_id"), conflict.get("task_id"))
 
-    ordered = sorted(records.items(), key=lambda item: (item[1].project_id is None, item[1].project_id or 0, item[0]))
+    out = run.result.out
+    ordered = sorted(
+        run.records.items(), key=lambda item: (item[1].project_id is None, item[1].project_id or 0, item[0])
+    )
     with atomic_write(out) as handle:
         for _, kept in ordered:
             handle.write(kept.line + b"\n")
-    result.records = len(ordered)
-    replace_conflicts(conflicts_path, new_conflicts, replaced=regenerated, existing=existing_conflicts)
+    run.result.records = len(ordered)
+    replace_conflicts(run.result.conflicts_path, run.new_conflicts, replaced=regenerated, existing=existing_conflicts)
     identities.save()
-    write_json(state_path, {**state_file, **(extra_state or {}), "out": str(out), "annotations": state})
-    result.conflicts = len(new_conflicts)
-    result.seconds = time.perf_counter() - started
-    return result
+    write_json(state_path, {**state_file, **(extra_state or {}), "out": str(out), "annotations": run.state})
 
 
 def _unusable_annotation(task: dict[str, Any], annotation: Any, first_task: dict[int, Any]) -> dict[str, Any] | None:
@@ -567,6 +626,113 @@ def _download(client: LabelStudio, project_id: int, target: IO[bytes], ids: list
     target.write(b"]")
 
 
+@dataclass
+class _PullPlan:
+    """What one pull fetches, and what it remembers of the last pull of the same project."""
+
+    key: str  # server URL, project id and creation time: a recreated project starts afresh
+    project_id: int
+    memory: dict[str, Any]  # the last pull's state of this project
+    task_count: int
+    watermark: datetime | None
+    reason: str | None  # why the pull is full; None: incremental
+    known: dict[str, str]  # task id -> `updated_at` as of the last pull
+    started_at: datetime
+    server_now: datetime | None
+    listed: dict[int, str] = field(default_factory=dict)  # changed task id -> `updated_at`
+    ids: list[int] | None = None  # the task ids to export; None: the whole project
+
+
+def _full_reason(
+    memory: dict[str, Any], watermark: datetime | None, task_count: int, full: bool, full_every: int
+) -> str | None:
+    """Why this pull must export the whole project; None when an incremental one is safe."""
+    return (
+        "--full"
+        if full
+        else "first pull"
+        if watermark is None
+        else "tasks were deleted"
+        if task_count < int(memory.get("task_count") or 0)
+        else f"periodic check (every {full_every} pulls)"
+        if int(memory.get("pulls_since_full") or 0) + 1 >= full_every
+        else None
+    )
+
+
+def _plan_pull(
+    conn: Connection, client: LabelStudio, info: dict[str, Any], state: dict[str, Any], full: bool, full_every: int
+) -> _PullPlan:
+    """Decide full or incremental and, when incremental, list the tasks changed since the watermark."""
+    project_id = int(info["id"])
+    key = f"{conn.url}#{project_id}#{info.get('created_at')}"
+    memory = _dict(_dict(state.get("projects")).get(key))
+    task_count = int(info.get("task_number") or 0)
+    watermark = _ls_time(memory.get("watermark"))
+    reason = _full_reason(memory, watermark, task_count, full, full_every)
+    known = {str(k): str(v) for k, v in _dict(memory.get("tasks")).items()}
+    started_at = datetime.now(UTC)
+    with conn.errors("reading the server's clock"):
+        server_now = server_time(client, project_id)
+    plan = _PullPlan(key, project_id, memory, task_count, watermark, reason, known, started_at, server_now)
+    if reason is None:
+        assert watermark is not None
+        # A write still in flight when the last pull listed could carry a stamp up to the watermark;
+        # it can only be that recent if the watermark was within SLACK of the server's clock then.
+        last_seen = _ls_time(memory.get("server_time"))
+        since = watermark if last_seen is not None and watermark < last_seen - SLACK else watermark - SLACK
+        with conn.errors("listing changed tasks"):
+            plan.listed = changed_tasks(client, project_id, since)
+        # The slack re-lists tasks touched just before the last pull; their stamps tell if they changed.
+        plan.ids = sorted(task_id for task_id, stamp in plan.listed.items() if known.get(str(task_id)) != stamp)
+    return plan
+
+
+def _fetch(conn: Connection, client: LabelStudio, plan: _PullPlan, handle: int, progress: bool) -> None:
+    """Download the planned export into the open temp file `handle` (closed when done)."""
+    with (
+        os.fdopen(handle, "wb") as target,
+        conn.errors("exporting the project"),
+        tqdm(desc="export", unit="B", unit_scale=True, disable=not progress) as bar,
+    ):
+        _download(client, plan.project_id, target, plan.ids, bar)
+
+
+def _keep_raw_export(
+    conn: Connection, client: LabelStudio, temp: Path, exports_dir: Path, project: str, keep: int, ids: list[int] | None
+) -> tuple[Path | None, dict[int, str]]:
+    """Save the raw export with its users sidecar (so a later `import` names annotators alike)."""
+    with conn.errors("listing users"):
+        users = {int(u.id): str(u.email) for u in client.users.list() if u.email}
+    if ids == []:  # nothing changed: no raw copy (it would push real exports out of the retention)
+        return None, users
+    export_path = save_raw_export(temp, exports_dir, project, keep)
+    write_users(export_path, conn.url, users)
+    return export_path, users
+
+
+def _next_memory(plan: _PullPlan, scan: ExportScan) -> dict[str, Any]:
+    """This project's pull state for the next pull: watermark, server clock and task stamps."""
+    # The next pull asks for tasks updated after this: never later than when this one began
+    # (a change made while exporting is fetched again rather than missed).
+    seen = [m for m in (*(_ls_time(v) for v in plan.listed.values()), scan.newest_update) if m is not None]
+    newest = min(max(seen), plan.started_at) if seen else (plan.watermark or plan.started_at - SLACK)
+    known = plan.known
+    if plan.ids is None:
+        known = {str(task_id): stamp for task_id, stamp in scan.task_updates.items()}
+    else:
+        known.update({str(task_id): plan.listed[task_id] for task_id in plan.ids})
+    memory = plan.memory
+    return {
+        "watermark": newest.isoformat(),
+        "server_time": plan.server_now.isoformat() if plan.server_now is not None else None,
+        "tasks": known,
+        "task_count": plan.task_count,
+        "pulls_since_full": 0 if plan.ids is None else int(memory.get("pulls_since_full") or 0) + 1,
+        "last_full_reason": plan.reason if plan.ids is None else memory.get("last_full_reason"),
+    }
+
+
 def pull(
     conn: Connection,
     *,
@@ -587,75 +753,17 @@ def pull(
     out, conflicts, exports_dir, state_path = _resolve_paths(out, conflicts, exports_dir, state_path)
     client = conn.client()
     info = require_project(client, conn, project)
-    project_id = int(info["id"])
     state = _load_state(state_path)
-    key = f"{conn.url}#{project_id}#{info.get('created_at')}"
-    memory = _dict(_dict(state.get("projects")).get(key))
-    task_count = int(info.get("task_number") or 0)
-    watermark = _ls_time(memory.get("watermark"))
-    reason = (
-        "--full"
-        if full
-        else "first pull"
-        if watermark is None
-        else "tasks were deleted"
-        if task_count < int(memory.get("task_count") or 0)
-        else f"periodic check (every {full_every} pulls)"
-        if int(memory.get("pulls_since_full") or 0) + 1 >= full_every
-        else None
-    )
-    ids: list[int] | None = None
-    known = {str(k): str(v) for k, v in _dict(memory.get("tasks")).items()}
-    listed: dict[int, str] = {}
-    started_at = datetime.now(UTC)
-    with conn.errors("reading the server's clock"):
-        server_now = server_time(client, project_id)
-    if reason is None:
-        assert watermark is not None
-        # A write still in flight when the last pull listed could carry a stamp up to the watermark;
-        # it can only be that recent if the watermark was within SLACK of the server's clock then.
-        last_seen = _ls_time(memory.get("server_time"))
-        since = watermark if last_seen is not None and watermark < last_seen - SLACK else watermark - SLACK
-        with conn.errors("listing changed tasks"):
-            listed = changed_tasks(client, project_id, since)
-        # The slack re-lists tasks touched just before the last pull; their stamps tell if they changed.
-        ids = sorted(task_id for task_id, stamp in listed.items() if known.get(str(task_id)) != stamp)
+    plan = _plan_pull(conn, client, info, state, full, full_every)
     exports_dir.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".pull-", suffix=".json", dir=exports_dir)
     temp = Path(temp_name)
     try:
-        with (
-            os.fdopen(handle, "wb") as target,
-            conn.errors("exporting the project"),
-            tqdm(desc="export", unit="B", unit_scale=True, disable=not progress) as bar,
-        ):
-            _download(client, project_id, target, ids, bar)
-        where = f"export of project {project!r}"
-        scan = scan_export(temp, where)
-        with conn.errors("listing users"):
-            users = {int(u.id): str(u.email) for u in client.users.list() if u.email}
-        if ids == []:  # nothing changed: no raw copy (it would push real exports out of the retention)
-            export_path = None
-        else:
-            export_path = save_raw_export(temp, exports_dir, project, keep_exports)
-            write_users(export_path, conn.url, users)
-        scope = Scope(frozenset({project_id}), None if ids is None else frozenset(ids))
-        # The next pull asks for tasks updated after this: never later than when this one began
-        # (a change made while exporting is fetched again rather than missed).
-        seen = [m for m in (*(_ls_time(v) for v in listed.values()), scan.newest_update) if m is not None]
-        newest = min(max(seen), started_at) if seen else (watermark or started_at - SLACK)
-        if ids is None:
-            known = {str(task_id): stamp for task_id, stamp in scan.task_updates.items()}
-        else:
-            known.update({str(task_id): listed[task_id] for task_id in ids})
-        memory = {
-            "watermark": newest.isoformat(),
-            "server_time": server_now.isoformat() if server_now is not None else None,
-            "tasks": known,
-            "task_count": task_count,
-            "pulls_since_full": 0 if ids is None else int(memory.get("pulls_since_full") or 0) + 1,
-            "last_full_reason": reason if ids is None else memory.get("last_full_reason"),
-        }
+        _fetch(conn, client, plan, handle, progress)
+        scan = scan_export(temp, f"export of project {project!r}")
+        export_path, users = _keep_raw_export(conn, client, temp, exports_dir, project, keep_exports, plan.ids)
+        scope = Scope(frozenset({plan.project_id}), None if plan.ids is None else frozenset(plan.ids))
+        memory = _next_memory(plan, scan)
         result = ingest_export(
             temp,
             export_path,
@@ -669,8 +777,8 @@ def pull(
             scope=scope,
             full=full,
             progress=progress,
-            mode="full" if ids is None else "incremental",
-            extra_state={"projects": {**_dict(state.get("projects")), key: memory}},
+            mode="full" if plan.ids is None else "incremental",
+            extra_state={"projects": {**_dict(state.get("projects")), plan.key: memory}},
         )
     finally:
         temp.unlink(missing_ok=True)
