@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,17 @@ def _only_scored(flat: dict[str, Any], status: Mapping[str, str]) -> dict[str, A
     return {key: value for key, value in flat.items() if not key.startswith(dropped)} if dropped else flat
 
 
+@dataclass
+class _Scored:
+    """Per-file facts the report needs once the per-article counts are summed (the systems are dropped)."""
+
+    summary_a: PredictionsSummary
+    status: dict[str, str]
+    summary_b: PredictionsSummary | None = None
+    status_b: dict[str, str] | None = None
+    shared_mentions: int = 0
+
+
 def evaluate_predictions(
     predictions_path: Path,
     release: Release,
@@ -176,6 +188,49 @@ def evaluate_predictions(
     `tasks` selects explicitly. Predictions are streamed: memory does not grow with the files.
     """
     scheme = scheme or load_scheme()
+    counts, scored = _count_matrix(
+        predictions_path,
+        release,
+        scheme,
+        compare,
+        tasks,
+        allow_missing=allow_missing,
+        min_overlap=min_overlap,
+        progress=progress,
+    )
+    totals = counts.sum(axis=0, keepdims=True)
+    sums = resampled_sums(counts, resamples, seed, progress) if resamples > 0 else None
+    del counts
+    width = layout_for(scheme).width
+    results = _system_results(
+        release,
+        scheme,
+        scored,
+        totals[:, :width],
+        sums[:, :width] if sums is not None else None,
+        allow_missing=allow_missing,
+        resamples=resamples,
+        seed=seed,
+        min_overlap=min_overlap,
+    )
+    if compare is not None:
+        results["comparison"] = _comparison(predictions_path, scheme, scored, totals, sums, width, allow_missing)
+    return results
+
+
+def _count_matrix(
+    predictions_path: Path,
+    release: Release,
+    scheme: Scheme,
+    compare: Path | None,
+    tasks: Sequence[str] | None,
+    *,
+    allow_missing: bool,
+    min_overlap: float,
+    progress: bool,
+) -> tuple[np.ndarray, _Scored]:
+    """Score each file into one (articles x columns) matrix, A's block first, so that a single
+    bootstrap resamples both systems over the same articles (the paired comparison needs that)."""
 
     def score(path: Path) -> tuple[SystemCounts, PredictionsSummary]:
         return _score_file(
@@ -183,16 +238,16 @@ def evaluate_predictions(
         )
 
     system_a, summary_a = score(predictions_path)
-    status = task_status(summary_a, tasks)
+    scored = _Scored(summary_a, task_status(summary_a, tasks))
     blocks = [system_matrix(system_a)]
-    width = layout_for(scheme).width
     if compare is not None:
         system_b, summary_b = score(compare)
-        status_b = task_status(summary_b, tasks)
+        scored.summary_b = summary_b
+        scored.status_b = task_status(summary_b, tasks)
         # Mention stance of both systems on the gold mentions both matched: the same items for A and B.
         blocks.append(system_matrix(system_a, matched=system_b.mention != NOT_MATCHED))
         blocks.append(system_matrix(system_b, matched=system_a.mention != NOT_MATCHED))
-        shared_mentions = int(
+        scored.shared_mentions = int(
             np.count_nonzero(
                 (release.gold.entity_stances >= 0)
                 & (system_a.mention != NOT_MATCHED)
@@ -201,19 +256,32 @@ def evaluate_predictions(
         )
         del system_b
     del system_a
-    counts = np.concatenate(blocks, axis=1)
-    del blocks
-    totals = counts.sum(axis=0, keepdims=True)
-    sums = resampled_sums(counts, resamples, seed, progress) if resamples > 0 else None
-    del counts
-    targets_a = sorted(summary_a.targets)
-    point = metrics(scheme, totals[:, :width], targets_a)
-    resampled = metrics(scheme, sums[:, :width], targets_a) if sums is not None else None
+    return np.concatenate(blocks, axis=1), scored
+
+
+def _system_results(
+    release: Release,
+    scheme: Scheme,
+    scored: _Scored,
+    totals: np.ndarray,
+    sums: np.ndarray | None,
+    *,
+    allow_missing: bool,
+    resamples: int,
+    seed: int,
+    min_overlap: float,
+) -> dict[str, Any]:
+    """The results of file A alone, with what is needed to reproduce them (dataset, file, settings);
+    `totals`/`sums` are A's block only."""
+    status = scored.status
+    targets_a = sorted(scored.summary_a.targets)
+    point = metrics(scheme, totals, targets_a)
+    resampled = metrics(scheme, sums, targets_a) if sums is not None else None
     flat: dict[str, Any] = _figures(point, resampled)
-    flat.update(raw_counts(scheme, totals[:, :width], targets_a))
+    flat.update(raw_counts(scheme, totals, targets_a))
     nested = nest(_only_scored(flat, status))
-    _mark_unscored(nested, status, summary_a.targets, scheme)
-    results: dict[str, Any] = {
+    _mark_unscored(nested, status, scored.summary_a.targets, scheme)
+    return {
         "tool": {"name": "newsstance", "version": __version__},
         "dataset": {
             "id": release.dataset_id,
@@ -223,7 +291,7 @@ def evaluate_predictions(
             "revision": release.revision,
             "articles": len(release.gold),
         },
-        "predictions": _describe(summary_a, allow_missing),
+        "predictions": _describe(scored.summary_a, allow_missing),
         "tasks": status,
         "settings": {
             "resamples": resamples,
@@ -237,45 +305,58 @@ def evaluate_predictions(
         },
         **nested,
     }
-    if compare is not None:
-        shared_targets = sorted(summary_a.targets & summary_b.targets)
-        point_a = metrics(scheme, totals[:, width : 2 * width], shared_targets)
-        point_b = metrics(scheme, totals[:, 2 * width :], shared_targets)
-        resampled_a = metrics(scheme, sums[:, width : 2 * width], shared_targets) if sums is not None else None
-        resampled_b = metrics(scheme, sums[:, 2 * width :], shared_targets) if sums is not None else None
-        compared = {
-            task: SCORED
-            if status[task] == SCORED and status_b[task] == SCORED
-            else " and ".join(
-                f"{status_x} by {name}"
-                for name, status_x in (("A", status[task]), ("B", status_b[task]))
-                if status_x != SCORED
-            )
-            for task in TASKS
-        }
-        differences = {
-            key: paired_difference(
-                float(point_a[key][0]),
-                float(point_b[key][0]),
-                resampled_a[key] if resampled_a is not None else np.array([]),
-                resampled_b[key] if resampled_b is not None else np.array([]),
-                CONFIDENCE,
-                ALPHA,
-            ).as_dict()
-            for key in _only_scored(dict(point_a), compared)
-        }
-        figures = nest(differences)
-        _mark_unscored(figures, compared, set(shared_targets), scheme)
-        results["comparison"] = {
-            "a": str(predictions_path),
-            "b": _describe(summary_b, allow_missing),
-            "tasks": compared,
-            "mention_stance_shared_gold_mentions": shared_mentions,
-            "alpha": ALPHA,
-            "test": "paired bootstrap over articles, two-sided",
-            "figures": figures,
-        }
-    return results
+
+
+def _comparison(
+    predictions_path: Path,
+    scheme: Scheme,
+    scored: _Scored,
+    totals: np.ndarray,
+    sums: np.ndarray | None,
+    width: int,
+    allow_missing: bool,
+) -> dict[str, Any]:
+    """Paired differences A - B on the paired blocks, pooled over the targets both files predict,
+    for the tasks both score (a task either leaves out is reported with who left it out)."""
+    assert scored.summary_b is not None and scored.status_b is not None
+    status, status_b = scored.status, scored.status_b
+    shared_targets = sorted(scored.summary_a.targets & scored.summary_b.targets)
+    point_a = metrics(scheme, totals[:, width : 2 * width], shared_targets)
+    point_b = metrics(scheme, totals[:, 2 * width :], shared_targets)
+    resampled_a = metrics(scheme, sums[:, width : 2 * width], shared_targets) if sums is not None else None
+    resampled_b = metrics(scheme, sums[:, 2 * width :], shared_targets) if sums is not None else None
+    compared = {
+        task: SCORED
+        if status[task] == SCORED and status_b[task] == SCORED
+        else " and ".join(
+            f"{status_x} by {name}"
+            for name, status_x in (("A", status[task]), ("B", status_b[task]))
+            if status_x != SCORED
+        )
+        for task in TASKS
+    }
+    differences = {
+        key: paired_difference(
+            float(point_a[key][0]),
+            float(point_b[key][0]),
+            resampled_a[key] if resampled_a is not None else np.array([]),
+            resampled_b[key] if resampled_b is not None else np.array([]),
+            CONFIDENCE,
+            ALPHA,
+        ).as_dict()
+        for key in _only_scored(dict(point_a), compared)
+    }
+    figures = nest(differences)
+    _mark_unscored(figures, compared, set(shared_targets), scheme)
+    return {
+        "a": str(predictions_path),
+        "b": _describe(scored.summary_b, allow_missing),
+        "tasks": compared,
+        "mention_stance_shared_gold_mentions": scored.shared_mentions,
+        "alpha": ALPHA,
+        "test": "paired bootstrap over articles, two-sided",
+        "figures": figures,
+    }
 
 
 def _describe(summary: PredictionsSummary, allow_missing: bool) -> dict[str, Any]:

@@ -421,12 +421,7 @@ def _push_unlocked(
     annotations, predictions and local records/gold re-anchored (`newsstance.studio.reanchor`)."""
     started = time.perf_counter()
     scheme = scheme or load_scheme()
-    if batch_size < 1:
-        raise UserError("--batch-size must be at least 1")
-    bad = [(a.get("id"), problems) for a in articles if (problems := article_problems(a))]
-    if bad:
-        shown = "; ".join(f"{aid}: {', '.join(p)}" for aid, p in bad[:3])
-        raise UserError(f"{len(bad)} article(s) cannot be pushed - {shown}")
+    _check_push(articles, batch_size)
 
     client = conn.client()
     sync = ensure_project(client, conn, project, scheme, guidelines=guidelines, overlap=overlap)
@@ -439,7 +434,38 @@ def _push_unlocked(
         sync.config_updated,
         model_version=preannotator.model_version if preannotator else None,
     )
+    new = _sort_articles(articles, state, result)
+    if preannotator is None and preannotator_factory is not None and new:
+        preannotator = preannotator_factory()
+    result.model_version = preannotator.model_version if preannotator else None
+    _send_batches(conn, client, new, state, result, preannotator, scheme, batch_size=batch_size, progress=progress)
+    if isinstance(preannotator, LanguageRoutedPreannotator):
+        result.not_preannotated = dict(preannotator.skipped)
+    if result.pushed and result.model_version and sync.project.get("model_version") != result.model_version:
+        # Uncertainty sampling only considers predictions of the project's current model version.
+        with conn.errors(f"setting the model version of project {project!r}"):
+            client.projects.update(project_id, model_version=result.model_version)
+    if update and result.changed:
+        _update_changed(conn, client, articles, state, result, annotations_dir)
+    result.expected_task_count = state.task_count
+    result.reconciled = state.rebuilt
+    result.seconds = time.perf_counter() - started
+    return result
 
+
+def _check_push(articles: Sequence[dict[str, Any]], batch_size: int) -> None:
+    """Refuse the whole push before touching the server: Label Studio checks nothing on import."""
+    if batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    bad = [(a.get("id"), problems) for a in articles if (problems := article_problems(a))]
+    if bad:
+        shown = "; ".join(f"{aid}: {', '.join(p)}" for aid, p in bad[:3])
+        raise UserError(f"{len(bad)} article(s) cannot be pushed - {shown}")
+
+
+def _sort_articles(articles: Sequence[dict[str, Any]], state: PushState, result: PushResult) -> list[dict[str, Any]]:
+    """The articles to push (not in the state yet, first occurrence of each id); those pushed with
+    another text go to `result.changed`, never pushed twice, and the unchanged ones are counted."""
     new, seen = [], set()
     for article in articles:
         if article["id"] in seen:
@@ -459,10 +485,25 @@ def _push_unlocked(
             )
         else:
             result.already_present += 1
+    return new
 
-    if preannotator is None and preannotator_factory is not None and new:
-        preannotator = preannotator_factory()
-    result.model_version = preannotator.model_version if preannotator else None
+
+def _send_batches(
+    conn: Connection,
+    client: LabelStudio,
+    new: Sequence[dict[str, Any]],
+    state: PushState,
+    result: PushResult,
+    preannotator: Preannotator | None,
+    scheme: Scheme,
+    *,
+    batch_size: int,
+    progress: bool,
+) -> None:
+    """Import the new articles batch by batch, pre-annotating the next batch while a single sender
+    thread waits for Label Studio to store the current one; each batch is recorded in the state
+    as soon as its import returns, even when a later one fails, so a rerun does not push it twice."""
+    project_id = result.project_id
     bar = tqdm(total=len(new), desc="push", unit="task", disable=not progress or not new, file=sys.stderr)
     with ThreadPoolExecutor(max_workers=1) as sender:
         pending: Pending | None = None
@@ -489,33 +530,34 @@ def _push_unlocked(
                 with contextlib.suppress(Exception):
                     _record_batch(pending, state, result, conn, bar)
     bar.close()
-    if isinstance(preannotator, LanguageRoutedPreannotator):
-        result.not_preannotated = dict(preannotator.skipped)
-    if result.pushed and result.model_version and sync.project.get("model_version") != result.model_version:
-        # Uncertainty sampling only considers predictions of the project's current model version.
-        with conn.errors(f"setting the model version of project {project!r}"):
-            client.projects.update(project_id, model_version=result.model_version)
-    if update and result.changed:
-        from newsstance.studio.reanchor import update_changed_articles
 
-        folder = annotations_dir or in_project(ANNOTATIONS_DIR)
-        by_id = {article["id"]: article for article in articles}
-        result.update = update_changed_articles(
-            conn,
-            client,
-            result.changed,
-            by_id,
-            annotations_path=folder / ANNOTATIONS_JSONL.name,
-            gold_path=folder / GOLD_JSONL.name,
-            conflicts_path=folder / CONFLICTS_JSONL.name,
-        )
-        for entry in result.changed:
-            state.tasks[entry["article_id"]] = {"task_id": entry["task_id"], "text_sha256": entry["now_sha256"]}
-        state.save()
-    result.expected_task_count = state.task_count
-    result.reconciled = state.rebuilt
-    result.seconds = time.perf_counter() - started
-    return result
+
+def _update_changed(
+    conn: Connection,
+    client: LabelStudio,
+    articles: Sequence[dict[str, Any]],
+    state: PushState,
+    result: PushResult,
+    annotations_dir: Path | None,
+) -> None:
+    """`--update`: move the changed articles' tasks and local records to the new text, then record
+    the new text hashes so the next push sees these articles as unchanged."""
+    from newsstance.studio.reanchor import update_changed_articles
+
+    folder = annotations_dir or in_project(ANNOTATIONS_DIR)
+    by_id = {article["id"]: article for article in articles}
+    result.update = update_changed_articles(
+        conn,
+        client,
+        result.changed,
+        by_id,
+        annotations_path=folder / ANNOTATIONS_JSONL.name,
+        gold_path=folder / GOLD_JSONL.name,
+        conflicts_path=folder / CONFLICTS_JSONL.name,
+    )
+    for entry in result.changed:
+        state.tasks[entry["article_id"]] = {"task_id": entry["task_id"], "text_sha256": entry["now_sha256"]}
+    state.save()
 
 
 def _predict(

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from label_studio_sdk import LabelStudio
 
     from newsstance.studio.client import Connection
+    from newsstance.studio.identities import Identities
 
 
 def align_conflict(stage: str, article_id: str, reason: str, old_text: str, new_text: str, **detail: Any) -> Conflict:
@@ -339,6 +340,33 @@ def _from_label_studio(
     }
 
 
+@dataclass
+class _CorpusIndex:
+    """Corpus articles by id, by url and by whitespace-squashed text: a foreign document is matched
+    by the first that it carries, so annotations made on a re-cleaned text still find their article."""
+
+    by_id: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    by_url: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    by_text: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, articles: Iterable[Mapping[str, Any]]) -> _CorpusIndex:
+        index = cls()
+        for candidate in articles:
+            index.by_id[candidate["id"]] = candidate
+            if candidate.get("url"):
+                index.by_url.setdefault(candidate["url"], candidate)
+            index.by_text.setdefault(hashlib.sha256(_squash(candidate["text"]).encode()).hexdigest(), candidate)
+        return index
+
+    def match(self, document: Mapping[str, Any], text: str) -> Mapping[str, Any] | None:
+        return (
+            self.by_id.get(str(document.get("article_id")))
+            or self.by_url.get(str(document.get("url")))
+            or self.by_text.get(hashlib.sha256(_squash(text).encode()).hexdigest())
+        )
+
+
 def import_annotations(
     path: Path,
     articles: Iterable[Mapping[str, Any]],
@@ -352,108 +380,150 @@ def import_annotations(
     from newsstance.studio.identities import Identities, private_path
 
     scheme = scheme or load_scheme()
-    by_id: dict[str, Mapping[str, Any]] = {}
-    by_url: dict[str, Mapping[str, Any]] = {}
-    by_text: dict[str, Mapping[str, Any]] = {}
-    for candidate in articles:
-        by_id[candidate["id"]] = candidate
-        if candidate.get("url"):
-            by_url.setdefault(candidate["url"], candidate)
-        by_text.setdefault(hashlib.sha256(_squash(candidate["text"]).encode()).hexdigest(), candidate)
+    index = _CorpusIndex.of(articles)
     identities = Identities(identities_path or private_path(out.parent))
-    entity_names, stance_names = set(scheme.entity_names), set(scheme.stance_names)
     records = {rec["annotation_id"]: rec for rec in read_jsonl(out)} if out.is_file() else {}
     result = ImportResult()
     conflicts: list[Conflict] = []
     processed: set[int] = set()
     for document in foreign_documents(path, scheme):
         text = str(document.get("text") or "")
-        article = (
-            by_id.get(str(document.get("article_id")))
-            or by_url.get(str(document.get("url")))
-            or by_text.get(hashlib.sha256(_squash(text).encode()).hexdigest())
-        )
+        article = index.match(document, text)
         key = document.get("foreign_id") or [text_sha256(text), document.get("annotator"), document.get("source_line")]
         annotation_id = foreign_id(str(path.name), key)
         processed.add(annotation_id)
         if article is None:
             result.unmatched += 1
-            conflicts.append(
-                {
-                    "stage": IMPORT,
-                    "kind": "article",
-                    "annotation_id": annotation_id,
-                    "article_id": document.get("article_id"),
-                    "reason": "no corpus article matches this document (by article_id, url or text)",
-                    "detail": {"document": document},
-                }
-            )
+            conflicts.append(_unmatched_conflict(document, annotation_id))
             continue
-        alignment = Alignment(text, article["text"])
-        entities = []
-        for entity in document.get("entities") or []:
-            start, end = entity.get("start"), entity.get("end")
-            label = entity.get("label")
-            problem = None
-            if type(start) is not int or type(end) is not int or not 0 <= start < end <= len(text):
-                problem = f"offsets {start}..{end} outside the given text"
-            elif label not in entity_names:
-                problem = f"label {label!r} is not one of {scheme.entity_names}"
-            elif entity.get("text") is not None and text[start:end] != entity["text"]:
-                problem = f"text[{start}:{end}] is {text[start:end]!r}, not {entity['text']!r}"
-            if problem is None:
-                move = alignment.span(start, end)
-                if move.placed:
-                    assert move.start is not None and move.end is not None
-                    stance = entity.get("stance") if entity.get("stance") in stance_names else None
-                    entities.append(
-                        {
-                            "start": move.start,
-                            "end": move.end,
-                            "label": label,
-                            "text": article["text"][move.start : move.end],
-                            "stance": stance,
-                            "region_id": None,
-                        }
-                    )
-                    result.spans_moved += 1
-                    continue
-                problem = f"cannot be placed on the corpus text ({move.how})"
-            result.spans_unplaced += 1
-            conflicts.append(
-                align_conflict(
-                    IMPORT,
-                    article["id"],
-                    f"imported span {start}:{end} {entity.get('text')!r}: {problem}",
-                    text,
-                    article["text"],
-                    annotation_id=annotation_id,
-                    span=entity,
-                )
-            )
-        stances = {
-            target: value
-            for target, value in (document.get("stances") or {}).items()
-            if target in scheme.target_ids and value in scheme.document_stance_names
-        }
-        entities.sort(key=lambda e: (e["start"], e["end"], e["label"]))
-        records[annotation_id] = {
-            "annotation_id": annotation_id,
-            "task_id": None,
-            "project_id": None,
-            "article_id": article["id"],
-            "text_sha256": article["text_sha256"],
-            "annotator": identities.pseudonym(document.get("annotator")),
-            "created_at": None,
-            "updated_at": None,
-            "lead_time": None,
-            "cancelled": False,
-            "ground_truth": False,
-            "entities": entities,
-            "stances": stances,
-            "scheme_version": scheme.scheme_version,
-        }
+        entities = _imported_entities(document, text, article, annotation_id, scheme, result, conflicts)
+        records[annotation_id] = _imported_record(document, article, annotation_id, entities, identities, scheme)
         result.annotations += 1
+    _write_imported(out, records, identities, conflicts_path, conflicts, processed)
+    result.conflicts = conflicts
+    return result
+
+
+def _unmatched_conflict(document: Record, annotation_id: int) -> Conflict:
+    """A document no corpus article matches: kept whole in its conflict, so nothing is lost."""
+    return {
+        "stage": IMPORT,
+        "kind": "article",
+        "annotation_id": annotation_id,
+        "article_id": document.get("article_id"),
+        "reason": "no corpus article matches this document (by article_id, url or text)",
+        "detail": {"document": document},
+    }
+
+
+def _entity_problem(entity: Mapping[str, Any], text: str, scheme: Scheme) -> str | None:
+    """Why a foreign span cannot be trusted on its own text (None: it can): bad offsets, an unknown
+    label, or a quoted text that differs from the text at its offsets."""
+    start, end = entity.get("start"), entity.get("end")
+    label = entity.get("label")
+    if type(start) is not int or type(end) is not int or not 0 <= start < end <= len(text):
+        return f"offsets {start}..{end} outside the given text"
+    if label not in set(scheme.entity_names):
+        return f"label {label!r} is not one of {scheme.entity_names}"
+    if entity.get("text") is not None and text[start:end] != entity["text"]:
+        return f"text[{start}:{end}] is {text[start:end]!r}, not {entity['text']!r}"
+    return None
+
+
+def _imported_entities(
+    document: Record,
+    text: str,
+    article: Mapping[str, Any],
+    annotation_id: int,
+    scheme: Scheme,
+    result: ImportResult,
+    conflicts: list[Conflict],
+) -> list[Record]:
+    """The document's spans moved onto the corpus text; a span that is invalid or cannot be placed
+    exactly becomes a conflict (both texts with it) and the others still move."""
+    alignment = Alignment(text, article["text"])
+    stance_names = set(scheme.stance_names)
+    entities = []
+    for entity in document.get("entities") or []:
+        start, end = entity.get("start"), entity.get("end")
+        problem = _entity_problem(entity, text, scheme)
+        if problem is None:
+            move = alignment.span(start, end)
+            if move.placed:
+                assert move.start is not None and move.end is not None
+                stance = entity.get("stance") if entity.get("stance") in stance_names else None
+                entities.append(
+                    {
+                        "start": move.start,
+                        "end": move.end,
+                        "label": entity.get("label"),
+                        "text": article["text"][move.start : move.end],
+                        "stance": stance,
+                        "region_id": None,
+                    }
+                )
+                result.spans_moved += 1
+                continue
+            problem = f"cannot be placed on the corpus text ({move.how})"
+        result.spans_unplaced += 1
+        conflicts.append(
+            align_conflict(
+                IMPORT,
+                article["id"],
+                f"imported span {start}:{end} {entity.get('text')!r}: {problem}",
+                text,
+                article["text"],
+                annotation_id=annotation_id,
+                span=entity,
+            )
+        )
+    entities.sort(key=lambda e: (e["start"], e["end"], e["label"]))
+    return entities
+
+
+def _imported_record(
+    document: Record,
+    article: Mapping[str, Any],
+    annotation_id: int,
+    entities: list[Record],
+    identities: Identities,
+    scheme: Scheme,
+) -> Record:
+    """The local `annotations.jsonl` record: no Label Studio task or project, a pseudonymous
+    annotator, and only the document stances the scheme knows."""
+    stances = {
+        target: value
+        for target, value in (document.get("stances") or {}).items()
+        if target in scheme.target_ids and value in scheme.document_stance_names
+    }
+    return {
+        "annotation_id": annotation_id,
+        "task_id": None,
+        "project_id": None,
+        "article_id": article["id"],
+        "text_sha256": article["text_sha256"],
+        "annotator": identities.pseudonym(document.get("annotator")),
+        "created_at": None,
+        "updated_at": None,
+        "lead_time": None,
+        "cancelled": False,
+        "ground_truth": False,
+        "entities": entities,
+        "stances": stances,
+        "scheme_version": scheme.scheme_version,
+    }
+
+
+def _write_imported(
+    out: Path,
+    records: Mapping[int, Record],
+    identities: Identities,
+    conflicts_path: Path,
+    conflicts: list[Conflict],
+    processed: set[int],
+) -> None:
+    """Write the records (project ones first, imported ones after), the pseudonyms, and the import
+    conflicts; conflicts of earlier imports of these same annotations are replaced, not duplicated."""
     ordered = sorted(
         records.values(), key=lambda r: (r.get("project_id") is None, r.get("project_id") or 0, r["annotation_id"])
     )
@@ -465,5 +535,3 @@ def import_annotations(
         conflicts,
         replaced=lambda entry: entry.get("stage") == IMPORT and entry.get("annotation_id") in processed,
     )
-    result.conflicts = conflicts
-    return result
