@@ -98,12 +98,38 @@ class DuplicateReport:
     annotated_duplicates: dict[str, list[int]] = field(default_factory=dict)
 
 
+EXPORT_ATTEMPTS = 4
+
+
+def _export_tasks(client: LabelStudio, conn: Connection, project_id: int) -> list[dict[str, Any]]:
+    """The project's tasks from a full JSON export.
+
+    While another writer imports into the same project, Label Studio (seen on PostgreSQL) can
+    answer the export with an empty or cut body; that is retried, a few times, with a pause.
+    """
+    for attempt in range(1, EXPORT_ATTEMPTS + 1):
+        with conn.errors("re-listing the project's tasks"):
+            raw = b"".join(
+                client.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=True)
+            )
+        try:
+            tasks = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            tasks = None
+        if isinstance(tasks, list):
+            return tasks
+        if attempt < EXPORT_ATTEMPTS:
+            time.sleep(0.5 * attempt)
+    raise UserError(
+        f"Label Studio answered the export of project {project_id} with no valid task list {EXPORT_ATTEMPTS} times "
+        "(another writer busy?); run the push again"
+    )
+
+
 def project_task_index(client: LabelStudio, conn: Connection, project_id: int) -> dict[str, list[dict[str, Any]]]:
     """article id -> its tasks on the server ({id, annotated, age in seconds}), oldest first."""
-    with conn.errors("re-listing the project's tasks"):
-        raw = b"".join(client.projects.exports.download_sync(project_id, export_type="JSON", download_all_tasks=True))
     index: dict[str, list[dict[str, Any]]] = {}
-    for task in orjson.loads(raw):
+    for task in _export_tasks(client, conn, project_id):
         article_id = (task.get("data") or {}).get("article_id")
         if isinstance(article_id, str):
             annotated = any(not a.get("was_cancelled") for a in task.get("annotations") or [])
