@@ -29,6 +29,7 @@ that call the dedup code directly.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -606,7 +607,7 @@ def generate(
     plan = _plan(pages, rng, planted_share)
     pool_size = max(30, pages // 4)
     pool = [writer.article(paragraphs=(3, 6)) for _ in range(pool_size)]
-    popularity = [1.0 / (rank + 1) ** 0.8 for rank in range(pool_size)]
+    popularity = list(itertools.accumulate(1.0 / (rank + 1) ** 0.8 for rank in range(pool_size)))  # cumulative
     mains: dict[int, Article] = {}
     keep_main = {a: kind for a, kind, _ in plan.partner.values()}
     planted = []
@@ -651,7 +652,7 @@ def generate(
         counts["by_format"][kind_of_page] = counts["by_format"].get(kind_of_page, 0) + 1
         if kind_of_page == "aggregator":
             related = []
-            for story in rng.choices(pool, weights=popularity, k=rng.choice([0, 2, 3, 3, 3, 4, 5])):
+            for story in rng.choices(pool, cum_weights=popularity, k=rng.choice([0, 2, 3, 3, 3, 4, 5])):
                 body = " ".join(story.paragraphs)
                 roll = rng.random()
                 if roll < 0.12:
