@@ -299,10 +299,25 @@ def bench_validation(count: int, normalized: Path | None) -> dict:
 # -- end to end ----------------------------------------------------------------------------------------------------
 
 
-class TreeRss:
-    """Samples the summed RSS of a process and all its children (workers) until stopped.
+def pss_bytes(pid: int) -> int | None:
+    """Proportional set size of a process (Linux `smaps_rollup`): a page shared by n processes
+    counts 1/n in each, so the sum over a process tree is its real footprint. None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
-    Summing RSS counts pages shared after fork once per process: an upper bound."""
+
+class TreeRss:
+    """Samples the summed RSS and the summed PSS of a process and all its children (workers)
+    until stopped; `peak` and `peak_pss` are the highest sums seen (bytes).
+
+    Summing RSS counts pages shared after fork once per process: an upper bound. Summed PSS
+    shares them out: the fair figure for forked workers (0 where /proc has no smaps_rollup)."""
 
     def __init__(self, pid: int, interval: float = 0.2):
         import psutil
@@ -311,23 +326,27 @@ class TreeRss:
         self.process = psutil.Process(pid)
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> int:
-        total = 0
+    def _sample(self) -> tuple[int, int]:
+        rss = pss = 0
         try:
             procs = [self.process, *self.process.children(recursive=True)]
         except self._psutil.Error:
-            return 0
+            return 0, 0
         for proc in procs:
             with contextlib.suppress(self._psutil.Error):
-                total += proc.memory_info().rss
-        return total
+                rss += proc.memory_info().rss
+                pss += pss_bytes(proc.pid) or 0
+        return rss, pss
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
+            rss, pss = self._sample()
+            self.peak = max(self.peak, rss)
+            self.peak_pss = max(self.peak_pss, pss)
             self._stop.wait(self.interval)
 
     def __enter__(self) -> TreeRss:

@@ -24,21 +24,34 @@ text with plain Python sets (independent of the MinHash code under test).
 
 `planted_text_pairs()` gives the same kinds of pairs as bare texts for benchmarks
 that call the dedup code directly.
+
+`warc_view()` adds `OUT_DIR/pages-warc/`: the same pages with a share of the HTML pages
+(never planted ones) packed into gzipped WARC files and every other file hard-linked from
+`pages/`, for readers that take WARC (`--warc-share` on the command line).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import html
 import itertools
 import json
+import os
 import random
 import re
+import shutil
 import sys
+import time
 import unicodedata
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
+from urllib.parse import quote
 
 FORMATS = ("aggregator", "html", "json", "mix")
 CRAWL_TIME = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
@@ -691,6 +704,218 @@ def _relpath(index: int, kind_of_page: str) -> str:
     return f"{index // 1000:04d}/{index:07d}{EXTENSIONS[kind_of_page]}"
 
 
+# -- WARC view -----------------------------------------------------------------------------------------------------
+
+WARC_VIEW = "pages-warc"
+WARC_VIEW_MARKER = ".warc-view.json"  # hidden: normalize never reads it
+WARC_VIEW_VERSION = 1
+WARC_DATE = CRAWL_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
+HTTP_DATE = format_datetime(CRAWL_TIME, usegmt=True)
+_CANONICAL = re.compile(rb'<link rel="canonical" href="([^"]*)"')
+
+
+def _warc_id(name: str) -> str:
+    """A record id derived from the page (the same view gives the same ids)."""
+    return f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, name)}>"
+
+
+def warc_record(
+    kind: str,
+    record_id: str,
+    block: bytes,
+    content_type: str,
+    uri: str | None = None,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    """One WARC/1.0 record as its own gzip member (what `.warc.gz` readers expect)."""
+    lines = ["WARC/1.0", f"WARC-Type: {kind}", f"WARC-Record-ID: {record_id}", f"WARC-Date: {WARC_DATE}"]
+    if uri is not None:
+        lines.append(f"WARC-Target-URI: {uri}")
+    lines += [f"{name}: {value}" for name, value in extra]
+    lines += [f"Content-Type: {content_type}", f"Content-Length: {len(block)}"]
+    record = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + block + b"\r\n\r\n"
+    return gzip.compress(record, compresslevel=6, mtime=0)
+
+
+def http_response(status: str, headers: tuple[tuple[str, str], ...], body: bytes) -> bytes:
+    lines = [f"HTTP/1.1 {status}", *(f"{name}: {value}" for name, value in headers)]
+    lines += [f"Date: {HTTP_DATE}", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+
+def page_uri(rel: str, body: bytes) -> str:
+    """The page's canonical URL (percent-encoded: a WARC header is ASCII), else one made from its path."""
+    found = _CANONICAL.search(body)
+    url = html.unescape(found.group(1).decode("utf-8")) if found else f"https://pages.example/{rel}"
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%")
+
+
+def write_warc(path: Path, pages_dir: Path, rels: list[str]) -> Counter[str]:
+    """`rels` (HTML pages under `pages_dir`) as HTTP 200 responses, in order, plus a warcinfo
+    record and a few request, metadata, redirect (301), image and 404 records so a reader's
+    counting and quarantine paths run; returns the records written by kind."""
+    kinds: Counter[str] = Counter()
+    fields = f"software: newsstance benchmarks/synth.py\r\nformat: WARC File Format 1.0\r\nrecords: {len(rels)}\r\n"
+    head = warc_record(
+        "warcinfo",
+        _warc_id(f"{path.name}#warcinfo"),
+        fields.encode(),
+        "application/warc-fields",
+        extra=(("WARC-Filename", path.name),),
+    )
+    with path.open("wb") as handle:
+        handle.write(head)
+        kinds["warcinfo"] += 1
+        for position, rel in enumerate(rels):
+            body = (pages_dir / rel).read_bytes()
+            uri = page_uri(rel, body)
+            response_id = _warc_id(f"{rel}#response")
+            records: list[tuple[str, bytes]] = []
+            if position % 100 == 0:
+                host = uri.split("/")[2] if uri.count("/") >= 3 else "pages.example"
+                request = f"GET /{uri.split('/', 3)[-1]} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: synth\r\n\r\n"
+                records.append(
+                    (
+                        "request",
+                        warc_record(
+                            "request",
+                            _warc_id(f"{rel}#request"),
+                            request.encode(),
+                            "application/http; msgtype=request",
+                            uri,
+                            (("WARC-Concurrent-To", response_id),),
+                        ),
+                    )
+                )
+            page = http_response("200 OK", (("Content-Type", "text/html; charset=utf-8"),), body)
+            records.append(
+                ("page", warc_record("response", response_id, page, "application/http; msgtype=response", uri))
+            )
+            if position % 100 == 50:
+                metadata = b"fetchTimeMs: 41\r\nhopsFromSeed: L\r\n"
+                records.append(
+                    (
+                        "metadata",
+                        warc_record(
+                            "metadata",
+                            _warc_id(f"{rel}#metadata"),
+                            metadata,
+                            "application/warc-fields",
+                            uri,
+                            (("WARC-Concurrent-To", response_id),),
+                        ),
+                    )
+                )
+            others = []
+            if position % 200 == 100:  # the same page without "www." redirects to it
+                moved = http_response("301 Moved Permanently", (("Location", uri),), b"")
+                others.append(("redirect", uri.replace("://www.", "://", 1) + "?from=old", moved))
+            if position % 500 == 250:
+                png = http_response("200 OK", (("Content-Type", "image/png"),), b"\x89PNG\r\n\x1a\n" + bytes(400))
+                others.append(("image", uri + "/lead.png", png))
+            if position % 1000 == 500:
+                missing = http_response(
+                    "404 Not Found", (("Content-Type", "text/html; charset=utf-8"),), b"<html><body>Gone</body></html>"
+                )
+                others.append(("http_404", uri + "/comments", missing))
+            for kind, other_uri, block in others:
+                record = warc_record(
+                    "response", _warc_id(f"{rel}#{kind}"), block, "application/http; msgtype=response", other_uri
+                )
+                records.append((kind, record))
+            for kind, record in records:
+                handle.write(record)
+                kinds[kind] += 1
+    return kinds
+
+
+def _planted_pages(corpus: Path) -> set[str]:
+    found: set[str] = set()
+    with (corpus / "planted_pairs.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            pair = json.loads(line)
+            found.update((pair["a"], pair["b"]))
+    return found
+
+
+def page_paths(summary: dict) -> list[str]:
+    """Every page's path under `pages/`, in page order (as `generate` names them)."""
+    return [_relpath(index, page_format(index, summary["format"])) for index in range(summary["pages"])]
+
+
+def warc_view(corpus: Path, share: float, records_per_file: int = 1000, progress: bool = True) -> dict:
+    """`corpus/pages-warc/`: the pages of `corpus/pages/` with `share` of all pages (HTML pages
+    outside planted pairs, drawn with the corpus seed) packed into `warc/part-NNNNN.warc.gz`
+    (`records_per_file` pages each) and every other file a hard link to its `pages/` file,
+    under the same relative path. Returns the view's description (also its marker file
+    `pages-warc/.warc-view.json`); an existing view with the same share and page count is
+    reused as it is, any other is rebuilt (in a temp folder, then renamed)."""
+    summary = json.loads((corpus / "synth.json").read_text(encoding="utf-8"))
+    view = corpus / WARC_VIEW
+    wanted = {
+        "version": WARC_VIEW_VERSION,
+        "pages": summary["pages"],
+        "warc_share": share,
+        "records_per_file": records_per_file,
+    }
+    marker_path = view / WARC_VIEW_MARKER
+    if marker_path.exists():
+        marker = json.loads(marker_path.read_text(encoding="utf-8"))
+        if all(marker.get(key) == value for key, value in wanted.items()):
+            return {**marker, "built": False}
+    start = time.perf_counter()
+    rels = page_paths(summary)
+    planted = _planted_pages(corpus)
+    eligible = [rel for rel in rels if rel.endswith(".html") and rel not in planted]
+    count = round(summary["pages"] * share)
+    if count > len(eligible):
+        raise SystemExit(
+            f"--warc-share {share}: {count:,} pages to pack but only {len(eligible):,} HTML pages outside planted pairs"
+        )
+    packed = sorted(random.Random(summary["seed"]).sample(eligible, count))
+    packed_set = set(packed)
+    pages_dir = corpus / "pages"
+    building = corpus / f"{WARC_VIEW}.tmp"
+    shutil.rmtree(building, ignore_errors=True)
+    folders: set[Path] = set()
+    for rel in rels:
+        if rel in packed_set:
+            continue
+        target = building / rel
+        if target.parent not in folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            folders.add(target.parent)
+        try:
+            os.link(pages_dir / rel, target)
+        except OSError as exc:
+            raise SystemExit(f"cannot hard-link {pages_dir / rel} into {building}: {exc.strerror or exc}") from None
+    linked = time.perf_counter() - start
+    (building / "warc").mkdir(parents=True, exist_ok=True)
+    files = []
+    kinds: Counter[str] = Counter()
+    for number, first in enumerate(range(0, len(packed), records_per_file)):
+        name = f"warc/part-{number:05d}.warc.gz"
+        written = write_warc(building / name, pages_dir, packed[first : first + records_per_file])
+        files.append({"path": name, "records": dict(written)})
+        kinds += written
+        if progress and (number + 1) % 10 == 0:
+            done = min(first + records_per_file, len(packed))
+            print(f"synth: {number + 1} WARC files, {done:,}/{len(packed):,} pages", file=sys.stderr)
+    marker = {
+        **wanted,
+        "packed": packed,
+        "warc_files": files,
+        "records": dict(sorted(kinds.items())),
+        "linked": len(rels) - len(packed),
+        "link_seconds": round(linked, 2),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    (building / WARC_VIEW_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+    shutil.rmtree(view, ignore_errors=True)
+    building.rename(view)
+    return {**marker, "built": True}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", type=Path)
@@ -700,8 +925,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--planted-share", type=float, default=0.04, help="share of pages in planted pairs (default 0.04)"
     )
+    parser.add_argument(
+        "--warc-share",
+        type=float,
+        default=0.0,
+        help="also write OUT_DIR/pages-warc/ with this share of all pages packed into WARC files (default 0: none)",
+    )
     args = parser.parse_args(argv)
     summary = generate(args.out_dir, args.pages, args.format, args.seed, args.planted_share)
+    if args.warc_share > 0:
+        view = warc_view(args.out_dir, args.warc_share)
+        summary["warc_view"] = {key: view[key] for key in ("warc_share", "records", "linked", "seconds")}
     print(json.dumps(summary))
 
 
