@@ -17,7 +17,13 @@ def normalize(
         list[str] | None,
         typer.Argument(help="Raw files or folders, or fsspec URLs such as s3://bucket/crawl (default corpus/raw)."),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default corpus/normalized).")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Output folder, or an fsspec URL such as s3://bucket/normalized (default corpus/normalized).",
+        ),
+    ] = None,
     crawl_time: Annotated[
         str | None,
         typer.Option(
@@ -36,6 +42,14 @@ def normalize(
             "--corpus-root",
             help="Folder provenance paths and ids are relative to (default: corpus/raw when the "
             "inputs are inside it, else their common folder).",
+        ),
+    ] = None,
+    remote_cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--remote-cache",
+            help="Where the local mirrors of URL outputs live (default $NEWSSTANCE_REMOTE_CACHE, "
+            "else ~/.cache/newsstance/remote).",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -73,6 +87,7 @@ def normalize(
         corpus_root=corpus_root,
         executor=executor,
         engine_options=options,
+        remote_cache=remote_cache,
     )
     for line in summary.render():
         typer.echo(line)

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
-from newsstance.normalize import dedup, engine, storage
+from newsstance.normalize import dedup, engine, remote, storage
 from newsstance.normalize.model import PARSER_VERSION, SCHEMA_VERSION
 from newsstance.records import Validator
 
@@ -45,6 +45,8 @@ class Commit(DatatroveStep):
             with storage.locked(out):
                 storage.replay_journal(out)
                 commit(work)
+                if run.get("remote"):  # a Slurm run into a URL: out is its mirror
+                    remote.publish(remote.connect(run["remote"]), out)
         else:
             commit(work)
         return iter(())

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from newsstance.errors import UserError
-from newsstance.normalize import dedup, engine, storage
+from newsstance.normalize import dedup, engine, remote, storage
 from newsstance.normalize.commit import Commit, commit
 from newsstance.normalize.config import DEFAULT_MAX_BYTES, DEFAULT_SHARD_SIZE, NormalizeConfig, load_config
 from newsstance.normalize.crawltime import CrawlPlanner, is_metadata_file
@@ -44,7 +44,7 @@ ROLES = storage.ROLES
 class Summary:
     """What a run did; `render()` gives the lines the CLI prints."""
 
-    out_dir: Path
+    out_dir: Path | str
     corpus_root: Path
     files: int = 0
     new: int = 0
@@ -109,7 +109,9 @@ class Summary:
         return lines
 
 
-def _show(path: Path) -> str:
+def _show(path: Path | str) -> str:
+    if isinstance(path, str):
+        return path
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
     except ValueError:
@@ -376,6 +378,7 @@ class _Request:
     settings: dict[str, Any]
     shard_size: int
     progress: bool
+    remote: remote.Target | None = None  # `out` is then the URL's local mirror
 
     @property
     def cache_key(self) -> str:
@@ -394,11 +397,16 @@ def _request(
     corpus_root: Path | str | None,
     executor: str,
     engine_options: engine.EngineOptions | None,
+    remote_cache: Path | str | None,
 ) -> _Request:
     root = project_root()
     paths = _resolve_inputs(inputs, root)
-    out = Path(out_dir) if out_dir else root / "corpus" / "normalized"
-    out = (out if out.is_absolute() else Path.cwd() / out).resolve()
+    target = remote.connect(str(out_dir)) if out_dir is not None and is_url(out_dir) else None
+    if target is not None:
+        out = remote.mirror_folder(target.url, remote_cache)
+    else:
+        out = Path(out_dir) if out_dir else root / "corpus" / "normalized"
+        out = (out if out.is_absolute() else Path.cwd() / out).resolve()
     if isinstance(config, NormalizeConfig):
         cfg = (
             config
@@ -425,7 +433,7 @@ def _request(
         corpus_root = common_root(paths, root / "corpus" / "raw")
     cache_key = f"{_code_fingerprint()}|{cfg.fingerprint()}|{dedup.SIGNATURE_VERSION}"
     settings = {"cache_key": cache_key, "shard_size": shard_size}
-    return _Request(paths, out, cfg, options, cli_time, corpus_root, settings, shard_size, progress)
+    return _Request(paths, out, cfg, options, cli_time, corpus_root, settings, shard_size, progress, target)
 
 
 def _up_to_date(plan: _Plan, manifest: dict[str, Any], request: _Request) -> bool:
@@ -455,12 +463,14 @@ def run_normalize(
     corpus_root: Path | str | None = None,
     executor: str = "local",
     engine_options: engine.EngineOptions | None = None,
+    remote_cache: Path | str | None = None,
 ) -> Summary:
     """Normalise raw pages into `out_dir` (default corpus/raw -> corpus/normalized); idempotent.
 
     Unchanged files are not reparsed (their cached results are reused); duplicates are
     re-clustered over the full set whenever anything changed. `executor` picks the datatrove
-    executor (local, slurm, ray); the records are the same whichever runs them.
+    executor (local, slurm, ray); the records are the same whichever runs them. An fsspec URL
+    as `out_dir` is written through a local mirror (under `remote_cache`), see `remote`.
     """
     started = time.monotonic()
     request = _request(
@@ -475,45 +485,20 @@ def run_normalize(
         corpus_root,
         executor,
         engine_options,
+        remote_cache,
     )
-    out, corpus_root = request.out, request.corpus_root
-    summary = Summary(out_dir=out, corpus_root=Path(corpus_root) if not is_url(corpus_root) else Path("."))
+    out, corpus_root, target = request.out, request.corpus_root, request.remote
+    summary = Summary(
+        out_dir=target.url if target else out,
+        corpus_root=Path(corpus_root) if not is_url(corpus_root) else Path("."),
+    )
     try:
         with storage.locked(out):
-            storage.replay_journal(out)
-            previous = storage.load_index(out)
-            live_before = {e["part"] for e in previous.values() if e.get("part")}
-            storage.remove_stale(out, live_before)
-            clock = _StageClock()
-            planner = CrawlPlanner(Path(corpus_root) if not is_url(corpus_root) else Path("/"), request.cli_time)
-            found, notes = discover_inputs(request.paths, out, corpus_root)
-            plan = _plan(plan_tasks(found, corpus_root, planner), previous, request.cache_key)
-            del previous  # the stages read the index from the work folder: one copy in memory at a time
-            clock.lap("plan")
-            summary.files, summary.warnings = plan.files, [*notes, *planner.warnings]
-            manifest = storage.load_manifest(out)
-            if _up_to_date(plan, manifest, request):
-                _fill_from_manifest(summary, manifest)
-                summary.up_to_date, summary.seconds = True, time.monotonic() - started
-                return summary
-            del manifest
-            run_id = f"{int(time.time() * 1000):x}{os.getpid():x}"
-            work = out / storage.CACHE_DIR / storage.RUNS_DIR / run_id
-            tasks = engine.tasks_for(len(plan.changed), workers, executor)
-            _write_work(work, plan, tasks, run_id, request)
-            if executor == "slurm":
-                _submit_slurm(work, request.options, plan, tasks, request, run_id, summary)
-                return summary
-            try:
-                _run_stages(work, request, tasks, plan, run_id, clock)
-            except BaseException:
-                if not (out / storage.JOURNAL_NAME).exists():  # else the swap began: the next run completes it
-                    storage.remove_stale(out, live_before)
-                raise
-            summary.step_stats = engine.stage_counts(work / engine.LOGS_DIR / "extract")
-            shutil.rmtree(work, ignore_errors=True)
-            _fill_from_manifest(summary, storage.load_manifest(out), changes=True)
-            summary.stage_cpu = clock.stages
+            if target is not None:
+                summary.notes.append(remote.prepare(target, out))
+            complete = _normalize_locked(request, summary, workers, executor)
+            if target is not None and complete:
+                summary.notes.append(remote.publish(target, out).line())
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise UserError(
@@ -522,6 +507,49 @@ def run_normalize(
         raise
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _normalize_locked(request: _Request, summary: Summary, workers: int, executor: str) -> bool:
+    """The run proper, under the output folder's lock; True when `request.out` then holds the
+    complete outputs (False after a Slurm submission: the commit job writes them later)."""
+    out, corpus_root = request.out, request.corpus_root
+    storage.replay_journal(out)
+    previous = storage.load_index(out)
+    live_before = {e["part"] for e in previous.values() if e.get("part")}
+    storage.remove_stale(out, live_before)
+    clock = _StageClock()
+    planner = CrawlPlanner(Path(corpus_root) if not is_url(corpus_root) else Path("/"), request.cli_time)
+    found, notes = discover_inputs(request.paths, out, corpus_root)
+    if request.remote is not None:  # inputs under the output URL are our own published outputs
+        found = [path for path in found if not request.remote.contains(path)]
+    plan = _plan(plan_tasks(found, corpus_root, planner), previous, request.cache_key)
+    del previous  # the stages read the index from the work folder: one copy in memory at a time
+    clock.lap("plan")
+    summary.files, summary.warnings = plan.files, [*notes, *planner.warnings]
+    manifest = storage.load_manifest(out)
+    if _up_to_date(plan, manifest, request):
+        _fill_from_manifest(summary, manifest)
+        summary.up_to_date = True
+        return True
+    del manifest
+    run_id = f"{int(time.time() * 1000):x}{os.getpid():x}"
+    work = out / storage.CACHE_DIR / storage.RUNS_DIR / run_id
+    tasks = engine.tasks_for(len(plan.changed), workers, executor)
+    _write_work(work, plan, tasks, run_id, request)
+    if executor == "slurm":
+        _submit_slurm(work, request.options, plan, tasks, request, run_id, summary)
+        return False
+    try:
+        _run_stages(work, request, tasks, plan, run_id, clock)
+    except BaseException:
+        if not (out / storage.JOURNAL_NAME).exists():  # else the swap began: the next run completes it
+            storage.remove_stale(out, live_before)
+        raise
+    summary.step_stats = engine.stage_counts(work / engine.LOGS_DIR / "extract")
+    shutil.rmtree(work, ignore_errors=True)
+    _fill_from_manifest(summary, storage.load_manifest(out), changes=True)
+    summary.stage_cpu = clock.stages
+    return True
 
 
 def _inside(path: Path | str, root: Path | str) -> bool:
@@ -553,6 +581,7 @@ def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Requ
         "progress": request.progress,
         "reparsed": len(plan.changed),
         "take_lock": request.options.executor == "slurm",
+        "remote": request.remote.url if request.remote else None,  # the Slurm commit job publishes
     }
     (work / engine.RUN_FILE).write_bytes(orjson.dumps(run))
 

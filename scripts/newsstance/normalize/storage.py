@@ -9,6 +9,7 @@
     .cache/parts/P.sig.npy     per record: MinHash signature (uint32 x NUM_PERM)
     .cache/parts/P.bands.npy   LSH band keys, one row per band (a band's keys are contiguous)
     .cache/runs/R/             one run's work folder (plan, per-task entries, datatrove logs, band pairs)
+    .cache/remote-sync.json    for a URL --out (this folder is then its mirror): what was published there
 
 Parts are immutable: a run writes new parts only for files it parsed and keeps pointing at
 old segments for unchanged files (parts are compacted when mostly dead). Outputs are built
