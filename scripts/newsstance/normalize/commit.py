@@ -61,7 +61,8 @@ def _pairs(work: Path) -> np.ndarray:
 
 
 def commit(work: Path) -> None:
-    """Write and swap in the outputs of the run whose work folder is `work`."""
+    """Write and swap in the outputs of the run whose work folder is `work`. The index is streamed
+    in path order (one entry in memory at a time); per record only the run's columns are held."""
     from tqdm import tqdm
 
     from newsstance.records import validator
@@ -69,7 +70,6 @@ def commit(work: Path) -> None:
     run = engine.load_run(work)
     out = Path(run["out_dir"])
     parts_dir = Path(run["parts_dir"])
-    index = engine.merged_index(work)
     meta = np.load(work / engine.META_FILE, allow_pickle=False)
     node = np.load(work / "node.npy", allow_pickle=False)
     nodes = np.load(work / engine.NODES_FILE, allow_pickle=False)
@@ -79,15 +79,23 @@ def commit(work: Path) -> None:
     records = engine.record_columns(meta)
     clusters = dedup.finish(records, node, groups, _pairs(work), engine.signature_rows(arrays, parts, nodes))
     canonical, jaccard = clusters.canonical, clusters.jaccard
+    del node, nodes, groups, records, clusters
     counts = engine.count_roles(meta)
     article_validator = validator("article.schema.json")
-    compactor = _Compactor(parts_dir, f"c{run['run_id']}") if _needs_compaction(parts_dir, index) else None
+    live_bytes: dict[str, int] = orjson.loads((work / engine.LIVE_FILE).read_bytes())
+    compactor = _Compactor(parts_dir, f"c{run['run_id']}") if _needs_compaction(parts_dir, live_bytes) else None
+    old_state = storage.load_state(out)
+    changes = _Changes(out / storage.CACHE_DIR / storage.INDEX_NAME)
 
     staging = storage.Staging(out, run["run_id"])
     try:
         outputs: dict[str, dict[str, Any]] = {}
         shard: storage.HashingWriter | None = None
         quarantine = storage.HashingWriter(staging.file(storage.QUARANTINE_NAME))
+        index_out = staging.file(storage.INDEX_NAME).open("wb")
+        files_out = staging.file(FILES_PART).open("wb")
+        live_parts: set[str] = set()
+        files = 0
         number = 0  # the record's position in output order = its row in `meta`
         bar = tqdm(
             total=len(meta),
@@ -97,51 +105,129 @@ def commit(work: Path) -> None:
             disable=not run["progress"] or len(meta) < 10_000,
             leave=False,
         )
-        with storage.SegmentReader(parts_dir) as reader:
-            for entry in index:
+        with storage.SegmentReader(parts_dir) as reader, index_out, files_out:
+            for entry in engine.merged_index(work):
+                files += 1
+                changes.see(entry)
                 for item in entry["quarantine"]:
                     quarantine.write_line(orjson.dumps(item) + b"\n")
                     counts[f"quarantine:{item['reason']}"] += 1
-                if not entry["records"]:
-                    continue
-                data = reader.read(entry, "rec")
-                if compactor:
-                    compactor.add(entry, data, arrays)
-                for line in data.splitlines(keepends=True):
-                    if shard is None or shard.records >= run["shard_size"]:
-                        if shard is not None:
-                            outputs[shard.path.name] = shard.close()
-                        shard = storage.HashingWriter(staging.file(storage.ARTICLES_PATTERN.format(len(outputs))))
-                    if canonical[number] != number:
-                        target = storage.record_id(int(meta["id"][canonical[number]]))
-                        line = _mark_duplicate(line, target, float(jaccard[number]), article_validator)
-                        counts["duplicates"] += 1
-                    shard.write_line(line)
-                    number += 1
-                bar.update(entry["records"])
+                if entry["records"]:
+                    data = reader.read(entry, "rec")
+                    if compactor:
+                        entry.update(compactor.add(entry, data, arrays))
+                    for line in data.splitlines(keepends=True):
+                        if shard is None or shard.records >= run["shard_size"]:
+                            if shard is not None:
+                                outputs[shard.path.name] = shard.close()
+                            shard = storage.HashingWriter(staging.file(storage.ARTICLES_PATTERN.format(len(outputs))))
+                        if canonical[number] != number:
+                            target = storage.record_id(int(meta["id"][canonical[number]]))
+                            line = _mark_duplicate(line, target, float(jaccard[number]), article_validator)
+                            counts["duplicates"] += 1
+                        shard.write_line(line)
+                        number += 1
+                    bar.update(entry["records"])
+                if entry.get("part"):
+                    live_parts.add(entry["part"])
+                index_out.write(orjson.dumps(entry) + b"\n")
+                files_out.write(_file_line(entry, first=files == 1))
         bar.close()
         if shard is None:  # an empty corpus still gets its (empty) first shard
             shard = storage.HashingWriter(staging.file(storage.ARTICLES_PATTERN.format(0)))
         outputs[shard.path.name] = shard.close()
         outputs[storage.QUARANTINE_NAME] = quarantine.close()
         if compactor:
-            compactor.apply(index)
-        with staging.file(storage.INDEX_NAME).open("wb") as handle:
-            for entry in index:
-                handle.write(orjson.dumps(entry) + b"\n")
-        old = storage.load_manifest(out)
-        summary = _summary_dict(run, index, counts, len(meta), old)
-        manifest = _manifest(summary, run, index, outputs)
-        staging.file(storage.MANIFEST_NAME).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+            compactor.close()
+        summary = _summary_dict(run, files, changes.finish(), counts, len(meta))
+        state = {
+            "corpus_root": run["corpus_root_label"],
+            "settings": run["settings"],
+            "summary": summary,
+            "outputs": outputs,
+        }
+        _write_manifest(staging, state, staging.file(FILES_PART))
+        staging.file(storage.STATE_NAME).write_bytes(orjson.dumps({**state, "parts": sorted(live_parts)}))
         targets = {name: name for name in outputs}
         targets[storage.INDEX_NAME] = f"{storage.CACHE_DIR}/{storage.INDEX_NAME}"
+        targets[storage.STATE_NAME] = f"{storage.CACHE_DIR}/{storage.STATE_NAME}"
         targets[storage.MANIFEST_NAME] = storage.MANIFEST_NAME
-        staging.commit(targets, _unchanged_outputs(out, outputs, old))
+        staging.commit(targets, _unchanged_outputs(out, outputs, old_state))
     except BaseException:
         staging.discard()
         raise
     # this run's work folder stays until the runner has read its stage counters (then removes it)
-    storage.remove_stale(out, {e["part"] for e in index if e.get("part")}, keep_run=work.name)
+    storage.remove_stale(out, live_parts, keep_run=work.name)
+
+
+FILES_PART = "files.part"
+
+
+def _file_line(entry: dict[str, Any], first: bool) -> bytes:
+    """One input's line of the manifest's `files` object."""
+    info = {
+        "sha256": entry["sha256"],
+        "size": entry["size"],
+        "records": entry["records"],
+        "quarantined": len(entry["quarantine"]),
+        "parser_version": PARSER_VERSION,
+    }
+    return (b"" if first else b",\n") + b"    " + orjson.dumps(entry["path"]) + b": " + orjson.dumps(info)
+
+
+def _write_manifest(staging: storage.Staging, state: dict[str, Any], files_part: Path) -> None:
+    """manifest.json: the run's state plus one line per input under `files`, streamed from the part
+    written during the commit (a million inputs are never one dict in memory)."""
+    head = {"parser_version": PARSER_VERSION, "schema_version": SCHEMA_VERSION, **state}
+    text = orjson.dumps(head, option=orjson.OPT_INDENT_2)
+    with staging.file(storage.MANIFEST_NAME).open("wb") as handle, files_part.open("rb") as files:
+        handle.write(text[: text.rindex(b"}")].rstrip() + b',\n  "files": {\n')
+        while chunk := files.read(1 << 20):
+            handle.write(chunk)
+        handle.write(b"\n  }\n}\n")
+    files_part.unlink()
+
+
+class _Changes:
+    """New, modified and deleted inputs against the previous index, by a merge join of two
+    path-ordered streams (nothing of either index is held)."""
+
+    def __init__(self, previous_index: Path):
+        self._previous = self._stream(previous_index)
+        self._pending: tuple[str, str | None] | None = next(self._previous, None)
+        self.new = self.modified = self.deleted = 0
+
+    @staticmethod
+    def _stream(path: Path) -> Iterator[tuple[str, str | None]]:
+        if not path.is_file():  # no cache (a new machine, a cleared .cache): the manifest says what was there
+            files = storage.load_manifest(path.parents[1]).get("files")
+            if isinstance(files, dict):
+                yield from sorted((str(name), info.get("sha256")) for name, info in files.items())
+            return
+        with path.open("rb") as handle:
+            for line in handle:
+                try:
+                    entry = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    return
+                yield str(entry["path"]), entry.get("sha256")
+
+    def see(self, entry: dict[str, Any]) -> None:
+        path = str(entry["path"])
+        while self._pending is not None and self._pending[0] < path:
+            self.deleted += 1
+            self._pending = next(self._previous, None)
+        if self._pending is not None and self._pending[0] == path:
+            self.modified += self._pending[1] != entry["sha256"]
+            self._pending = next(self._previous, None)
+        else:
+            self.new += 1
+
+    def finish(self) -> dict[str, int]:
+        while self._pending is not None:
+            self.deleted += 1
+            self._pending = next(self._previous, None)
+        return {"new": self.new, "modified": self.modified, "deleted": self.deleted}
 
 
 def _unchanged_outputs(out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any]) -> frozenset[str]:
@@ -150,29 +236,19 @@ def _unchanged_outputs(out: Path, outputs: dict[str, dict[str, Any]], old: dict[
     recorded = old.get("outputs")
     if not isinstance(recorded, dict):
         recorded = {}
-    same = set()
-    for name, info in outputs.items():
-        path = out / name
-        in_place = recorded.get(name) == info and path.is_file() and path.stat().st_size == info["bytes"]
-        if in_place and storage.sha256_file(path) == info["sha256"]:
-            same.add(name)
+    stats = storage.OutputStats(out)
+    same = {name for name, info in outputs.items() if recorded.get(name) == info and stats.in_place(out / name, info)}
+    stats.save()
     return frozenset(same)
 
 
 def _summary_dict(
-    run: dict[str, Any], index: list[dict[str, Any]], counts: Counter[str], articles: int, old: dict[str, Any]
+    run: dict[str, Any], files: int, changes: dict[str, int], counts: Counter[str], articles: int
 ) -> dict[str, Any]:
-    old_files = old.get("files", {}) if isinstance(old.get("files"), dict) else {}
-    paths = {e["path"] for e in index}
-    new = sum(1 for p in paths if p not in old_files)
-    modified = sum(1 for e in index if e["path"] in old_files and old_files[e["path"]].get("sha256") != e["sha256"])
-    deleted = sum(1 for p in old_files if p not in paths)
     return {
-        "files": len(index),
-        "changed": new + modified + deleted,
-        "new": new,
-        "modified": modified,
-        "deleted": deleted,
+        "files": files,
+        "changed": changes["new"] + changes["modified"] + changes["deleted"],
+        **changes,
         "reparsed": run["reparsed"],
         "articles": articles,
         "roles": {role: counts[f"role:{role}"] for role in ROLES},
@@ -198,54 +274,24 @@ class _Compactor:
     def __init__(self, parts_dir: Path, name: str):
         bands, rows = dedup.lsh_bands(dedup.THRESHOLD, dedup.NUM_PERM)
         self.writer = storage.PartWriter(parts_dir, name, bands, rows, dedup.NUM_PERM)
-        self.locations: dict[str, dict[str, Any]] = {}
 
-    def add(self, entry: dict[str, Any], data: bytes, arrays: storage.PartArrays) -> None:
+    def add(self, entry: dict[str, Any], data: bytes, arrays: storage.PartArrays) -> dict[str, Any]:
+        """The entry's new location in the fresh part."""
         start, count = entry["rows"]
         meta = np.asarray(arrays.get(entry["part"], "meta")[start : start + count])
         signatures = np.asarray(arrays.get(entry["part"], "sig")[start : start + count])
-        self.locations[entry["path"]] = self.writer.write_raw(data, meta, signatures)
+        return self.writer.write_raw(data, meta, signatures)
 
-    def apply(self, index: list[dict[str, Any]]) -> None:
+    def close(self) -> None:
         self.writer.close()
-        for entry in index:
-            location = self.locations.get(entry["path"])
-            if location:
-                entry.update(location)
 
 
-def _needs_compaction(parts_dir: Path, index: list[dict[str, Any]]) -> bool:
-    live: Counter[str] = Counter()
-    for entry in index:
-        if entry.get("part"):
-            live[entry["part"]] += entry["rec"][1]
+def _needs_compaction(parts_dir: Path, live: dict[str, int]) -> bool:
+    """Dead bytes (segments no entry points at) outweigh the live ones: `live` is bytes of record
+    lines per part, counted by the collect stage."""
     total = 0
     for part in live:
         path = parts_dir / f"{part}.rec.jsonl"
         total += path.stat().st_size if path.is_file() else 0
     dead = total - sum(live.values())
     return dead > COMPACT_MIN_DEAD_BYTES and dead > sum(live.values())
-
-
-def _manifest(
-    summary: dict[str, Any], run: dict[str, Any], index: list[dict[str, Any]], outputs: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    files = {
-        e["path"]: {
-            "sha256": e["sha256"],
-            "size": e["size"],
-            "records": e["records"],
-            "quarantined": len(e["quarantine"]),
-            "parser_version": PARSER_VERSION,
-        }
-        for e in index
-    }
-    return {
-        "parser_version": PARSER_VERSION,
-        "schema_version": SCHEMA_VERSION,
-        "corpus_root": run["corpus_root_label"],
-        "settings": run["settings"],
-        "summary": summary,
-        "outputs": outputs,
-        "files": files,
-    }

@@ -34,7 +34,20 @@ class CrawlPlanner:
         self.corpus_root = corpus_root
         self.cli_time = cli_time
         self._manifests: dict[Path, dict[str, str]] = {}
+        self._names: dict[str, frozenset[str] | None] = {}
+        self._root = str(corpus_root)
         self.warnings: list[str] = []
+
+    def _listed(self, folder: str, name: str) -> bool:
+        """`name` may exist in `folder`: one listing per folder instead of one stat per file
+        (None: the folder cannot be listed, so every name may exist)."""
+        if folder not in self._names:
+            try:
+                self._names[folder] = frozenset(os.listdir(folder))
+            except OSError:
+                self._names[folder] = None
+        names = self._names[folder]
+        return names is None or name in names
 
     def _manifest(self, folder: Path) -> dict[str, str]:
         if folder not in self._manifests:
@@ -54,7 +67,10 @@ class CrawlPlanner:
         return self._manifests[folder]
 
     def _sidecar(self, path: Path) -> dict[str, Any] | None:
-        sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+        folder, name = os.path.split(path)
+        if not self._listed(folder, name + SIDECAR_SUFFIX):
+            return None
+        sidecar = path.with_name(name + SIDECAR_SUFFIX)
         if not sidecar.is_file():
             return None
         try:
@@ -68,17 +84,20 @@ class CrawlPlanner:
         return data
 
     def _from_manifests(self, path: Path) -> datetime | None:
-        folder = path.parent
+        folder = os.path.dirname(path)
         while True:
-            value = self._manifest(folder).get(path.relative_to(folder).as_posix())
-            if value is not None:
-                moment = parse_timestamp(value)
-                if moment is None:
-                    self.warnings.append(f"{folder / MANIFEST_NAME}: unreadable crawled_at {value!r} for {path.name}")
-                return moment
-            if folder == self.corpus_root or folder == folder.parent or self.corpus_root not in folder.parents:
+            if self._listed(folder, MANIFEST_NAME):
+                value = self._manifest(Path(folder)).get(str(path)[len(folder) :].lstrip("/"))
+                if value is not None:
+                    moment = parse_timestamp(value)
+                    if moment is None:
+                        manifest = os.path.join(folder, MANIFEST_NAME)
+                        self.warnings.append(f"{manifest}: unreadable crawled_at {value!r} for {path.name}")
+                    return moment
+            parent = os.path.dirname(folder)
+            if folder == self._root or parent == folder or not folder.startswith(self._root.rstrip("/") + "/"):
                 return None
-            folder = folder.parent
+            folder = parent
 
     def context(self, path: Path, stat: os.stat_result) -> CrawlContext:
         mtime = datetime.fromtimestamp(int(stat.st_mtime), tz=UTC)

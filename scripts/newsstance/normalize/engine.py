@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import heapq
 import math
 import multiprocessing
 import os
@@ -53,12 +54,13 @@ from newsstance.normalize.steps import build_steps
 EXECUTORS = ("local", "slurm", "ray")
 MAX_FILES_PER_TASK = 256
 PLAN_DIR, ENTRIES_DIR, PAIRS_DIR, LOGS_DIR = "plan", "entries", "pairs", "logs"
-RUN_FILE, INDEX_FILE, META_FILE, NODES_FILE, GROUPS_FILE = (
+RUN_FILE, INDEX_FILE, META_FILE, NODES_FILE, GROUPS_FILE, LIVE_FILE = (
     "run.json",
     "index.jsonl",
     "meta.npy",
     "nodes.npy",
     "groups.npy",
+    "live.json",  # bytes of live record lines per part (the commit decides on compaction from it)
 )
 
 
@@ -86,6 +88,17 @@ def tasks_for(files: int, workers: int, executor: str = "local") -> int:
         return min(files, max(workers, math.ceil(files / MAX_FILES_PER_TASK)))
     wanted = math.ceil(files / (workers * 8)) if workers > 1 else files
     return math.ceil(files / max(1, min(MAX_FILES_PER_TASK, wanted)))
+
+
+FILES_PER_LOCAL_WORKER = 200
+
+
+def extract_workers(files: int, options: EngineOptions) -> int:
+    """Local worker processes for `files` changed files: a worker costs a fork and its models
+    (~1 CPU-s), so a small re-run parses in fewer processes than `--workers` allows."""
+    if options.executor != "local":
+        return options.workers
+    return max(1, min(options.workers, math.ceil(files / FILES_PER_LOCAL_WORKER)))
 
 
 def band_tasks(bands: int, workers: int, executor: str) -> int:
@@ -212,6 +225,7 @@ class _FileResults:
             "sha256": self.article_sha256 or self.quarantine_sha256,
             "size": self.task.size if self.size is None else self.size,
             "key": self.key,
+            "stat": list(self.task.stat) if self.task.stat else None,
             "records": self.records,
             "quarantine": self.quarantine,
             **self.location,
@@ -234,22 +248,31 @@ def extract_pipeline(work: Path, parts_dir: Path, run_id: str, cache_key: str, c
 # ---------------------------------------------------------------- collect stage
 
 
-def _live_meta(index: list[dict[str, Any]], arrays: storage.PartArrays) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Per-record columns of every live record in output order, with each record's part number and row."""
+def _live_meta(index: Iterable[dict[str, Any]], arrays: storage.PartArrays) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Per-record columns of every live record in output order, with each record's part number and
+    row. The index is streamed (only three numbers per entry are kept) and each part's rows are
+    gathered in one vectorised read."""
     names: dict[str, int] = {}
-    metas, parts, rows = [], [], []
+    part_of, starts, counts = [], [], []
     for entry in index:
         if not entry["records"]:
             continue
         start, count = entry["rows"]
-        number = names.setdefault(entry["part"], len(names))
-        metas.append(arrays.get(entry["part"], "meta")[start : start + count])
-        parts.append(np.full(count, number, dtype=np.int32))
-        rows.append(np.arange(start, start + count, dtype=np.int64))
-    if not metas:
+        part_of.append(names.setdefault(entry["part"], len(names)))
+        starts.append(start)
+        counts.append(count)
+    if not part_of:
         return np.empty(0, dtype=storage.META_DTYPE), [], np.empty((0, 2), dtype=np.int64)
-    location = np.stack((np.concatenate(parts).astype(np.int64), np.concatenate(rows)), axis=1)
-    return np.concatenate(metas), list(names), location
+    count_array = np.asarray(counts, dtype=np.int64)
+    ends = np.cumsum(count_array)
+    # row of record i = start of its entry + its position within the entry
+    rows = np.repeat(np.asarray(starts, dtype=np.int64) - (ends - count_array), count_array) + np.arange(ends[-1])
+    parts = np.repeat(np.asarray(part_of, dtype=np.int64), count_array)
+    part_names = list(names)
+    meta = np.empty(len(rows), dtype=storage.META_DTYPE)
+    for number, at in by_part(parts):
+        meta[at] = arrays.get(part_names[number], "meta")[rows[at]]
+    return meta, part_names, np.stack((parts, rows), axis=1)
 
 
 def record_columns(meta: np.ndarray) -> dedup.RecordColumns:
@@ -302,9 +325,17 @@ class Collect(DatatroveStep):
     def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
         work = Path(self.work)
         run = load_run(work)
-        index = merged_index(work)
         arrays = storage.PartArrays(Path(run["parts_dir"]))
-        meta, parts, location = _live_meta(index, arrays)
+        live: Counter[str] = Counter()
+
+        def counted(entries: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            for entry in entries:
+                if entry.get("part"):
+                    live[entry["part"]] += entry["rec"][1]
+                yield entry
+
+        meta, parts, location = _live_meta(counted(merged_index(work)), arrays)
+        (work / LIVE_FILE).write_bytes(orjson.dumps(live))
         records = record_columns(meta)
         node, representative = dedup.number_texts(records.text_key)
         nodes = location[representative] if len(representative) else np.empty((0, 2), dtype=np.int64)
@@ -347,26 +378,24 @@ class BandPairs(DatatroveStep):
 
     def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
         bands, _ = dedup.lsh_bands(self.threshold, dedup.NUM_PERM)
-        for band in range(rank, bands, world_size):
-            self.band(band)
-        return iter(())
-
-    def band(self, band: int) -> None:
         work = Path(self.work)
-        run = load_run(work)
-        arrays = storage.PartArrays(Path(run["parts_dir"]))
+        arrays = storage.PartArrays(Path(load_run(work)["parts_dir"]))  # one set of memory maps for all bands
         parts: list[str] = orjson.loads((work / "parts.json").read_bytes())
         nodes = _load(work / NODES_FILE)
         groups = _load(work / GROUPS_FILE)
-        keys = np.empty(len(nodes), dtype=np.uint64)
-        for part, at in by_part(nodes[:, 0]):
-            keys[at] = arrays.get(parts[part], "bands")[band][nodes[at, 1]]
-        codes = dedup.band_pairs(keys, groups) if len(keys) > 1 else np.empty(0, dtype=np.int64)
-        confirmed = dedup.confirm_pairs(codes, len(nodes), signature_rows(arrays, parts, nodes), self.threshold)
+        by_part_nodes = list(by_part(nodes[:, 0]))
+        rows = signature_rows(arrays, parts, nodes)
         (work / PAIRS_DIR).mkdir(exist_ok=True)
-        _save(work / PAIRS_DIR / f"{band:02d}.npy", confirmed)
-        self.stat_update("candidates", value=len(codes))
-        self.stat_update("confirmed", value=len(confirmed))
+        for band in range(rank, bands, world_size):
+            keys = np.empty(len(nodes), dtype=np.uint64)
+            for part, at in by_part_nodes:
+                keys[at] = arrays.get(parts[part], "bands")[band][nodes[at, 1]]
+            codes = dedup.band_pairs(keys, groups) if len(keys) > 1 else np.empty(0, dtype=np.int64)
+            confirmed = dedup.confirm_pairs(codes, len(nodes), rows, self.threshold)
+            _save(work / PAIRS_DIR / f"{band:02d}.npy", confirmed)
+            self.stat_update("candidates", value=len(codes))
+            self.stat_update("confirmed", value=len(confirmed))
+        return iter(())
 
 
 # ---------------------------------------------------------------- run bookkeeping
@@ -377,15 +406,22 @@ def load_run(work: Path) -> dict[str, Any]:
     return data
 
 
-def merged_index(work: Path) -> list[dict[str, Any]]:
-    """Index entries of every input in path order: the kept ones and those of this run's tasks."""
-    entries = [orjson.loads(line) for line in (work / INDEX_FILE).read_bytes().splitlines()]
+def merged_index(work: Path) -> Iterator[dict[str, Any]]:
+    """Index entries of every input in path order, streamed: the kept ones (`index.jsonl`, in path
+    order) merged with those of this run's tasks (each task's file is in path order). Only one
+    entry per source is in memory at a time, so a million inputs cost no more than ten."""
+    sources = [work / INDEX_FILE]
     folder = work / ENTRIES_DIR
     if folder.is_dir():
-        for path in sorted(folder.glob("*.jsonl")):
-            entries.extend(orjson.loads(line) for line in path.read_bytes().splitlines())
-    entries.sort(key=lambda entry: entry["path"])
-    return entries
+        sources.extend(sorted(folder.glob("*.jsonl")))
+    return heapq.merge(*(_entries(path) for path in sources), key=lambda entry: str(entry["path"]))
+
+
+def _entries(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open("rb") as handle:
+        for line in handle:
+            entry: dict[str, Any] = orjson.loads(line)
+            yield entry
 
 
 # ---------------------------------------------------------------- executors

@@ -231,7 +231,7 @@ def publish(target: Target, mirror: Path) -> SyncReport:
 
 
 def _publish(target: Target, mirror: Path, report: SyncReport) -> SyncReport:
-    outputs = storage.load_manifest(mirror).get("outputs")
+    outputs = storage.load_state(mirror).get("outputs")
     if not isinstance(outputs, dict) or not outputs:
         return report  # no complete output in the mirror: nothing to publish
     wanted = {name: {"sha256": info["sha256"], "bytes": info["bytes"]} for name, info in outputs.items()}

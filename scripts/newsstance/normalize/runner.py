@@ -16,10 +16,11 @@ import pickle
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import orjson
@@ -234,17 +235,35 @@ def _relative(path: str, corpus_root: Path | str) -> str:
 def plan_tasks(files: Sequence[str], corpus_root: Path | str, planner: CrawlPlanner) -> list[FileTask]:
     """One FileTask per raw file, with its crawl context, sorted by provenance path (the order of the output)."""
     tasks = []
+    trusted_before = time.time_ns() - RACY_NS
+    root_prefix = str(corpus_root).rstrip("/") + "/"
     for path in files:
-        rel = _relative(path, corpus_root)
         if is_url(path):
-            tasks.append(FileTask(path, rel, *_url_context(path, planner)))
+            tasks.append(FileTask(path, _relative(path, corpus_root), *_url_context(path, planner)))
             continue
+        rel = path[len(root_prefix) :] if path.startswith(root_prefix) else _relative(path, corpus_root)
         try:
             stat = os.stat(path)
         except OSError:
             stat = os.stat_result((0,) * 10)
-        tasks.append(FileTask(path, rel, stat.st_size, planner.context(Path(path), stat)))
+        tasks.append(
+            FileTask(path, rel, stat.st_size, planner.context(Path(path), stat), file_stat(stat, trusted_before))
+        )
     return sorted(tasks, key=lambda task: task.rel)
+
+
+# A file whose modification or status change is this close to the planning time may change again
+# within the file system's timestamp granularity without its stat changing: hash it next time.
+RACY_NS = 2_000_000_000
+
+
+def file_stat(stat: os.stat_result, trusted_before: int) -> tuple[int, int, int, int, int] | None:
+    """What an unchanged file keeps (size, mtime, ctime, inode, device), or None when the file is
+    not a regular file or was modified too recently for its stat to prove anything (like git's
+    racy-clean rule). ctime cannot be set by a user: any write after planning changes it."""
+    if not S_ISREG(stat.st_mode) or max(stat.st_mtime_ns, stat.st_ctime_ns) >= trusted_before:
+        return None
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev
 
 
 def _url_context(url: str, planner: CrawlPlanner) -> tuple[int, CrawlContext]:
@@ -270,9 +289,12 @@ def _url_context(url: str, planner: CrawlPlanner) -> tuple[int, CrawlContext]:
 
 def unchanged_entry(task: FileTask, entry: dict[str, Any] | None, cache_key: str) -> bool:
     """The previous result still holds: same code/config/crawl key and the same bytes (or, for an
-    unreadable file, the same error)."""
+    unreadable file, the same error). The bytes are hashed only when the file's stat differs from
+    the one recorded with the entry (or none was recorded: see `file_stat`)."""
     if not entry or entry.get("key") != engine.entry_key(cache_key, task):
         return False
+    if task.stat is not None and entry.get("stat") == list(task.stat):
+        return True
     try:
         sha256: str | None = input_sha256(task.path, task.rel)  # safe: never opens a FIFO or leaves the root
         detail = None
@@ -349,20 +371,71 @@ def _root_label(corpus_root: Path | str) -> str:
 
 @dataclass
 class _Plan:
-    kept: list[dict[str, Any]]
+    kept: int  # index entries reused, written to the work folder's index as they were planned
     changed: list[FileTask]
     files: int
+    previous: int  # usable entries in the previous index
+    changed_count: int = 0
+    files_per_rank: list[int] = field(default_factory=list)
+
+    def drop_tasks(self) -> None:
+        """The changed tasks are in the per-task plan files now: not held while the stages run."""
+        self.changed_count = len(self.changed)
+        self.changed = []
 
 
-def _plan(tasks: list[FileTask], previous: dict[str, dict[str, Any]], cache_key: str) -> _Plan:
-    kept, changed = [], []
-    for task in tasks:
-        entry = previous.get(task.rel)
-        if entry is not None and unchanged_entry(task, entry, cache_key):
-            kept.append(entry)
-        else:
-            changed.append(task)
-    return _Plan(kept, changed, len(tasks))
+def _previous_entries(out: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """The previous index, streamed in path order with each entry's line; entries whose segment
+    vanished are skipped. A damaged or unordered index ends the stream (the rest is reparsed)."""
+    path = out / storage.CACHE_DIR / storage.INDEX_NAME
+    if not path.is_file():
+        return
+    parts_dir = out / storage.CACHE_DIR / storage.PARTS_DIR
+    sizes: dict[str, tuple[int, int] | None] = {}
+    last = ""
+    with path.open("rb") as handle:
+        for line in handle:
+            try:
+                entry = orjson.loads(line)
+                rel = str(entry["path"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                return
+            if rel <= last:
+                return
+            last = rel
+            if storage.segment_available(parts_dir, entry, sizes):
+                yield (line if line.endswith(b"\n") else line + b"\n"), entry
+
+
+def _plan(tasks: list[FileTask], out: Path, cache_key: str, kept_path: Path) -> _Plan:
+    """Split the tasks (sorted by path) into kept results and changed files, by a merge join with
+    the previous index (also in path order): the kept entries go straight to `kept_path`, so
+    neither index is ever held in memory."""
+    changed: list[FileTask] = []
+    kept = previous_count = 0
+    previous = _previous_entries(out)
+    current = next(previous, None)
+    kept_path.parent.mkdir(parents=True, exist_ok=True)
+    with kept_path.open("wb") as handle:
+        for task in tasks:
+            while current is not None and current[1]["path"] < task.rel:
+                previous_count += 1
+                current = next(previous, None)
+            if current is None or current[1]["path"] != task.rel:
+                changed.append(task)
+                continue
+            line, entry = current
+            previous_count += 1
+            current = next(previous, None)
+            if not unchanged_entry(task, entry, cache_key):
+                changed.append(task)
+                continue
+            stat = list(task.stat) if task.stat else None
+            handle.write(line if entry.get("stat") == stat else orjson.dumps({**entry, "stat": stat}) + b"\n")
+            kept += 1
+        if current is not None:
+            previous_count += 1 + sum(1 for _ in previous)
+    return _Plan(kept, changed, len(tasks), previous_count)
 
 
 @dataclass
@@ -436,17 +509,14 @@ def _request(
     return _Request(paths, out, cfg, options, cli_time, corpus_root, settings, shard_size, progress, target)
 
 
-def _up_to_date(plan: _Plan, manifest: dict[str, Any], request: _Request) -> bool:
+def _up_to_date(plan: _Plan, state: dict[str, Any], request: _Request) -> bool:
     """Nothing to do: no input changed, none appeared or vanished, same settings, outputs intact."""
-    files = manifest.get("files")
-    current = {e["path"] for e in plan.kept}
     return (
         not plan.changed
-        and isinstance(files, dict)
-        and current == set(files)
-        and manifest.get("settings") == request.settings
-        and manifest.get("corpus_root") == _root_label(request.corpus_root)
-        and storage.outputs_intact(request.out, manifest)
+        and plan.kept == plan.previous
+        and state.get("settings") == request.settings
+        and state.get("corpus_root") == _root_label(request.corpus_root)
+        and storage.outputs_intact(request.out, state)
     )
 
 
@@ -514,26 +584,26 @@ def _normalize_locked(request: _Request, summary: Summary, workers: int, executo
     complete outputs (False after a Slurm submission: the commit job writes them later)."""
     out, corpus_root = request.out, request.corpus_root
     storage.replay_journal(out)
-    previous = storage.load_index(out)
-    live_before = {e["part"] for e in previous.values() if e.get("part")}
+    live_before = storage.live_parts(out)
     storage.remove_stale(out, live_before)
     clock = _StageClock()
     planner = CrawlPlanner(Path(corpus_root) if not is_url(corpus_root) else Path("/"), request.cli_time)
     found, notes = discover_inputs(request.paths, out, corpus_root)
     if request.remote is not None:  # inputs under the output URL are our own published outputs
         found = [path for path in found if not request.remote.contains(path)]
-    plan = _plan(plan_tasks(found, corpus_root, planner), previous, request.cache_key)
-    del previous  # the stages read the index from the work folder: one copy in memory at a time
-    clock.lap("plan")
-    summary.files, summary.warnings = plan.files, [*notes, *planner.warnings]
-    manifest = storage.load_manifest(out)
-    if _up_to_date(plan, manifest, request):
-        _fill_from_manifest(summary, manifest)
-        summary.up_to_date = True
-        return True
-    del manifest
     run_id = f"{int(time.time() * 1000):x}{os.getpid():x}"
     work = out / storage.CACHE_DIR / storage.RUNS_DIR / run_id
+    plan = _plan(plan_tasks(found, corpus_root, planner), out, request.cache_key, work / engine.INDEX_FILE)
+    del found
+    clock.lap("plan")
+    summary.files, summary.warnings = plan.files, [*notes, *planner.warnings]
+    state = storage.load_state(out)
+    if _up_to_date(plan, state, request):
+        shutil.rmtree(work, ignore_errors=True)
+        _fill_from_state(summary, state)
+        summary.up_to_date = True
+        return True
+    del state
     tasks = engine.tasks_for(len(plan.changed), workers, executor)
     _write_work(work, plan, tasks, run_id, request)
     if executor == "slurm":
@@ -547,7 +617,7 @@ def _normalize_locked(request: _Request, summary: Summary, workers: int, executo
         raise
     summary.step_stats = engine.stage_counts(work / engine.LOGS_DIR / "extract")
     shutil.rmtree(work, ignore_errors=True)
-    _fill_from_manifest(summary, storage.load_manifest(out), changes=True)
+    _fill_from_state(summary, storage.load_state(out), changes=True)
     summary.stage_cpu = clock.stages
     return True
 
@@ -560,17 +630,14 @@ def _inside(path: Path | str, root: Path | str) -> bool:
 
 
 def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Request) -> None:
-    """The run's work folder: per-task plans, the kept index entries and the run's settings."""
+    """The run's work folder (the kept index entries are already there): per-task plans and the
+    run's settings. The changed tasks are then dropped from this process's memory."""
     out = request.out
     (work / engine.PLAN_DIR).mkdir(parents=True)
     (work / engine.ENTRIES_DIR).mkdir()
     for rank in range(tasks):
         with (work / engine.PLAN_DIR / f"{rank:05d}.pkl").open("wb") as handle:
             pickle.dump(engine.shard(plan.changed, rank, tasks), handle)
-    with (work / engine.INDEX_FILE).open("wb") as handle:
-        for entry in plan.kept:
-            handle.write(orjson.dumps(entry) + b"\n")
-    plan.kept = []
     run = {
         "run_id": run_id,
         "out_dir": str(out),
@@ -584,6 +651,8 @@ def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Requ
         "remote": request.remote.url if request.remote else None,  # the Slurm commit job publishes
     }
     (work / engine.RUN_FILE).write_bytes(orjson.dumps(run))
+    plan.files_per_rank = [len(engine.shard(plan.changed, rank, tasks)) for rank in range(tasks)]
+    plan.drop_tasks()
 
 
 def _stage_pipelines(work: Path, request: _Request, run_id: str) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
@@ -601,12 +670,13 @@ def _run_stages(work: Path, request: _Request, tasks: int, plan: _Plan, run_id: 
     options, progress = request.options, request.progress
     extract, _, bands_stage, _ = _stage_pipelines(work, request, run_id)
     bands, _ = dedup.lsh_bands(dedup.THRESHOLD, dedup.NUM_PERM)
-    files_per_rank = [len(engine.shard(plan.changed, rank, tasks)) for rank in range(tasks)]
-    bar = _LazyBar(len(plan.changed), progress, files_per_rank)
+    bar = _LazyBar(plan.changed_count, progress, plan.files_per_rank)
     options.progress = bar.update
     try:
         if tasks:
-            engine.make_executor(options, extract, tasks, work / engine.LOGS_DIR / "extract", "extract").run()
+            extract_options = replace(options, workers=engine.extract_workers(plan.changed_count, options))
+            logs = work / engine.LOGS_DIR / "extract"
+            engine.make_executor(extract_options, extract, tasks, logs, "extract").run()
             _check_complete(work, tasks, "extract")
     finally:
         bar.close()
@@ -684,11 +754,11 @@ def _submit_slurm(
     else:
         executors[-1].run()
         summary.notes.append(f"submitted to Slurm: {len(executors)} chained jobs; work folder {work}")
-    summary.reparsed = len(plan.changed)
+    summary.reparsed = plan.changed_count
 
 
-def _fill_from_manifest(summary: Summary, manifest: dict[str, Any], changes: bool = False) -> None:
-    recorded = manifest.get("summary", {})
+def _fill_from_state(summary: Summary, state: dict[str, Any], changes: bool = False) -> None:
+    recorded = state.get("summary", {})
     if changes:
         for key in ("new", "modified", "deleted", "reparsed"):
             setattr(summary, key, recorded.get(key, 0))

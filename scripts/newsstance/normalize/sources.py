@@ -99,7 +99,7 @@ class _Snapshot:
 class Discovery:
     """Paths to process (sorted) and notes about links that were not walked twice."""
 
-    paths: list[Path] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -123,11 +123,11 @@ def discover(inputs: Sequence[Path], root: Path, exclude: Path | None = None) ->
     real paths first (a link only adds folders not reachable without it; the others are noted).
     """
     root = root.resolve()
-    found: set[Path] = set()
+    found: set[str] = set()
     visited: set[tuple[int, int]] = set()
     linked: list[Path] = []
     notes: list[str] = []
-    excluded = exclude.resolve() if exclude is not None else None
+    excluded = str(exclude.resolve()) if exclude is not None else None
 
     def walk(folder: Path) -> None:
         try:
@@ -149,21 +149,20 @@ def discover(inputs: Sequence[Path], root: Path, exclude: Path | None = None) ->
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            path = Path(entry.path)
-            if excluded is not None and path == excluded:
+            if entry.path == excluded:
                 continue
             if entry.is_symlink():
-                target = Path(os.path.realpath(path))
-                if excluded is not None and target == excluded:
+                target = os.path.realpath(entry.path)
+                if target == excluded:
                     continue
-                if is_inside(target, root) and target.is_dir():
-                    linked.append(path)  # walked after every real folder: real paths win over aliases
+                if is_inside(target, root) and os.path.isdir(target):
+                    linked.append(Path(entry.path))  # walked after every real folder: real paths win over aliases
                 elif not skip_name(entry.name):
-                    found.add(path)  # file link, outside link or dangling link: read_stable decides
+                    found.add(entry.path)  # file link, outside link or dangling link: read_stable decides
             elif entry.is_dir(follow_symlinks=False):
-                walk(path)
+                walk(Path(entry.path))
             elif not skip_name(entry.name):
-                found.add(path)
+                found.add(entry.path)
 
     for path in inputs:
         try:
@@ -175,7 +174,7 @@ def discover(inputs: Sequence[Path], root: Path, exclude: Path | None = None) ->
         if is_dir:
             walk(path)
         elif not skip_name(path.name):
-            found.add(path)
+            found.add(str(path))
     while linked:  # symlinked folders inside the root, once each by real identity
         walk(linked.pop(0))
     return Discovery(sorted(found), notes)

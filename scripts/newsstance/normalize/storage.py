@@ -24,6 +24,8 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +44,9 @@ JOURNAL_NAME = ".swap-journal.json"
 LOCK_NAME = ".lock"
 STAGING_PREFIX = ".staging-"
 MANIFEST_NAME = "manifest.json"
+STATE_NAME = "state.json"  # in .cache/: the manifest without its per-input list (read by every run)
+OUTPUT_STATS_NAME = "output-stats.json"  # in .cache/: stats of outputs whose hash was checked
+RACY_NS = 2_000_000_000  # a stat this close to the check proves nothing (see runner.file_stat)
 QUARANTINE_NAME = "quarantine.jsonl"
 ARTICLES_PATTERN = "articles-{:05d}.jsonl"
 ARTICLES_GLOB = "articles-*.jsonl"
@@ -255,6 +260,14 @@ def load_index(out_dir: Path) -> dict[str, dict[str, Any]]:
     return index
 
 
+def live_parts(out_dir: Path) -> set[str]:
+    """The parts the current index points at (recorded in the state; else read from the index)."""
+    parts = load_state(out_dir).get("parts")
+    if isinstance(parts, list):
+        return {str(part) for part in parts}
+    return {entry["part"] for entry in load_index(out_dir).values() if entry.get("part")}
+
+
 def load_manifest(out_dir: Path) -> dict[str, Any]:
     try:
         data = orjson.loads((out_dir / MANIFEST_NAME).read_bytes())
@@ -271,19 +284,67 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def outputs_intact(out_dir: Path, manifest: dict[str, Any]) -> bool:
-    """Every output the manifest lists exists with its recorded hash, and no stray shard exists."""
-    outputs = manifest.get("outputs")
+def load_state(out_dir: Path) -> dict[str, Any]:
+    """The last commit's settings, corpus root, summary and outputs: manifest.json without its
+    per-input list, so a run over a million inputs does not parse that list to plan. Outputs
+    written before the state file existed fall back to the manifest."""
+    try:
+        data = orjson.loads((out_dir / CACHE_DIR / STATE_NAME).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        manifest = load_manifest(out_dir)
+        return {key: manifest[key] for key in ("corpus_root", "settings", "summary", "outputs") if key in manifest}
+    return data if isinstance(data, dict) else {}
+
+
+class OutputStats:
+    """Which outputs were hashed and found intact, by their stat (size, mtime, ctime, inode):
+    a later check trusts an unchanged stat instead of reading the shard again. Like the input
+    stats, a stat taken within RACY_NS of the file's last change is not kept."""
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / CACHE_DIR / OUTPUT_STATS_NAME
+        try:
+            self.known: dict[str, list[Any]] = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            self.known = {}
+        self.changed = False
+
+    def in_place(self, path: Path, info: dict[str, Any]) -> bool:
+        """`path` holds exactly the bytes `info` (sha256, bytes) describes."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_size != info.get("bytes"):
+            return False
+        key = [info.get("sha256"), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        if self.known.get(path.name) == key:
+            return True
+        if sha256_file(path) != info.get("sha256"):
+            return False
+        if max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - RACY_NS:
+            self.known[path.name] = key
+            self.changed = True
+        return True
+
+    def save(self) -> None:
+        if self.changed and self.path.parent.is_dir():
+            write_bytes_atomic(self.path, orjson.dumps(self.known))
+            self.changed = False
+
+
+def outputs_intact(out_dir: Path, state: dict[str, Any]) -> bool:
+    """Every output the state lists exists with its recorded hash, and no stray shard exists."""
+    outputs = state.get("outputs")
     if not isinstance(outputs, dict) or not outputs:
         return False
     present = {p.name for p in out_dir.glob(ARTICLES_GLOB)}
     if present - set(outputs):
         return False
-    for name, info in outputs.items():
-        path = out_dir / name
-        if not path.is_file() or path.stat().st_size != info.get("bytes") or sha256_file(path) != info.get("sha256"):
-            return False
-    return True
+    stats = OutputStats(out_dir)
+    intact = all(stats.in_place(out_dir / name, info) for name, info in outputs.items())
+    stats.save()
+    return intact
 
 
 class HashingWriter:
