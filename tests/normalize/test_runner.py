@@ -265,3 +265,91 @@ def test_steps_are_picklable_and_run_the_same_anywhere(tmp_path, pages):
     assert local == remote and local
     assert [s.counts for s in shipped] == [s.counts for s in steps]
     assert pickle.loads(pickle.dumps(shipped))[0].counts == shipped[0].counts  # used steps still pickle
+
+
+# ---------------------------------------------------------------- stat-trusted re-runs
+
+
+@pytest.fixture
+def hashes(monkeypatch):
+    """Counts the inputs planning hashes (the re-run cost the stat rule saves)."""
+    calls: list[str] = []
+    real = runner.input_sha256
+
+    def counting(path: str, rel: str | None = None) -> str:
+        calls.append(rel or path)
+        return real(path, rel)
+
+    monkeypatch.setattr(runner, "input_sha256", counting)
+    return calls
+
+
+def _age(raw: Path) -> None:
+    """Every input looks modified long ago (mtime); ctime cannot be set, so tests that need a
+    trusted stat lower RACY_NS instead."""
+    for path in raw.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(1_600_000_000 * 10**9, 1_600_000_000 * 10**9))
+
+
+def test_unchanged_inputs_are_not_hashed_again_once_their_stat_is_trusted(tmp_path, pages, monkeypatch, hashes):
+    monkeypatch.setattr(runner, "RACY_NS", 0)
+    raw, out = _raw(tmp_path, pages), tmp_path / "out"
+    _age(raw)
+    run_normalize([raw], out, crawl_time=CRAWL)
+    index = storage.load_index(out)
+    assert all(entry["stat"] and entry["stat"][0] == entry["size"] for entry in index.values())
+    hashes.clear()
+    again = run_normalize([raw], out, crawl_time=CRAWL)
+    assert again.up_to_date and hashes == []
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(tmp_path, pages, monkeypatch, outputs):
+    """Only the mtime can be put back: the ctime moves with any write, so the stat differs and the
+    file is hashed and reparsed."""
+    monkeypatch.setattr(runner, "RACY_NS", 0)
+    raw, out = _raw(tmp_path, pages), tmp_path / "out"
+    _age(raw)
+    run_normalize([raw], out, crawl_time=CRAWL)
+    plain = raw / "one" / "plain.txt"
+    before = plain.stat()
+    text = plain.read_text()
+    edited = text.replace("a", "o", 1)
+    assert len(edited.encode()) == before.st_size and edited != text
+    plain.write_text(edited)
+    os.utime(plain, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (plain.stat().st_size, plain.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    summary = run_normalize([raw], out, crawl_time=CRAWL)
+    assert (summary.modified, summary.reparsed) == (1, 1)
+    records, _ = outputs(out)
+    record = next(r for r in records if r["provenance"]["path"] == "one/plain.txt")
+    assert record["text"].replace("\n", " ").split()[0] in edited
+
+
+def test_a_recently_modified_input_is_hashed_again_and_a_touch_changes_nothing(tmp_path, pages, hashes):
+    """Default rule: inputs written just now (within RACY_NS) get no stat in the index, so the next
+    run hashes them; a touch (same bytes, new mtime) is hashed, found unchanged and not reparsed."""
+    raw, out = _raw(tmp_path, pages), tmp_path / "out"
+    run_normalize([raw], out, crawl_time=CRAWL)
+    assert all(entry["stat"] is None for entry in storage.load_index(out).values())
+    hashes.clear()
+    os.utime(raw / "one" / "agg.txt")
+    again = run_normalize([raw], out, crawl_time=CRAWL)
+    assert again.up_to_date and again.reparsed == 0
+    assert "one/agg.txt" in hashes
+
+
+def test_a_tampered_shard_with_its_size_and_mtime_put_back_is_rewritten(tmp_path, pages, monkeypatch):
+    """Output shards once hashed are trusted by stat; a same-size edit moves the ctime, so the
+    unchanged re-run hashes the shard again, finds it damaged and rewrites it."""
+    monkeypatch.setattr(storage, "RACY_NS", 0)
+    raw, out = _raw(tmp_path, pages), tmp_path / "out"
+    run_normalize([raw], out, crawl_time=CRAWL)
+    assert run_normalize([raw], out, crawl_time=CRAWL).up_to_date  # hashes the shards, keeps their stats
+    shard = out / "articles-00000.jsonl"
+    good, before = shard.read_bytes(), shard.stat()
+    shard.write_bytes(good.replace(b'"text":"', b'"text":"X', 1)[: len(good)])
+    os.utime(shard, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = run_normalize([raw], out, crawl_time=CRAWL)
+    assert not again.up_to_date
+    assert shard.read_bytes() == good
