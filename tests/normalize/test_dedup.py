@@ -339,3 +339,70 @@ def test_groups_match_a_plain_union_find() -> None:
             parent[max(ra, rb)] = min(ra, rb)
         found = groups_of(n, np.array(edges, dtype=np.int64).reshape(-1, 2))
         assert found.tolist() == [root(x) for x in range(n)]
+
+
+# -- scripts written without spaces ----------------------------------------------------------------------------------
+
+_SCRIPTS = {
+    # (letters the fictional text is drawn from, clause separator, sentence separator)
+    "han": ([chr(c) for c in range(0x4E00, 0x4E00 + 2500)], "，", "。"),
+    "kana+han": ([chr(c) for c in range(0x3041, 0x3097)] + [chr(c) for c in range(0x5000, 0x5000 + 800)], "、", "。"),
+    "thai": ([chr(c) for c in range(0x0E01, 0x0E2F)], "", " "),
+}
+
+
+def unspaced_text(rng: random.Random, letters: list[str], clause: str, sentence: str, sentences: int) -> str:
+    """Fictional prose in a script without spaces between words: clauses of 6-14 letters."""
+    out = []
+    for _ in range(sentences):
+        clauses = ["".join(rng.choice(letters) for _ in range(rng.randint(6, 14))) for _ in range(rng.randint(2, 4))]
+        out.append(clause.join(clauses) + sentence)
+    return "".join(out)
+
+
+def char_jaccard(a: str, b: str) -> float:
+    """Jaccard of character 5-grams over letters (punctuation and spaces dropped), by plain sets."""
+
+    def grams(text: str) -> set[str]:
+        letters = [ch for ch in text if ch.isalpha() or unicodedata.category(ch).startswith("M")]
+        return {"".join(letters[i : i + 5]) for i in range(max(1, len(letters) - 4))}
+
+    sa, sb = grams(a), grams(b)
+    return len(sa & sb) / len(sa | sb)
+
+
+@pytest.mark.parametrize("script", sorted(_SCRIPTS))
+def test_light_edits_in_unspaced_scripts_are_near_duplicates(script: str) -> None:
+    """One letter changed in a few clauses: with whitespace tokens each clause is one token and the
+    copy shares almost no 5-gram; character tokens see a near-duplicate."""
+    letters, clause, sentence = _SCRIPTS[script]
+    rng = random.Random(3)
+    original = unspaced_text(rng, letters, clause, sentence, 40)
+    chars = list(original)
+    positions = [i for i, ch in enumerate(chars) if ch in letters]
+    for pos in rng.sample(positions, 6):
+        chars[pos] = letters[(letters.index(chars[pos]) + 1) % len(letters)]
+    edited = "".join(chars)
+    other = unspaced_text(rng, letters, clause, sentence, 40)
+    assert char_jaccard(original, edited) > 0.85 and char_jaccard(original, other) < 0.1
+    results = cluster([item("orig", original), item("edit", edited), item("other", other)])
+    pair = {results["orig"].duplicate_of, results["edit"].duplicate_of}  # same length: either is canonical
+    assert pair in ({None, "orig"}, {None, "edit"})
+    merged = results["orig"] if results["orig"].duplicate_of else results["edit"]
+    assert merged.jaccard == pytest.approx(char_jaccard(original, edited), abs=0.15)
+    assert results["other"] == DedupResult(None, None)
+
+
+def test_long_unspaced_text_is_cut_between_letters_with_the_same_signature() -> None:
+    """A text longer than one hashing piece with no space at all is cut between two letters of an
+    unspaced script: the signature equals the one of the text hashed whole."""
+    from newsstance.normalize import dedup
+
+    letters, clause, sentence = _SCRIPTS["han"]
+    text = unspaced_text(random.Random(9), letters, clause, sentence, 400)
+    whole = dedup.signature_and_size(text)
+    blocks = list(dedup._shingle_blocks(text, dedup.NGRAM, piece=997))
+    assert len(blocks) > 3
+    minimum = np.concatenate(blocks)
+    assert len(minimum) == whole[1]
+    assert np.array_equal(np.sort(minimum), np.sort(dedup.shingle_hashes(text)))

@@ -37,6 +37,7 @@ candidates.
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -54,7 +55,16 @@ URL_IDENTITY_PREFIX = "url:"
 SEED = 0x5EED_D0C5
 # Changes whenever `signature` would give different values for the same text: callers that
 # cache signatures (the normalize stage's parts) must key their cache on it.
-SIGNATURE_VERSION = f"minhash-v1-p{NUM_PERM}-n{NGRAM}-s{SEED:x}"
+SIGNATURE_VERSION = f"minhash-v2-p{NUM_PERM}-n{NGRAM}-s{SEED:x}"
+
+# Scripts written without spaces between words (Han, kana, Thai, Lao, Khmer, Myanmar, Tibetan):
+# there a whitespace "token" is a whole clause or sentence, so a one-character edit would break
+# five clause-long shingles. Each of their characters is a token instead (character 5-grams,
+# the usual shingle for Chinese and Japanese near-duplicate detection). Hangul uses spaces.
+_UNSPACED = re.compile(
+    "[\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
+)
 # Shingles are min-hashed in blocks so a very long text never needs a huge matrix.
 _SHINGLE_BLOCK = 4096
 # A LSH bucket larger than this (many texts sharing a band) is paired by a sliding
@@ -141,6 +151,8 @@ def _mark_unicode_punctuation(data: np.ndarray, separators: np.ndarray) -> None:
 def token_hashes(text: str) -> np.ndarray:
     """64-bit hash of every token, in order (simple tabulation hashing of its UTF-8 bytes)."""
     folded = unicodedata.normalize("NFKC", text).casefold()
+    if not folded.isascii():
+        folded = _UNSPACED.sub(r"\g<0> ", folded)  # one token per character of an unspaced script
     data = np.frombuffer(folded.encode("utf-8"), dtype=np.uint8)
     if len(data) == 0:
         return np.empty(0, dtype=_U64)
@@ -241,6 +253,8 @@ def _shingle_blocks(text: str, ngram: int, piece: int | None = None) -> Iterator
         if end < len(text):
             cut = text.rfind(" ", start, end)
             end = cut + 1 if cut > start else end
+            if cut <= start and _unspaced_boundary(text, end):
+                cut = end  # between two characters of an unspaced script: a token boundary too
             if cut <= start:  # no space in a whole piece: extend to the next one (or the end)
                 following = text.find(" ", end)
                 end = len(text) if following < 0 else following + 1
@@ -255,6 +269,17 @@ def _shingle_blocks(text: str, ngram: int, piece: int | None = None) -> Iterator
         carry = window[-(ngram - 1) :] if ngram > 1 else np.empty(0, dtype=_U64)
     if total < ngram:  # fewer tokens than one n-gram: the short-text rule needs the whole text
         yield shingle_hashes(text, ngram)
+
+
+def _unspaced_boundary(text: str, at: int) -> bool:
+    """`at` falls between two characters of an unspaced script, the second no combining mark
+    (so NFKC of either side cannot reach across)."""
+    return (
+        0 < at < len(text)
+        and bool(_UNSPACED.match(text, at - 1))
+        and bool(_UNSPACED.match(text, at))
+        and not unicodedata.combining(text[at])
+    )
 
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
