@@ -79,6 +79,8 @@ def commit(work: Path) -> None:
     records = engine.record_columns(meta)
     clusters = dedup.finish(records, node, groups, _pairs(work), engine.signature_rows(arrays, parts, nodes))
     canonical, jaccard = clusters.canonical, clusters.jaccard
+    # duplicates among the first i records: an entry without any is written as one block
+    dup_prefix = np.concatenate(([0], np.cumsum(canonical != np.arange(len(canonical)))))
     del node, nodes, groups, records, clusters
     counts = engine.count_roles(meta)
     article_validator = validator("article.schema.json")
@@ -116,6 +118,16 @@ def commit(work: Path) -> None:
                     data = reader.read(entry, "rec")
                     if compactor:
                         entry.update(compactor.add(entry, data, arrays))
+                    count = entry["records"]
+                    if (
+                        shard is not None
+                        and shard.records + count <= run["shard_size"]
+                        and dup_prefix[number + count] == dup_prefix[number]
+                    ):  # no duplicate among the entry's records and room in the shard: one write
+                        shard.write_block(data, count)
+                        number += count
+                        bar.update(count)
+                        data = b""
                     for line in data.splitlines(keepends=True):
                         if shard is None or shard.records >= run["shard_size"]:
                             if shard is not None:
@@ -127,7 +139,8 @@ def commit(work: Path) -> None:
                             counts["duplicates"] += 1
                         shard.write_line(line)
                         number += 1
-                    bar.update(entry["records"])
+                    if data:
+                        bar.update(count)
                 if entry.get("part"):
                     live_parts.add(entry["part"])
                 index_out.write(orjson.dumps(entry) + b"\n")
