@@ -16,6 +16,7 @@ import pickle
 import shutil
 import sys
 import time
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -239,22 +240,35 @@ def _relative(path: str, corpus_root: Path | str) -> str:
 
 def plan_tasks(files: Sequence[str], corpus_root: Path | str, planner: CrawlPlanner) -> list[FileTask]:
     """One FileTask per raw file, with its crawl context, sorted by provenance path (the order of the output)."""
-    tasks = []
-    trusted_before = time.time_ns() - RACY_NS
-    root_prefix = str(corpus_root).rstrip("/") + "/"
-    for path in files:
+    source = TaskSource(files, corpus_root, planner)
+    return [source.task(number) for number in source.order]
+
+
+class TaskSource:
+    """The inputs' tasks in provenance-path order, built one at a time on demand: only the
+    relative paths are sorted up front, so planning a million inputs never holds a million tasks
+    (each with its stat and crawl context)."""
+
+    def __init__(self, files: Sequence[str], corpus_root: Path | str, planner: CrawlPlanner):
+        self.files, self.corpus_root, self.planner = files, corpus_root, planner
+        self.trusted_before = time.time_ns() - RACY_NS
+        prefix = str(corpus_root).rstrip("/") + "/"
+        self.rels = [
+            path[len(prefix) :] if path.startswith(prefix) and not is_url(path) else _relative(path, corpus_root)
+            for path in files
+        ]
+        self.order = sorted(range(len(files)), key=self.rels.__getitem__)
+
+    def task(self, number: int) -> FileTask:
+        path, rel = self.files[number], self.rels[number]
         if is_url(path):
-            tasks.append(FileTask(path, _relative(path, corpus_root), *_url_context(path, planner)))
-            continue
-        rel = path[len(root_prefix) :] if path.startswith(root_prefix) else _relative(path, corpus_root)
+            return FileTask(path, rel, *_url_context(path, self.planner))
         try:
             stat = os.stat(path)
         except OSError:
             stat = os.stat_result((0,) * 10)
-        tasks.append(
-            FileTask(path, rel, stat.st_size, planner.context(Path(path), stat), file_stat(stat, trusted_before))
-        )
-    return sorted(tasks, key=lambda task: task.rel)
+        context = self.planner.context(Path(path), stat)
+        return FileTask(path, rel, stat.st_size, context, file_stat(stat, self.trusted_before))
 
 
 # A file whose modification or status change is this close to the planning time may change again
@@ -377,16 +391,18 @@ def _root_label(corpus_root: Path | str) -> str:
 @dataclass
 class _Plan:
     kept: int  # index entries reused, written to the work folder's index as they were planned
-    changed: list[FileTask]
-    files: int
+    changed: array  # numbers (into `source.files`) of the inputs to parse, in path order
+    source: TaskSource
     previous: int  # usable entries in the previous index
-    changed_count: int = 0
     files_per_rank: list[int] = field(default_factory=list)
 
-    def drop_tasks(self) -> None:
-        """The changed tasks are in the per-task plan files now: not held while the stages run."""
-        self.changed_count = len(self.changed)
-        self.changed = []
+    @property
+    def files(self) -> int:
+        return len(self.source.order)
+
+    @property
+    def changed_count(self) -> int:
+        return len(self.changed)
 
 
 def _previous_entries(out: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
@@ -412,35 +428,40 @@ def _previous_entries(out: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
                 yield (line if line.endswith(b"\n") else line + b"\n"), entry
 
 
-def _plan(tasks: list[FileTask], out: Path, cache_key: str, kept_path: Path) -> _Plan:
-    """Split the tasks (sorted by path) into kept results and changed files, by a merge join with
-    the previous index (also in path order): the kept entries go straight to `kept_path`, so
-    neither index is ever held in memory."""
-    changed: list[FileTask] = []
+def _plan(source: TaskSource, out: Path, cache_key: str, work: Path) -> _Plan:
+    """Split the inputs (in path order) into kept results and changed files, by a merge join with
+    the previous index (also in path order): kept entries go straight to the work folder's index,
+    changed inputs are remembered by number, so neither the index nor the tasks are held in
+    memory. With no previous index at all nothing is built here (every input is parsed)."""
+    changed = array("L")
     kept = previous_count = 0
     previous = _previous_entries(out)
     current = next(previous, None)
-    kept_path.parent.mkdir(parents=True, exist_ok=True)
-    with kept_path.open("wb") as handle:
-        for task in tasks:
-            while current is not None and current[1]["path"] < task.rel:
+    work.mkdir(parents=True, exist_ok=True)
+    with (work / engine.INDEX_FILE).open("wb") as handle:
+        if current is None:
+            changed.extend(source.order)
+        for number in source.order if current is not None else ():
+            rel = source.rels[number]
+            while current is not None and current[1]["path"] < rel:
                 previous_count += 1
                 current = next(previous, None)
-            if current is None or current[1]["path"] != task.rel:
-                changed.append(task)
+            if current is None or current[1]["path"] != rel:
+                changed.append(number)
                 continue
             line, entry = current
             previous_count += 1
             current = next(previous, None)
+            task = source.task(number)
             if not unchanged_entry(task, entry, cache_key):
-                changed.append(task)
+                changed.append(number)
                 continue
             stat = list(task.stat) if task.stat else None
             handle.write(line if entry.get("stat") == stat else orjson.dumps({**entry, "stat": stat}) + b"\n")
             kept += 1
         if current is not None:
             previous_count += 1 + sum(1 for _ in previous)
-    return _Plan(kept, changed, len(tasks), previous_count)
+    return _Plan(kept, changed, source, previous_count)
 
 
 @dataclass
@@ -517,7 +538,7 @@ def _request(
 def _up_to_date(plan: _Plan, state: dict[str, Any], request: _Request) -> bool:
     """Nothing to do: no input changed, none appeared or vanished, same settings, outputs intact."""
     return (
-        not plan.changed
+        not plan.changed_count
         and plan.kept == plan.previous
         and state.get("settings") == request.settings
         and state.get("corpus_root") == _root_label(request.corpus_root)
@@ -598,10 +619,10 @@ def _normalize_locked(request: _Request, summary: Summary, workers: int, executo
         found = [path for path in found if not request.remote.contains(path)]
     run_id = f"{int(time.time() * 1000):x}{os.getpid():x}"
     work = out / storage.CACHE_DIR / storage.RUNS_DIR / run_id
-    plan = _plan(plan_tasks(found, corpus_root, planner), out, request.cache_key, work / engine.INDEX_FILE)
-    del found
+    plan = _plan(TaskSource(found, corpus_root, planner), out, request.cache_key, work)
     clock.lap("plan")
-    summary.files, summary.warnings = plan.files, [*notes, *planner.warnings]
+    summary.files = plan.files
+    summary.warnings = [*notes, *dict.fromkeys(planner.warnings)]
     state = storage.load_state(out)
     if _up_to_date(plan, state, request):
         shutil.rmtree(work, ignore_errors=True)
@@ -609,8 +630,9 @@ def _normalize_locked(request: _Request, summary: Summary, workers: int, executo
         summary.up_to_date = True
         return True
     del state
-    tasks = engine.tasks_for(len(plan.changed), workers, executor)
+    tasks = engine.tasks_for(plan.changed_count, workers, executor)
     _write_work(work, plan, tasks, run_id, request)
+    summary.warnings = [*notes, *dict.fromkeys(planner.warnings)]  # contexts built while writing the plan
     if executor == "slurm":
         _submit_slurm(work, request.options, plan, tasks, request, run_id, summary)
         return False
@@ -635,14 +657,18 @@ def _inside(path: Path | str, root: Path | str) -> bool:
 
 
 def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Request) -> None:
-    """The run's work folder (the kept index entries are already there): per-task plans and the
-    run's settings. The changed tasks are then dropped from this process's memory."""
+    """The run's work folder (the kept index entries are already there): per-task plans, each a
+    contiguous share of the changed tasks in path order (see `engine.shard`), and the run's settings."""
     out = request.out
     (work / engine.PLAN_DIR).mkdir(parents=True)
     (work / engine.ENTRIES_DIR).mkdir()
-    for rank in range(tasks):
+    base, extra = divmod(plan.changed_count, tasks) if tasks else (0, 0)
+    plan.files_per_rank = [base + (1 if rank < extra else 0) for rank in range(tasks)]
+    start = 0
+    for rank, size in enumerate(plan.files_per_rank):
         with (work / engine.PLAN_DIR / f"{rank:05d}.pkl").open("wb") as handle:
-            pickle.dump(engine.shard(plan.changed, rank, tasks), handle)
+            pickle.dump([plan.source.task(number) for number in plan.changed[start : start + size]], handle)
+        start += size
     run = {
         "run_id": run_id,
         "out_dir": str(out),
@@ -651,13 +677,11 @@ def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Requ
         "settings": request.settings,
         "shard_size": request.shard_size,
         "progress": request.progress,
-        "reparsed": len(plan.changed),
+        "reparsed": plan.changed_count,
         "take_lock": request.options.executor == "slurm",
         "remote": request.remote.url if request.remote else None,  # the Slurm commit job publishes
     }
     (work / engine.RUN_FILE).write_bytes(orjson.dumps(run))
-    plan.files_per_rank = [len(engine.shard(plan.changed, rank, tasks)) for rank in range(tasks)]
-    plan.drop_tasks()
 
 
 def _stage_pipelines(work: Path, request: _Request, run_id: str) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
