@@ -40,7 +40,7 @@ CONFIDENT = 0.90  # normalised probability above which the model is not second-g
 PLAUSIBLE = 0.05  # a declared language at least this likely breaks the tie for short or unsure text
 SAMPLE_BYTES = 400  # the model reads this much UTF-8 of the longest paragraphs: plenty (40 characters
 # already identify every fixture language), and its cost (a Python loop per byte) stays flat
-_LETTER = re.compile(r"[^\W\d_]")
+_NOT_LETTERS = re.compile(r"[\W\d_]+")  # the complement of a letter, [^\W\d_]: removing it leaves the letters
 _TAG = re.compile(r"([A-Za-z]{2,3})((?:[-_][A-Za-z0-9]{2,8})*)")
 # py3langid codes that BCP-47 spells otherwise or that mean the same macrolanguage.
 _ALIASES = {"nb": "no", "nn": "no", "iw": "he", "in": "id", "ji": "yi", "jw": "jv"}
@@ -142,7 +142,7 @@ def rank(text: str) -> list[tuple[str, float]]:
 def letter_count(text: str, limit: int = SHORT_LETTERS) -> int:
     """Letters in `text`, counting stops at `limit` (enough to classify the text as long)."""
     head = text[: limit * 4]  # enough characters to hold `limit` letters in any real prose
-    return min(limit, len(_LETTER.findall(head)))
+    return min(limit, len(_NOT_LETTERS.sub("", head)))  # twice as fast as findall of the letters
 
 
 def decide(text: str, declared: str | None = None) -> LanguageDecision:
