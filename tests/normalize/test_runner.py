@@ -353,3 +353,16 @@ def test_a_tampered_shard_with_its_size_and_mtime_put_back_is_rewritten(tmp_path
     again = run_normalize([raw], out, crawl_time=CRAWL)
     assert not again.up_to_date
     assert shard.read_bytes() == good
+
+
+def test_tasks_are_cut_by_bytes_so_archives_do_not_pile_up_in_one_task():
+    """1,000 small pages then 100 archives each as big as 1,000 pages: count-based shares would put
+    all archives in the last task; byte shares spread them, in order, within the file cap."""
+    sizes = [5_000] * 1000 + [5_000_000] * 100
+    shares = runner.byte_shares(sizes, 16)
+    assert sum(shares) == len(sizes) and all(0 < share <= engine.MAX_FILES_PER_TASK for share in shares)
+    ends = [sum(shares[: i + 1]) for i in range(len(shares))]
+    per_task = [sum(sizes[end - share : end]) for end, share in zip(ends, shares, strict=True)]
+    assert max(per_task) <= 2 * sum(sizes) / 16  # no task holds much more than its share of bytes
+    assert len(shares) >= 16
+    assert runner.byte_shares([7], 4) == [1] and runner.byte_shares([], 4) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import os
 import pickle
 import shutil
@@ -258,6 +259,16 @@ class TaskSource:
             for path in files
         ]
         self.order = sorted(range(len(files)), key=self.rels.__getitem__)
+
+    def size(self, number: int) -> int:
+        """The input's size in bytes now (0 when it cannot be read: the extract step says why)."""
+        path = self.files[number]
+        if is_url(path):
+            return 0
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return 0
 
     def task(self, number: int) -> FileTask:
         path, rel = self.files[number], self.rels[number]
@@ -630,8 +641,7 @@ def _normalize_locked(request: _Request, summary: Summary, workers: int, executo
         summary.up_to_date = True
         return True
     del state
-    tasks = engine.tasks_for(plan.changed_count, workers, executor)
-    _write_work(work, plan, tasks, run_id, request)
+    tasks = _write_work(work, plan, engine.tasks_for(plan.changed_count, workers, executor), run_id, request)
     summary.warnings = [*notes, *dict.fromkeys(planner.warnings)]  # contexts built while writing the plan
     if executor == "slurm":
         _submit_slurm(work, request.options, plan, tasks, request, run_id, summary)
@@ -656,14 +666,16 @@ def _inside(path: Path | str, root: Path | str) -> bool:
     return path == root or root in path.parents
 
 
-def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Request) -> None:
+def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Request) -> int:
     """The run's work folder (the kept index entries are already there): per-task plans, each a
-    contiguous share of the changed tasks in path order (see `engine.shard`), and the run's settings."""
+    contiguous run of the changed inputs in path order, and the run's settings; returns the number
+    of tasks. Shares are cut by bytes as well as by count (`byte_shares`): one WARC archive holds
+    as much work as thousands of pages, and a task of a hundred archives would run alone at the end."""
     out = request.out
     (work / engine.PLAN_DIR).mkdir(parents=True)
     (work / engine.ENTRIES_DIR).mkdir()
-    base, extra = divmod(plan.changed_count, tasks) if tasks else (0, 0)
-    plan.files_per_rank = [base + (1 if rank < extra else 0) for rank in range(tasks)]
+    sizes = [plan.source.size(number) for number in plan.changed]
+    plan.files_per_rank = byte_shares(sizes, tasks)
     start = 0
     for rank, size in enumerate(plan.files_per_rank):
         with (work / engine.PLAN_DIR / f"{rank:05d}.pkl").open("wb") as handle:
@@ -682,6 +694,27 @@ def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Requ
         "remote": request.remote.url if request.remote else None,  # the Slurm commit job publishes
     }
     (work / engine.RUN_FILE).write_bytes(orjson.dumps(run))
+    return len(plan.files_per_rank)
+
+
+def byte_shares(sizes: Sequence[int], tasks: int) -> list[int]:
+    """Files per task for files of `sizes` (in order): contiguous runs of at most
+    MAX_FILES_PER_TASK files and about total/tasks bytes each (a file bigger than that is a task
+    of its own). At least `tasks` tasks when there are that many files."""
+    if not sizes or tasks <= 0:
+        return []
+    cap = min(engine.MAX_FILES_PER_TASK, math.ceil(len(sizes) / tasks))
+    target = max(1, sum(sizes) // tasks)
+    shares: list[int] = []
+    count = held = 0
+    for size in sizes:
+        if count and (count >= cap or held + size > target):
+            shares.append(count)
+            count = held = 0
+        count += 1
+        held += size
+    shares.append(count)
+    return shares
 
 
 def _stage_pipelines(work: Path, request: _Request, run_id: str) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
