@@ -286,14 +286,14 @@ def hashes(monkeypatch):
 
 def _age(raw: Path) -> None:
     """Every input looks modified long ago (mtime); ctime cannot be set, so tests that need a
-    trusted stat lower RACY_NS instead."""
+    trusted stat lower storage.RACY_NS instead."""
     for path in raw.rglob("*"):
         if path.is_file():
             os.utime(path, ns=(1_600_000_000 * 10**9, 1_600_000_000 * 10**9))
 
 
 def test_unchanged_inputs_are_not_hashed_again_once_their_stat_is_trusted(tmp_path, pages, monkeypatch, hashes):
-    monkeypatch.setattr(runner, "RACY_NS", 0)
+    monkeypatch.setattr(storage, "RACY_NS", 0)
     raw, out = _raw(tmp_path, pages), tmp_path / "out"
     _age(raw)
     run_normalize([raw], out, crawl_time=CRAWL)
@@ -307,7 +307,7 @@ def test_unchanged_inputs_are_not_hashed_again_once_their_stat_is_trusted(tmp_pa
 def test_an_edit_that_keeps_size_and_mtime_is_still_seen(tmp_path, pages, monkeypatch, outputs):
     """Only the mtime can be put back: the ctime moves with any write, so the stat differs and the
     file is hashed and reparsed."""
-    monkeypatch.setattr(runner, "RACY_NS", 0)
+    monkeypatch.setattr(storage, "RACY_NS", 0)
     raw, out = _raw(tmp_path, pages), tmp_path / "out"
     _age(raw)
     run_normalize([raw], out, crawl_time=CRAWL)

@@ -105,7 +105,7 @@ class FileTask:
     size: int
     crawl: CrawlContext
     # (size, mtime_ns, ctime_ns, inode, device) seen when planning, or None when the file was
-    # modified too recently to trust it (see runner.file_stat): lets the next run skip hashing
+    # modified too recently to trust it (see storage.trusted_stat): lets the next run skip hashing
     stat: tuple[int, int, int, int, int] | None = None
 
 

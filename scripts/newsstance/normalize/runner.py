@@ -18,11 +18,10 @@ import shutil
 import sys
 import time
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from stat import S_ISREG
 from typing import Any
 
 import orjson
@@ -252,7 +251,7 @@ class TaskSource:
 
     def __init__(self, files: Sequence[str], corpus_root: Path | str, planner: CrawlPlanner):
         self.files, self.corpus_root, self.planner = files, corpus_root, planner
-        self.trusted_before = time.time_ns() - RACY_NS
+        self.trusted_before = time.time_ns() - storage.RACY_NS
         prefix = str(corpus_root).rstrip("/") + "/"
         self.rels = [
             path[len(prefix) :] if path.startswith(prefix) and not is_url(path) else _relative(path, corpus_root)
@@ -279,21 +278,7 @@ class TaskSource:
         except OSError:
             stat = os.stat_result((0,) * 10)
         context = self.planner.context(Path(path), stat)
-        return FileTask(path, rel, stat.st_size, context, file_stat(stat, self.trusted_before))
-
-
-# A file whose modification or status change is this close to the planning time may change again
-# within the file system's timestamp granularity without its stat changing: hash it next time.
-RACY_NS = 2_000_000_000
-
-
-def file_stat(stat: os.stat_result, trusted_before: int) -> tuple[int, int, int, int, int] | None:
-    """What an unchanged file keeps (size, mtime, ctime, inode, device), or None when the file is
-    not a regular file or was modified too recently for its stat to prove anything (like git's
-    racy-clean rule). ctime cannot be set by a user: any write after planning changes it."""
-    if not S_ISREG(stat.st_mode) or max(stat.st_mtime_ns, stat.st_ctime_ns) >= trusted_before:
-        return None
-    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev
+        return FileTask(path, rel, stat.st_size, context, storage.trusted_stat(stat, self.trusted_before))
 
 
 def _url_context(url: str, planner: CrawlPlanner) -> tuple[int, CrawlContext]:
@@ -320,7 +305,7 @@ def _url_context(url: str, planner: CrawlPlanner) -> tuple[int, CrawlContext]:
 def unchanged_entry(task: FileTask, entry: dict[str, Any] | None, cache_key: str) -> bool:
     """The previous result still holds: same code/config/crawl key and the same bytes (or, for an
     unreadable file, the same error). The bytes are hashed only when the file's stat differs from
-    the one recorded with the entry (or none was recorded: see `file_stat`)."""
+    the one recorded with the entry (or none was recorded: see `storage.trusted_stat`)."""
     if not entry or entry.get("key") != engine.entry_key(cache_key, task):
         return False
     if task.stat is not None and entry.get("stat") == list(task.stat):
@@ -416,43 +401,21 @@ class _Plan:
         return len(self.changed)
 
 
-def _previous_entries(out: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    """The previous index, streamed in path order with each entry's line; entries whose segment
-    vanished are skipped. A damaged or unordered index ends the stream (the rest is reparsed)."""
-    path = out / storage.CACHE_DIR / storage.INDEX_NAME
-    if not path.is_file():
-        return
-    parts_dir = out / storage.CACHE_DIR / storage.PARTS_DIR
-    sizes: dict[str, tuple[int, int] | None] = {}
-    last = ""
-    with path.open("rb") as handle:
-        for line in handle:
-            try:
-                entry = orjson.loads(line)
-                rel = str(entry["path"])
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                return
-            if rel <= last:
-                return
-            last = rel
-            if storage.segment_available(parts_dir, entry, sizes):
-                yield (line if line.endswith(b"\n") else line + b"\n"), entry
-
-
 def _plan(source: TaskSource, out: Path, cache_key: str, work: Path) -> _Plan:
     """Split the inputs (in path order) into kept results and changed files, by a merge join with
     the previous index (also in path order): kept entries go straight to the work folder's index,
     changed inputs are remembered by number, so neither the index nor the tasks are held in
     memory. With no previous index at all nothing is built here (every input is parsed)."""
+    work.mkdir(parents=True, exist_ok=True)
+    previous = storage.iter_index(out)
+    current = next(previous, None)
+    if current is None:  # no previous result at all: every input is parsed, no task is built here
+        (work / engine.INDEX_FILE).write_bytes(b"")
+        return _Plan(0, array("L", source.order), source, 0)
     changed = array("L")
     kept = previous_count = 0
-    previous = _previous_entries(out)
-    current = next(previous, None)
-    work.mkdir(parents=True, exist_ok=True)
     with (work / engine.INDEX_FILE).open("wb") as handle:
-        if current is None:
-            changed.extend(source.order)
-        for number in source.order if current is not None else ():
+        for number in source.order:
             rel = source.rels[number]
             while current is not None and current[1]["path"] < rel:
                 previous_count += 1

@@ -46,7 +46,7 @@ STAGING_PREFIX = ".staging-"
 MANIFEST_NAME = "manifest.json"
 STATE_NAME = "state.json"  # in .cache/: the manifest without its per-input list (read by every run)
 OUTPUT_STATS_NAME = "output-stats.json"  # in .cache/: stats of outputs whose hash was checked
-RACY_NS = 2_000_000_000  # a stat this close to the check proves nothing (see runner.file_stat)
+RACY_NS = 2_000_000_000  # a stat this close to its recording proves nothing (see trusted_stat)
 QUARANTINE_NAME = "quarantine.jsonl"
 ARTICLES_PATTERN = "articles-{:05d}.jsonl"
 ARTICLES_GLOB = "articles-*.jsonl"
@@ -241,23 +241,43 @@ def segment_available(parts_dir: Path, entry: dict[str, Any], sizes: dict[str, t
     return found is not None and found[0] >= sum(entry["rec"]) and found[1] >= sum(entry["rows"])
 
 
-def load_index(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """The previous run's index (raw path -> entry); entries whose segment vanished are dropped."""
+def iter_index(out_dir: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """The previous run's index, streamed in path order as (line, entry); entries whose segment
+    vanished are skipped. A damaged or unordered index ends the stream: the rest is reparsed."""
     path = out_dir / CACHE_DIR / INDEX_NAME
     if not path.is_file():
-        return {}
+        return
     parts_dir = out_dir / CACHE_DIR / PARTS_DIR
     sizes: dict[str, tuple[int, int] | None] = {}
-    index: dict[str, dict[str, Any]] = {}
+    last = ""
     with path.open("rb") as handle:
         for line in handle:
             try:
                 entry = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                return {}  # a damaged index only costs a full reparse
+                rel = str(entry["path"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                return
+            if rel <= last:
+                return
+            last = rel
             if segment_available(parts_dir, entry, sizes):
-                index[entry["path"]] = entry
-    return index
+                yield (line if line.endswith(b"\n") else line + b"\n"), entry
+
+
+def load_index(out_dir: Path) -> dict[str, dict[str, Any]]:
+    """The previous run's index (raw path -> entry), in memory: for small folders and tests; the
+    runner streams it (`iter_index`)."""
+    return {entry["path"]: entry for _, entry in iter_index(out_dir)}
+
+
+def trusted_stat(st: os.stat_result, trusted_before: int) -> tuple[int, int, int, int, int] | None:
+    """(size, mtime, ctime, inode, device) of a regular file whose last change is older than
+    `trusted_before` (ns), else None. A file changed within RACY_NS of the moment its stat is
+    recorded may change again within the file system's timestamp granularity without its stat
+    changing (git's racy-clean rule); ctime cannot be set back, so any later write shows."""
+    if not stat.S_ISREG(st.st_mode) or max(st.st_mtime_ns, st.st_ctime_ns) >= trusted_before:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev
 
 
 def live_parts(out_dir: Path) -> set[str]:
@@ -317,19 +337,21 @@ class OutputStats:
             return False
         if not stat.S_ISREG(st.st_mode) or st.st_size != info.get("bytes"):
             return False
-        key = [info.get("sha256"), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        key = [info.get("sha256"), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
         if self.known.get(path.name) == key:
             return True
         if sha256_file(path) != info.get("sha256"):
             return False
-        if max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - RACY_NS:
+        if trusted_stat(st, time.time_ns() - RACY_NS) is not None:
             self.known[path.name] = key
             self.changed = True
         return True
 
     def save(self) -> None:
+        """Best effort: a folder the user cannot write to only costs hashing again next time."""
         if self.changed and self.path.parent.is_dir():
-            write_bytes_atomic(self.path, orjson.dumps(self.known))
+            with contextlib.suppress(OSError):
+                write_bytes_atomic(self.path, orjson.dumps(self.known))
             self.changed = False
 
 
