@@ -273,7 +273,7 @@ def compare_records(left: np.ndarray, right: np.ndarray) -> dict[str, int]:
 
 
 def measure(
-    name: str, code: Path, folder: Path, inputs: Inputs, workers: int, share: float, seed: int
+    name: str, code: Path, folder: Path, inputs: Inputs, workers: int, share: float, seed: int, reruns: bool = True
 ) -> tuple[dict, np.ndarray]:
     out = OUT / f"engine-bench-{name}"
     shutil.rmtree(out, ignore_errors=True)
@@ -281,13 +281,6 @@ def measure(
     counts = nb.count_output(out)
     planted = nb.planted_in_output(inputs.corpus, counts.pop("_mains"))
     from_packed, from_warc, keys = scan_output(out, inputs.packed)
-    unchanged = normalize(code, [folder], out, workers, OUT / f"engine-bench-{name}-unchanged.log")
-    originals = change_inputs(folder, inputs.loose, max(1, round(inputs.pages * share)), seed)
-    try:
-        changed = normalize(code, [folder], out, workers, OUT / f"engine-bench-{name}-changed.log")
-    finally:
-        for path, data in originals.items():
-            path.write_bytes(data)
     figures = {
         **full,
         "input": str(folder),
@@ -297,12 +290,36 @@ def measure(
         "articles_from_warc_packed_pages": from_packed,
         "articles_from_warc_files": from_warc,
         **planted,
+    }
+    report_full(name, folder, inputs, counts, full, figures, planted)
+    if not reruns:
+        return figures, keys
+    unchanged = normalize(code, [folder], out, workers, OUT / f"engine-bench-{name}-unchanged.log")
+    originals = change_inputs(folder, inputs.loose, max(1, round(inputs.pages * share)), seed)
+    try:
+        changed = normalize(code, [folder], out, workers, OUT / f"engine-bench-{name}-changed.log")
+    finally:
+        for path, data in originals.items():
+            path.write_bytes(data)
+    figures |= {
         "rerun_unchanged_cpu_seconds": unchanged["cpu_seconds"],
         "rerun_changed_cpu_seconds": changed["cpu_seconds"],
         "rerun_changed_files": len(originals),
         "rerun_changed_peak_rss_mb": changed["peak_rss_mb"],
         "rerun_changed_peak_pss_mb": changed["peak_pss_mb"],
     }
+    say(
+        f"        re-run, {len(originals):,} loose inputs ({share:.0%} of pages) changed: "
+        f"{changed['cpu_seconds']:,.1f} CPU-s = {changed['cpu_seconds'] / full['cpu_seconds']:.1%} of the full run "
+        f"(peak RSS {changed['peak_rss_mb']:,.0f} MB, PSS {changed['peak_pss_mb']:,.0f} MB); unchanged re-run "
+        f"{unchanged['cpu_seconds']:,.1f} CPU-s ({unchanged['cpu_seconds'] / full['cpu_seconds']:.1%})"
+    )
+    return figures, keys
+
+
+def report_full(
+    name: str, folder: Path, inputs: Inputs, counts: dict, full: dict, figures: dict, planted: dict
+) -> None:
     recall = planted["near_high_merged"] / planted["near_high"] if planted["near_high"] else float("nan")
     say(
         f"{name:>6}: {counts['articles']:,} articles ({counts['duplicates']:,} duplicate_of) from "
@@ -312,21 +329,14 @@ def measure(
     )
     if inputs.packed:
         say(
-            f"        WARC-packed pages ({len(inputs.packed):,}): {from_packed:,} articles, "
-            f"{from_warc:,} of them from WARC records (the rest from the pages' loose .html files)"
+            f"        WARC-packed pages ({len(inputs.packed):,}): {figures['articles_from_warc_packed_pages']:,} articles, "
+            f"{figures['articles_from_warc_files']:,} of them from WARC records (the rest from the pages' loose .html files)"
         )
     say(
         f"        planted near-duplicates (J>=0.8) merged {planted['near_high_merged']}/{planted['near_high']} "
         f"({recall:.1%}); look-alikes merged {planted['lookalike_merged']}/{planted['lookalike']}"
         + (f"; planted pairs not found: {planted['unmatched']}" if planted["unmatched"] else "")
     )
-    say(
-        f"        re-run, {len(originals):,} loose inputs ({share:.0%} of pages) changed: "
-        f"{changed['cpu_seconds']:,.1f} CPU-s = {changed['cpu_seconds'] / full['cpu_seconds']:.1%} of the full run "
-        f"(peak RSS {changed['peak_rss_mb']:,.0f} MB, PSS {changed['peak_pss_mb']:,.0f} MB); unchanged re-run "
-        f"{unchanged['cpu_seconds']:,.1f} CPU-s ({unchanged['cpu_seconds'] / full['cpu_seconds']:.1%})"
-    )
-    return figures, keys
 
 
 WARC_FIGURES = """
@@ -408,6 +418,9 @@ def main(argv: list[str] | None = None) -> None:
         "--new-rev", default="", help="git revision of the engine (default: this worktree's files as they are)"
     )
     parser.add_argument("--only", default="old,new", help="old,new")
+    parser.add_argument(
+        "--reruns", default="old,new", help="systems whose re-runs (unchanged, 1%% changed) are measured"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated corpus and outputs")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -433,12 +446,12 @@ def main(argv: list[str] | None = None) -> None:
     if "old" in which:
         code = export_old_runner(args.old_rev)
         figures["old"], keys["old"] = measure(
-            "old", code, corpus / "pages", inputs, args.workers, args.changed_share, 1
+            "old", code, corpus / "pages", inputs, args.workers, args.changed_share, 1, "old" in args.reruns
         )
     if "new" in which:
         code = export_old_runner(args.new_rev) if args.new_rev else ROOT
         figures["new"], keys["new"] = measure(
-            "new", code, inputs.engine_dir, inputs, args.workers, args.changed_share, 1
+            "new", code, inputs.engine_dir, inputs, args.workers, args.changed_share, 1, "new" in args.reruns
         )
         if inputs.warc_files and args.warc_sample_files > 0:
             figures["warc_alone"] = warc_figures(code, inputs, args.warc_sample_files)
