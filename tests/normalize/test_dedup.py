@@ -406,3 +406,39 @@ def test_long_unspaced_text_is_cut_between_letters_with_the_same_signature() -> 
     minimum = np.concatenate(blocks)
     assert len(minimum) == whole[1]
     assert np.array_equal(np.sort(minimum), np.sort(dedup.shingle_hashes(text)))
+
+
+def _bucket_pairs_by_dict(keys: np.ndarray, group_of_node: np.ndarray, cap: int) -> set[tuple[int, int]]:
+    """Candidate pairs the slow, obvious way: a dict of buckets, members in key order then index
+    order; every pair of a bucket of at most 2 * cap + 1 members, else each member with its next
+    `cap`; pairs already in one group dropped."""
+    buckets: dict[int, list[int]] = {}
+    for index, key in sorted(enumerate(keys.tolist()), key=lambda item: (item[1], item[0])):
+        buckets.setdefault(key, []).append(index)
+    pairs = set()
+    for members in buckets.values():
+        k = len(members)
+        for i in range(k):
+            for j in range(i + 1, k if k - 1 <= 2 * cap else min(k, i + 1 + cap)):
+                a, b = members[i], members[j]
+                if group_of_node[a] != group_of_node[b]:
+                    pairs.add((min(a, b), max(a, b)))
+    return pairs
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_band_pairs_match_buckets_built_by_hand(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Buckets of every size around the cap (2 * cap + 1 members is the last "all pairs" size)."""
+    from newsstance.normalize import dedup
+
+    cap = 3
+    monkeypatch.setattr(dedup, "MAX_BUCKET_PAIRS", cap)
+    rng = np.random.default_rng(seed)
+    sizes = [1, 2, 3, 2 * cap, 2 * cap + 1, 2 * cap + 2, 5 * cap, *rng.integers(1, 12, size=30).tolist()]
+    keys = np.concatenate([np.full(size, rng.integers(0, 2**63), dtype=np.uint64) for size in sizes])
+    keys = keys[rng.permutation(len(keys))]
+    groups = rng.integers(0, len(keys) // 2, size=len(keys))
+    codes = dedup.band_pairs(keys, groups)
+    found = {(int(code) // len(keys), int(code) % len(keys)) for code in codes}
+    assert found == _bucket_pairs_by_dict(keys, groups, cap)
+    assert np.all(np.diff(codes) > 0)  # sorted, distinct

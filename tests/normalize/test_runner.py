@@ -80,19 +80,28 @@ def test_a_crash_while_writing_leaves_the_previous_output_intact(tmp_path, pages
     run_normalize([raw], out, crawl_time=CRAWL)
     before = _snapshot(out)
     (raw / "one" / "plain.txt").write_text("Dunmere pool reopens\nThe town pool reopened after repairs.\n")
-    original = storage.HashingWriter.write_line
+    original_line, original_block = storage.HashingWriter.write_line, storage.HashingWriter.write_block
     calls = {"n": 0}
 
-    def crash_midway(self, line):
+    def crash_on_third_write():
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt("simulated crash")
-        original(self, line)
 
-    monkeypatch.setattr(storage.HashingWriter, "write_line", crash_midway)
+    def write_line(self, line):
+        crash_on_third_write()
+        original_line(self, line)
+
+    def write_block(self, data, records):
+        crash_on_third_write()
+        original_block(self, data, records)
+
+    monkeypatch.setattr(storage.HashingWriter, "write_line", write_line)
+    monkeypatch.setattr(storage.HashingWriter, "write_block", write_block)
     with pytest.raises(KeyboardInterrupt):
         run_normalize([raw], out, crawl_time=CRAWL)
     monkeypatch.undo()
+    assert calls["n"] == 3
     assert _snapshot(out) == before
     assert not list(out.glob(".staging-*"))
     after = run_normalize([raw], out, crawl_time=CRAWL)

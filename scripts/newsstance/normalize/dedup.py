@@ -501,14 +501,17 @@ def band_pairs(keys: np.ndarray, group_of_node: np.ndarray | None = None) -> np.
         return np.empty(0, dtype=np.int64)
     run_start = np.flatnonzero(np.concatenate(([True], ~same_as_next)))
     run_length = np.diff(np.append(run_start, count))
-    # Buckets of exactly two are the common case: pair them without a Python loop.
-    at = run_start[run_length == 2]
-    lefts, rights = [order[at]], [order[at + 1]]
-    for start, length in zip(run_start[run_length > 2].tolist(), run_length[run_length > 2].tolist(), strict=True):
-        left, right = _bucket_pairs(order[start : start + length])
-        lefts.append(left)
-        rights.append(right)
-    left, right = np.concatenate(lefts), np.concatenate(rights)
+    # Every member is paired with the members after it in its bucket: all of them in a small
+    # bucket, the next MAX_BUCKET_PAIRS in a large one, without a Python loop.
+    run_of = np.repeat(np.arange(len(run_start)), run_length)
+    after = (run_start + run_length - 1)[run_of] - np.arange(count)
+    large = run_length - 1 > 2 * MAX_BUCKET_PAIRS
+    take = np.where(large[run_of], np.minimum(after, MAX_BUCKET_PAIRS), after)
+    at = np.flatnonzero(take)
+    take = take[at]
+    left_at = np.repeat(at, take)
+    step = np.arange(len(left_at)) - np.repeat(np.cumsum(take) - take, take) + 1
+    left, right = order[left_at], order[left_at + step]
     if group_of_node is not None:
         apart = group_of_node[left] != group_of_node[right]
         left, right = left[apart], right[apart]
@@ -525,19 +528,6 @@ def confirm_pairs(codes: np.ndarray, count: int, rows: SignatureRows, threshold:
         kept.append(chunk[np.count_nonzero(a == b, axis=1) / a.shape[1] >= threshold])
     codes = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
     return np.stack((codes // count, codes % count), axis=1) if len(codes) else np.empty((0, 2), dtype=np.int64)
-
-
-def _bucket_pairs(members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs of a bucket, or each member with its next MAX_BUCKET_PAIRS when large."""
-    k = len(members)
-    if k * (k - 1) // 2 <= MAX_BUCKET_PAIRS * k:
-        left, right = np.triu_indices(k, 1)
-    else:
-        left = np.repeat(np.arange(k), MAX_BUCKET_PAIRS)
-        right = left + np.tile(np.arange(1, MAX_BUCKET_PAIRS + 1), k)
-        keep = right < k
-        left, right = left[keep], right[keep]
-    return members[left], members[right]
 
 
 def candidate_pairs(

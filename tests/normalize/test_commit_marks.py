@@ -1,0 +1,57 @@
+"""Marking a duplicate in place: the same bytes as parsing, setting and re-serialising the record."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from newsstance.normalize.commit import _mark_duplicate
+from newsstance.records import validator
+from tests.conftest import REPO_ROOT
+
+
+def _unmarked_lines() -> list[bytes]:
+    lines = []
+    for line in (REPO_ROOT / "corpus" / "normalized" / "articles-00000.jsonl").read_bytes().splitlines():
+        record = orjson.loads(line)
+        record["duplicate_of"] = None
+        record["provenance"]["near_duplicate_jaccard"] = None
+        lines.append(orjson.dumps(record) + b"\n")
+    tricky = orjson.loads(lines[0])
+    tricky["text"] = 'A quote: "duplicate_of":null and "near_duplicate_jaccard":null, in the text.'
+    tricky["title"] = '\\"duplicate_of\\":null'
+    lines.append(orjson.dumps(tricky) + b"\n")
+    return lines
+
+
+def _by_parsing(line: bytes, target: str, jaccard: float) -> bytes:
+    record = orjson.loads(line)
+    record["duplicate_of"] = target
+    record["provenance"]["near_duplicate_jaccard"] = round(jaccard, 4)
+    return orjson.dumps(record) + b"\n"
+
+
+@pytest.mark.parametrize("jaccard", [1.0, 0.8, 0.81234567, 0.33589999, 0.0])
+def test_marking_in_place_equals_parsing_and_reserialising(jaccard: float) -> None:
+    article_validator = validator("article.schema.json")
+    lines = _unmarked_lines()
+    assert len(lines) > 10
+    target = orjson.loads(lines[1])["id"]
+    for line in lines:
+        marked = _mark_duplicate(line, target, jaccard, article_validator)
+        assert marked == _by_parsing(line, target, jaccard)
+        record = orjson.loads(marked)
+        assert record["duplicate_of"] == target
+        assert record["provenance"]["near_duplicate_jaccard"] == round(jaccard, 4)
+        assert not article_validator.errors(record)
+
+
+def test_a_record_already_carrying_a_jaccard_is_marked_by_parsing() -> None:
+    """Only a null is replaced in place; a set value (or a key that occurs twice) takes the slow path."""
+    article_validator = validator("article.schema.json")
+    record = orjson.loads(_unmarked_lines()[0])
+    record["provenance"]["near_duplicate_jaccard"] = 0.5
+    line = orjson.dumps(record) + b"\n"
+    marked = orjson.loads(_mark_duplicate(line, record["id"], 0.9, article_validator))
+    assert marked["provenance"]["near_duplicate_jaccard"] == 0.9
+    assert marked["duplicate_of"] == record["id"]
