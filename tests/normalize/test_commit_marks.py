@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from tests.conftest import REPO_ROOT
 
 from newsstance.normalize.commit import _mark_duplicate
 from newsstance.records import validator
-from tests.conftest import REPO_ROOT
 
 
 def _unmarked_lines() -> list[bytes]:

@@ -108,3 +108,36 @@ def test_a_file_with_many_records_is_written_in_batches_and_read_back_whole(norm
     assert [r["provenance"]["path"] for r in result.records][-1] == "b.txt"
     again = normalize({"a.jsonl": b"\n".join(lines) + b"\n", "b.txt": pages.plain})
     assert again.summary.up_to_date and again.records == result.records
+
+
+def test_part_arrays_take_copies_rows_and_keeps_the_resident_set_small(tmp_path) -> None:
+    """`take` gives the rows indexing would give (the same after the pages were dropped), and a
+    pass over many parts does not leave their pages resident."""
+    import numpy as np
+
+    from newsstance.normalize import storage
+
+    rng = np.random.default_rng(0)
+    parts = {}
+    for number in range(40):
+        array = rng.integers(0, 2**32, size=(2048, 128), dtype=np.uint32)  # 1 MiB each
+        np.save(tmp_path / f"p{number}.sig.npy", array)
+        parts[f"p{number}"] = array
+    arrays = storage.PartArrays(tmp_path)  # every map stays open
+
+    def resident_kib() -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+        return 0
+
+    before = resident_kib()
+    for _ in range(2):
+        for name, array in parts.items():
+            index = rng.integers(0, len(array), size=700)
+            assert np.array_equal(arrays.take(name, "sig", index), array[index])
+            assert np.array_equal(arrays.take(name, "sig", slice(5, 9)), array[5:9])
+            columns = rng.integers(0, array.shape[1], size=50)
+            assert np.array_equal(arrays.take(name, "sig", (3, columns)), array[3, columns])
+    # 40 MiB of parts were read almost entirely; far less stays resident
+    assert resident_kib() - before < 16 * 1024

@@ -312,8 +312,8 @@ class _Compactor:
     def add(self, entry: dict[str, Any], data: bytes, arrays: storage.PartArrays) -> dict[str, Any]:
         """The entry's new location in the fresh part."""
         start, count = entry["rows"]
-        meta = np.asarray(arrays.get(entry["part"], "meta")[start : start + count])
-        signatures = np.asarray(arrays.get(entry["part"], "sig")[start : start + count])
+        meta = np.asarray(arrays.take(entry["part"], "meta", slice(start, start + count)))
+        signatures = np.asarray(arrays.take(entry["part"], "sig", slice(start, start + count)))
         return self.writer.write_raw(data, meta, signatures)
 
     def close(self) -> None:

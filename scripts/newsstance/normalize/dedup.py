@@ -524,7 +524,8 @@ def confirm_pairs(codes: np.ndarray, count: int, rows: SignatureRows, threshold:
     for start in range(0, len(codes), _PAIR_CHUNK):
         chunk = codes[start : start + _PAIR_CHUNK]
         left, right = chunk // count, chunk % count
-        a, b = rows(left), rows(right)
+        both = rows(np.concatenate((left, right)))  # one pass over the parts for both sides
+        a, b = both[: len(left)], both[len(left) :]
         kept.append(chunk[np.count_nonzero(a == b, axis=1) / a.shape[1] >= threshold])
     codes = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
     return np.stack((codes // count, codes % count), axis=1) if len(codes) else np.empty((0, 2), dtype=np.int64)
@@ -558,8 +559,8 @@ def pair_jaccard(signatures: np.ndarray, left: np.ndarray, right: np.ndarray) ->
 def _rows_jaccard(rows: SignatureRows, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     out = np.empty(len(left), dtype=np.float64)
     for start in range(0, len(left), _PAIR_CHUNK):
-        a = rows(left[start : start + _PAIR_CHUNK])
-        b = rows(right[start : start + _PAIR_CHUNK])
+        both = rows(np.concatenate((left[start : start + _PAIR_CHUNK], right[start : start + _PAIR_CHUNK])))
+        a, b = both[: len(both) // 2], both[len(both) // 2 :]
         out[start : start + _PAIR_CHUNK] = np.count_nonzero(a == b, axis=1) / a.shape[1]
     return out
 

@@ -271,7 +271,7 @@ def _live_meta(index: Iterable[dict[str, Any]], arrays: storage.PartArrays) -> t
     part_names = list(names)
     meta = np.empty(len(rows), dtype=storage.META_DTYPE)
     for number, at in by_part(parts):
-        meta[at] = arrays.get(part_names[number], "meta")[rows[at]]
+        meta[at] = arrays.take(part_names[number], "meta", rows[at])
     return meta, part_names, np.stack((parts, rows), axis=1)
 
 
@@ -306,7 +306,7 @@ def signature_rows(arrays: storage.PartArrays, parts: list[str], nodes: np.ndarr
     def rows(which: np.ndarray) -> np.ndarray:
         out = np.empty((len(which), dedup.NUM_PERM), dtype=np.uint32)
         for part, at in by_part(rep_part[which]):
-            out[at] = arrays.get(parts[part], "sig")[rep_row[which[at]]]
+            out[at] = arrays.take(parts[part], "sig", rep_row[which[at]])
         return out
 
     return rows
@@ -389,7 +389,7 @@ class BandPairs(DatatroveStep):
         for band in range(rank, bands, world_size):
             keys = np.empty(len(nodes), dtype=np.uint64)
             for part, at in by_part_nodes:
-                keys[at] = arrays.get(parts[part], "bands")[band][nodes[at, 1]]
+                keys[at] = arrays.take(parts[part], "bands", (band, nodes[at, 1]))
             codes = dedup.band_pairs(keys, groups) if len(keys) > 1 else np.empty(0, dtype=np.int64)
             confirmed = dedup.confirm_pairs(codes, len(nodes), rows, self.threshold)
             _save(work / PAIRS_DIR / f"{band:02d}.npy", confirmed)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import mmap
 import os
 import shutil
 import stat
@@ -158,24 +159,49 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 class PartArrays:
-    """The parts' arrays, memory-mapped on demand (a bounded number open at a time)."""
+    """The parts' arrays, memory-mapped on demand (a bounded number open at a time). A map holds
+    address space, not a file descriptor, and the dedup stages touch every part once per pass
+    (per band, per chunk of pairs): a bound below the number of parts would reopen every map on
+    every pass (at 1M pages, ~3,900 parts: most of the bands stage's time). Pages read through
+    `take` leave the resident set at once; pages read through `get` stay until `release`."""
 
-    def __init__(self, parts_dir: Path, max_open: int = 256):
+    def __init__(self, parts_dir: Path, max_open: int = 16384):
         self.parts_dir = parts_dir
         self.max_open = max_open
-        self._open: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._open: OrderedDict[tuple[str, str], tuple[np.ndarray, Any]] = OrderedDict()
 
     def get(self, part: str, kind: str) -> np.ndarray:
         key = (part, kind)
-        array = self._open.get(key)
-        if array is None:
-            array = np.load(self.parts_dir / f"{part}.{kind}.npy", mmap_mode="r", allow_pickle=False)
-            self._open[key] = array
+        opened = self._open.get(key)
+        if opened is None:
+            mapped = np.load(self.parts_dir / f"{part}.{kind}.npy", mmap_mode="r", allow_pickle=False)
+            # indexing a plain array is cheaper than indexing a np.memmap
+            opened = (mapped.view(np.ndarray), getattr(mapped, "_mmap", None))
+            self._open[key] = opened
             if len(self._open) > self.max_open:
                 self._open.popitem(last=False)
         else:
             self._open.move_to_end(key)
-        return array
+        return opened[0]
+
+    def take(self, part: str, kind: str, index: Any) -> np.ndarray:
+        """`array[index]` of one part's array, copied out; the pages read are then dropped from
+        the resident set, so a pass over every part holds one part's pages at a time."""
+        array = self.get(part, kind)
+        taken = array[index]
+        mapping = self._open[(part, kind)][1]
+        if mapping is not None and hasattr(mapping, "madvise"):
+            with contextlib.suppress(OSError, ValueError):
+                mapping.madvise(mmap.MADV_DONTNEED)
+        return taken
+
+    def release(self) -> None:
+        """Drop the mapped pages from this process's resident set (they stay in the page cache:
+        touching them again is a minor fault), so memory does not grow with the corpus."""
+        for _, mapping in self._open.values():
+            if mapping is not None and hasattr(mapping, "madvise"):
+                with contextlib.suppress(OSError, ValueError):
+                    mapping.madvise(mmap.MADV_DONTNEED)
 
 
 class SegmentReader:
