@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from tests.conftest import REPO_ROOT
 
 from newsstance.normalize.commit import _mark_duplicate
 from newsstance.records import validator
 
 
-def _unmarked_lines() -> list[bytes]:
+@pytest.fixture
+def unmarked_lines(normalize, pages) -> list[bytes]:
+    """Record lines as the extract stage writes them (both fields null), from the fixture pages."""
+    newsplease = pages.newsplease
+    result = normalize(
+        {
+            "agg.txt": pages.aggregator,
+            "page.html": pages.html,
+            "np.json": orjson.dumps(newsplease),
+            "np2.json": orjson.dumps({**newsplease, "url": "https://velmora-tribune.example/x", "title": "Other"}),
+            "plain.txt": pages.plain,
+        }
+    )
     lines = []
-    for line in (REPO_ROOT / "corpus" / "normalized" / "articles-00000.jsonl").read_bytes().splitlines():
-        record = orjson.loads(line)
+    for record in result.records:
         record["duplicate_of"] = None
         record["provenance"]["near_duplicate_jaccard"] = None
         lines.append(orjson.dumps(record) + b"\n")
@@ -32,10 +42,10 @@ def _by_parsing(line: bytes, target: str, jaccard: float) -> bytes:
 
 
 @pytest.mark.parametrize("jaccard", [1.0, 0.8, 0.81234567, 0.33589999, 0.0])
-def test_marking_in_place_equals_parsing_and_reserialising(jaccard: float) -> None:
+def test_marking_in_place_equals_parsing_and_reserialising(jaccard: float, unmarked_lines: list[bytes]) -> None:
     article_validator = validator("article.schema.json")
-    lines = _unmarked_lines()
-    assert len(lines) > 10
+    lines = unmarked_lines
+    assert len(lines) >= 6
     target = orjson.loads(lines[1])["id"]
     for line in lines:
         marked = _mark_duplicate(line, target, jaccard, article_validator)
@@ -46,10 +56,10 @@ def test_marking_in_place_equals_parsing_and_reserialising(jaccard: float) -> No
         assert not article_validator.errors(record)
 
 
-def test_a_record_already_carrying_a_jaccard_is_marked_by_parsing() -> None:
+def test_a_record_already_carrying_a_jaccard_is_marked_by_parsing(unmarked_lines: list[bytes]) -> None:
     """Only a null is replaced in place; a set value (or a key that occurs twice) takes the slow path."""
     article_validator = validator("article.schema.json")
-    record = orjson.loads(_unmarked_lines()[0])
+    record = orjson.loads(unmarked_lines[0])
     record["provenance"]["near_duplicate_jaccard"] = 0.5
     line = orjson.dumps(record) + b"\n"
     marked = orjson.loads(_mark_duplicate(line, record["id"], 0.9, article_validator))

@@ -195,6 +195,37 @@ def test_newsplease_dates_with_offsets_and_unknown_fields(normalize):
     assert [r["published_at"] for r in result.by_path("dates.json")] == ["2026-03-14T07:30:00Z", "2026-03-14T09:30:00Z"]
 
 
+def test_addresses_written_as_iris_are_kept_in_uri_form(normalize, pages):
+    """Sites in most languages put letters in their addresses; a news-please record, a JSON Lines
+    line or a sidecar that carries one is an article with the percent-encoded URI (host in IDNA),
+    not a quarantined record."""
+    from urllib.parse import unquote, urlsplit
+
+    records = [
+        {**NEWSPLEASE, "url": "https://velmora-tribune.example/2026/03/zoë-fährhafen-verzögert"},
+        {**NEWSPLEASE, "title": "Second story", "url": "https://вельмора.example/новости/паром?q=порт #1"},
+    ]
+    sidecar = orjson.dumps({"url": "https://pulsewire.example/quillon-café", "source": "PulseWire"})
+    result = normalize(
+        {
+            "iri.json": orjson.dumps(records),
+            "iri.jsonl": orjson.dumps(records[0]) + b"\n",
+            "q.txt": pages.aggregator,
+            "q.txt.meta.json": sidecar,
+        }
+    )
+    assert result.quarantine == []
+    urls = [r["url"] for r in result.by_path("iri.json")]
+    assert urls[0] == "https://velmora-tribune.example/2026/03/zo%C3%AB-f%C3%A4hrhafen-verz%C3%B6gert"
+    assert urlsplit(urls[1]).hostname == "вельмора.example".encode("idna").decode()
+    assert unquote(urlsplit(urls[1]).path) == "/новости/паром"
+    assert all(url.isascii() and " " not in url for url in urls)
+    assert [r["url"] for r in result.by_path("iri.jsonl")] == urls[:1]
+    assert result.by_path("q.txt")[0]["url"] == "https://pulsewire.example/quillon-caf%C3%A9"
+    plain = normalize({"plain.json": orjson.dumps(NEWSPLEASE)}).by_path("plain.json")
+    assert plain[0]["url"] == NEWSPLEASE["url"]  # an address that is already a URI is left as written
+
+
 # ---- text pages --------------------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-PARSER_VERSION = "1.2.0"
+PARSER_VERSION = "1.2.1"
 SCHEMA_VERSION = "1.0.0"
 
 

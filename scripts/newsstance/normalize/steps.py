@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import PurePosixPath
@@ -23,7 +24,7 @@ from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
 from newsstance import ids
 from newsstance.errors import EnvironmentProblem
-from newsstance.normalize import dates, language, titles
+from newsstance.normalize import dates, language, titles, urls
 from newsstance.normalize.config import NormalizeConfig
 from newsstance.normalize.decode import DecodeError, decode_bytes
 from newsstance.normalize.model import (
@@ -293,6 +294,8 @@ class CheckTitles(PipelineStep):
                         record_index=item.record_index,
                     )
                     continue
+                if isinstance(item.url, str) and _NOT_URI.search(item.url):
+                    item.url = urls.to_uri(item.url) or item.url
                 url = item.url if isinstance(item.url, str) else None
                 source = item.source if isinstance(item.source, str) else None
                 title, named_site = titles.strip_site_name(title, titles.outlet_keys([source], [url]))
@@ -337,9 +340,16 @@ class FlagTruncation(PipelineStep):
             yield item
 
 
+# a character a URI cannot hold as such (RFC 3986): non-ASCII letters, spaces, quotes, braces...
+_NOT_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+
+
 class AssignIds(PipelineStep):
     """Stable ids from identity (canonical URL, else outlet + title), raw path and occurrence;
-    related articles point at their page's main article."""
+    related articles point at their page's main article. An address a reader took as it was
+    written (news-please `url`, a sidecar, a WARC target) that is an IRI - `https://example.org/
+    café-news`, common on sites in any language but English - is put in its percent-encoded URI
+    form first (the schema's `format: uri`), rather than the record being quarantined."""
 
     name = "ids"
 
@@ -352,6 +362,8 @@ class AssignIds(PipelineStep):
                 rel = item.page.task.rel
                 if rel != current_rel:
                     current_rel, occurrences, ids_by_position = rel, Counter(), {}
+                if isinstance(item.url, str) and _NOT_URI.search(item.url):
+                    item.url = urls.to_uri(item.url) or item.url
                 url = item.url if isinstance(item.url, str) else None
                 source = item.source if isinstance(item.source, str) else None
                 title = item.title if isinstance(item.title, str) else ""
