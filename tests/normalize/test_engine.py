@@ -187,6 +187,7 @@ def test_disk_full_is_one_line_and_keeps_the_old_output(tmp_path, pages, monkeyp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(storage.HashingWriter, "write_line", full)
+    monkeypatch.setattr(storage.HashingWriter, "write_block", lambda self, data, records: full(self, data))
     with pytest.raises(UserError, match="no space left") as caught:
         run_normalize([raw], out, crawl_time=CRAWL)
     assert "\n" not in str(caught.value)

@@ -290,3 +290,45 @@ def test_cli_with_a_file_url_and_with_an_unknown_protocol(tmp_path, pages):
     assert misuse.stderr.startswith("error: --out nosuchproto://x") and misuse.stderr.count("\n") == 1, misuse.stderr
     assert "Traceback" not in misuse.stderr
     assert sorted((tmp_path / "mirrors").iterdir()) == mirrors  # refused before any mirror was made
+
+
+class VersionedMemory(MemoryFileSystem):
+    """The in-memory file system with an object store's ETag (a digest of the bytes, as S3 gives
+    for a single-part upload) in `info`, counting the objects it opens for reading."""
+
+    protocol = "etagmem"
+    reads: ClassVar[list[str]] = []
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, str) and path.startswith("etagmem://"):
+            path = "memory://" + path.removeprefix("etagmem://")
+        return super()._strip_protocol(path)
+
+    def info(self, path: Any, **kwargs: Any) -> dict[str, Any]:
+        info = dict(super().info(path, **kwargs))
+        if info.get("type") == "file":
+            info["ETag"] = '"' + hashlib.md5(super().cat_file(path), usedforsecurity=False).hexdigest() + '"'
+        return info
+
+    def _open(self, path: Any, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+        if "r" in mode:
+            VersionedMemory.reads.append(str(path).rsplit("/", 1)[-1])
+        return super()._open(path, mode, *args, **kwargs)
+
+
+def test_remote_inputs_with_a_version_are_not_downloaded_again_on_a_rerun(tmp_path, pages, memory):
+    """An unchanged object (same ETag) is not read again; a rewritten one is, and only it."""
+    fsspec.register_implementation("etagmem", VersionedMemory, clobber=True)
+    raw = _raw(tmp_path, pages)
+    for path in sorted(p for p in raw.rglob("*") if p.is_file()):
+        memory.pipe(f"/corpus/{path.relative_to(raw).as_posix()}", path.read_bytes())
+    VersionedMemory.reads.clear()
+    first = run_normalize(["etagmem://corpus"], tmp_path / "out", crawl_time=CRAWL)
+    assert first.files == 5 and len(set(VersionedMemory.reads)) == 5
+    VersionedMemory.reads.clear()
+    again = run_normalize(["etagmem://corpus"], tmp_path / "out", crawl_time=CRAWL)
+    assert again.changed == 0 and VersionedMemory.reads == []
+    memory.pipe("/corpus/one/plain.txt", pages.plain.replace("Penhallow", "Quillon").encode() + b"\n")
+    changed = run_normalize(["etagmem://corpus"], tmp_path / "out", crawl_time=CRAWL)
+    assert changed.modified == 1 and set(VersionedMemory.reads) == {"plain.txt"}

@@ -105,8 +105,9 @@ class FileTask:
     size: int
     crawl: CrawlContext
     # (size, mtime_ns, ctime_ns, inode, device) seen when planning, or None when the file was
-    # modified too recently to trust it (see storage.trusted_stat): lets the next run skip hashing
-    stat: tuple[int, int, int, int, int] | None = None
+    # modified too recently to trust it (see storage.trusted_stat); for a remote object (size,
+    # version field, version) when its store gives one: lets the next run skip hashing
+    stat: tuple[int | str, ...] | None = None
 
 
 @dataclass(slots=True)

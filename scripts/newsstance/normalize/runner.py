@@ -281,8 +281,24 @@ class TaskSource:
         return FileTask(path, rel, stat.st_size, context, storage.trusted_stat(stat, self.trusted_before))
 
 
-def _url_context(url: str, planner: CrawlPlanner) -> tuple[int, CrawlContext]:
-    """Size and crawl context of a remote input: --crawl-time, else the file system's modification time."""
+# fields object stores give a version of an object's bytes: a new write gets a new value
+VERSION_FIELDS = ("ETag", "etag", "md5Hash", "generation", "content_md5", "VersionId", "version_id", "blob_id")
+
+
+def object_version(info: dict[str, Any]) -> tuple[int | str, ...] | None:
+    """(size, field, value) of a remote object when its store gives a version of its bytes (S3
+    and Azure ETag, GCS md5Hash/generation, the Hub's blob id): a re-run trusts it instead of
+    downloading the object to hash it, as a local file's stat is trusted."""
+    for name in VERSION_FIELDS:
+        value = info.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip('"'):
+            return int(info.get("size") or 0), name, str(value)
+    return None
+
+
+def _url_context(url: str, planner: CrawlPlanner) -> tuple[int, CrawlContext, tuple[int | str, ...] | None]:
+    """Size, crawl context (--crawl-time, else the file system's modification time) and object
+    version (see `object_version`) of a remote input."""
     import fsspec
 
     fs, inner = fsspec.core.url_to_fs(url)
@@ -290,6 +306,7 @@ def _url_context(url: str, planner: CrawlPlanner) -> tuple[int, CrawlContext]:
         info = fs.info(inner)
     except OSError:
         info = {}
+    version = object_version(info)
     moment = info.get("mtime") or info.get("LastModified") or info.get("created")
     if isinstance(moment, int | float):
         mtime = datetime.fromtimestamp(int(moment), tz=UTC)
@@ -298,14 +315,15 @@ def _url_context(url: str, planner: CrawlPlanner) -> tuple[int, CrawlContext]:
     else:
         mtime = datetime.fromtimestamp(0, tz=UTC)
     if planner.cli_time is not None:
-        return int(info.get("size") or 0), CrawlContext(planner.cli_time, "cli", mtime)
-    return int(info.get("size") or 0), CrawlContext(None, None, mtime)
+        return int(info.get("size") or 0), CrawlContext(planner.cli_time, "cli", mtime), version
+    return int(info.get("size") or 0), CrawlContext(None, None, mtime), version
 
 
 def unchanged_entry(task: FileTask, entry: dict[str, Any] | None, cache_key: str) -> bool:
     """The previous result still holds: same code/config/crawl key and the same bytes (or, for an
     unreadable file, the same error). The bytes are hashed only when the file's stat differs from
-    the one recorded with the entry (or none was recorded: see `storage.trusted_stat`)."""
+    the one recorded with the entry (or none was recorded: see `storage.trusted_stat`); a remote
+    object's when its version differs (`object_version`)."""
     if not entry or entry.get("key") != engine.entry_key(cache_key, task):
         return False
     if task.stat is not None and entry.get("stat") == list(task.stat):
