@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import PurePosixPath
@@ -294,8 +293,6 @@ class CheckTitles(PipelineStep):
                         record_index=item.record_index,
                     )
                     continue
-                if isinstance(item.url, str) and _NOT_URI.search(item.url):
-                    item.url = urls.to_uri(item.url) or item.url
                 url = item.url if isinstance(item.url, str) else None
                 source = item.source if isinstance(item.source, str) else None
                 title, named_site = titles.strip_site_name(title, titles.outlet_keys([source], [url]))
@@ -340,10 +337,6 @@ class FlagTruncation(PipelineStep):
             yield item
 
 
-# a character a URI cannot hold as such (RFC 3986): non-ASCII letters, spaces, quotes, braces...
-_NOT_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
-
-
 class AssignIds(PipelineStep):
     """Stable ids from identity (canonical URL, else outlet + title), raw path and occurrence;
     related articles point at their page's main article. An address a reader took as it was
@@ -362,8 +355,8 @@ class AssignIds(PipelineStep):
                 rel = item.page.task.rel
                 if rel != current_rel:
                     current_rel, occurrences, ids_by_position = rel, Counter(), {}
-                if isinstance(item.url, str) and _NOT_URI.search(item.url):
-                    item.url = urls.to_uri(item.url) or item.url
+                if isinstance(item.url, str):
+                    item.url = urls.uri_form(item.url)
                 url = item.url if isinstance(item.url, str) else None
                 source = item.source if isinstance(item.source, str) else None
                 title = item.title if isinstance(item.title, str) else ""

@@ -163,7 +163,7 @@ class PartArrays:
     address space, not a file descriptor, and the dedup stages touch every part once per pass
     (per band, per chunk of pairs): a bound below the number of parts would reopen every map on
     every pass (at 1M pages, ~3,900 parts: most of the bands stage's time). Pages read through
-    `take` leave the resident set at once; pages read through `get` stay until `release`."""
+    `take` leave the resident set at once."""
 
     def __init__(self, parts_dir: Path, max_open: int = 16384):
         self.parts_dir = parts_dir
@@ -185,8 +185,9 @@ class PartArrays:
         return opened[0]
 
     def take(self, part: str, kind: str, index: Any) -> np.ndarray:
-        """`array[index]` of one part's array, copied out; the pages read are then dropped from
-        the resident set, so a pass over every part holds one part's pages at a time."""
+        """`array[index]` of one part's array (a copy; a view for a slice, whose pages are read
+        again on access); the pages read are then dropped from the resident set, so a pass over
+        every part holds one part's pages at a time."""
         array = self.get(part, kind)
         taken = array[index]
         mapping = self._open[(part, kind)][1]
@@ -194,14 +195,6 @@ class PartArrays:
             with contextlib.suppress(OSError, ValueError):
                 mapping.madvise(mmap.MADV_DONTNEED)
         return taken
-
-    def release(self) -> None:
-        """Drop the mapped pages from this process's resident set (they stay in the page cache:
-        touching them again is a minor fault), so memory does not grow with the corpus."""
-        for _, mapping in self._open.values():
-            if mapping is not None and hasattr(mapping, "madvise"):
-                with contextlib.suppress(OSError, ValueError):
-                    mapping.madvise(mmap.MADV_DONTNEED)
 
 
 class SegmentReader:

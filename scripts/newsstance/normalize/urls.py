@@ -15,6 +15,16 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
 _WHITESPACE = re.compile(r"\s+")
+# a character a URI cannot hold as such (RFC 3986): non-ASCII letters, spaces, quotes, braces...
+_NOT_URI = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+
+
+def uri_form(value: str) -> str:
+    """`value` as written when it is already a URI, else its URI form (`to_uri`) when it has one:
+    an address taken from a record or sidecar as it was written may be an IRI."""
+    if not _NOT_URI.search(value):
+        return value
+    return to_uri(value) or value
 
 
 def to_uri(value: str) -> str | None:
