@@ -41,6 +41,7 @@ PLAUSIBLE = 0.05  # a declared language at least this likely breaks the tie for 
 SAMPLE_BYTES = 400  # the model reads this much UTF-8 of the longest paragraphs: plenty (40 characters
 # already identify every fixture language), and its cost (a Python loop per byte) stays flat
 _NOT_LETTERS = re.compile(r"[\W\d_]+")  # the complement of a letter, [^\W\d_]: removing it leaves the letters
+_ASCII_NOT_LETTERS = bytes(code for code in range(128) if not chr(code).isalpha())  # the same, for ASCII text
 _TAG = re.compile(r"([A-Za-z]{2,3})((?:[-_][A-Za-z0-9]{2,8})*)")
 # py3langid codes that BCP-47 spells otherwise or that mean the same macrolanguage.
 _ALIASES = {"nb": "no", "nn": "no", "iw": "he", "in": "id", "ji": "yi", "jw": "jv"}
@@ -142,6 +143,8 @@ def rank(text: str) -> list[tuple[str, float]]:
 def letter_count(text: str, limit: int = SHORT_LETTERS) -> int:
     """Letters in `text`, counting stops at `limit` (enough to classify the text as long)."""
     head = text[: limit * 4]  # enough characters to hold `limit` letters in any real prose
+    if head.isascii():  # bytes.translate deletes in C: ~10x faster than the regex
+        return min(limit, len(head.encode("ascii").translate(None, _ASCII_NOT_LETTERS)))
     return min(limit, len(_NOT_LETTERS.sub("", head)))  # twice as fast as findall of the letters
 
 

