@@ -66,11 +66,11 @@ class CrawlPlanner:
             self._manifests[folder] = entries
         return self._manifests[folder]
 
-    def _sidecar(self, path: Path) -> dict[str, Any] | None:
+    def _sidecar(self, path: str | Path) -> dict[str, Any] | None:
         folder, name = os.path.split(path)
         if not self._listed(folder, name + SIDECAR_SUFFIX):
             return None
-        sidecar = path.with_name(name + SIDECAR_SUFFIX)
+        sidecar = Path(folder, name + SIDECAR_SUFFIX)
         if not sidecar.is_file():
             return None
         try:
@@ -83,7 +83,7 @@ class CrawlPlanner:
             return None
         return data
 
-    def _from_manifests(self, path: Path) -> datetime | None:
+    def _from_manifests(self, path: str | Path) -> datetime | None:
         folder = os.path.dirname(path)
         while True:
             if self._listed(folder, MANIFEST_NAME):
@@ -92,14 +92,16 @@ class CrawlPlanner:
                     moment = parse_timestamp(value)
                     if moment is None:
                         manifest = os.path.join(folder, MANIFEST_NAME)
-                        self.warnings.append(f"{manifest}: unreadable crawled_at {value!r} for {path.name}")
+                        name = os.path.basename(path)
+                        self.warnings.append(f"{manifest}: unreadable crawled_at {value!r} for {name}")
                     return moment
             parent = os.path.dirname(folder)
             if folder == self._root or parent == folder or not folder.startswith(self._root.rstrip("/") + "/"):
                 return None
             folder = parent
 
-    def context(self, path: Path, stat: os.stat_result) -> CrawlContext:
+    def context(self, path: str | Path, stat: os.stat_result) -> CrawlContext:
+        """The file's crawl context (`path` as a string spares building a Path per input)."""
         mtime = datetime.fromtimestamp(int(stat.st_mtime), tz=UTC)
         sidecar = self._sidecar(path) or {}
 
@@ -107,14 +109,16 @@ class CrawlPlanner:
             value = sidecar.get(key)
             return value.strip() if isinstance(value, str) and value.strip() else None
 
-        url, outlet, language = text("url"), text("source"), text("language")
+        url, outlet, language = (text("url"), text("source"), text("language")) if sidecar else (None, None, None)
         if self.cli_time is not None:
             return CrawlContext(self.cli_time, "cli", mtime, url=url, outlet=outlet, language=language)
         if "crawled_at" in sidecar:
             moment = parse_timestamp(text("crawled_at"))
             if moment is not None:
                 return CrawlContext(moment, "sidecar", mtime, url=url, outlet=outlet, language=language)
-            self.warnings.append(f"{path.name}{SIDECAR_SUFFIX}: unreadable crawled_at {sidecar['crawled_at']!r}")
+            self.warnings.append(
+                f"{os.path.basename(path)}{SIDECAR_SUFFIX}: unreadable crawled_at {sidecar['crawled_at']!r}"
+            )
         moment = self._from_manifests(path)
         if moment is not None:
             return CrawlContext(moment, "manifest", mtime, url=url, outlet=outlet, language=language)

@@ -277,7 +277,7 @@ class TaskSource:
             stat = os.stat(path)
         except OSError:
             stat = os.stat_result((0,) * 10)
-        context = self.planner.context(Path(path), stat)
+        context = self.planner.context(path, stat)
         return FileTask(path, rel, stat.st_size, context, storage.trusted_stat(stat, self.trusted_before))
 
 
