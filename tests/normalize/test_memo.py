@@ -131,3 +131,17 @@ def test_is_inside_agrees_with_path_parents(path, root):
     resolved = Path(path)
     expected = resolved == Path(root) or Path(root) in resolved.parents
     assert sources.is_inside(path, Path(root)) is expected
+
+
+def test_long_texts_are_computed_not_remembered(monkeypatch):
+    monkeypatch.setattr(steps, "MEMO_MAX_CHARS", 50)
+    memo: steps.TextMemo[int] = steps.TextMemo()
+    calls: list[str] = []
+
+    def count(text: str, _: object) -> int:
+        calls.append(text)
+        return len(text)
+
+    short, long = "a short text", "a text longer than fifty characters, so never digested"
+    assert [steps.remembered(memo, count, t) for t in (short, short, long, long)] == [12, 12, len(long), len(long)]
+    assert calls == [short, long, long]  # the short text was computed once, the long one every time

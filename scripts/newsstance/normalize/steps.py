@@ -47,6 +47,7 @@ from newsstance.records import validator
 T = TypeVar("T")
 
 MEMO_SIZE = 32768  # texts remembered per step and worker (~0.7 KB each for signatures: ~22 MB)
+MEMO_MAX_CHARS = 1 << 20  # longer texts are rare, seldom repeated, and their digest would copy them
 
 
 def text_key(text: str) -> bytes:
@@ -80,6 +81,19 @@ class TextMemo(Generic[T]):
 
 
 _MEMOS: dict[str, TextMemo[Any]] = {}
+
+
+def remembered(memo: TextMemo[T], compute: Callable[[str, Any], T], text: str, extra: Any = None) -> T:
+    """`compute(text, extra)`, a pure function, looked up in `memo` first."""
+    if len(text) > MEMO_MAX_CHARS:
+        return compute(text, extra)
+    key = (text_key(text), extra)
+    found = memo.get(key)
+    return memo.put(key, compute(text, extra)) if found is None else found
+
+
+def _truncated(text: str, _: Any) -> bool:
+    return is_truncated(text.split("\n\n"))
 
 
 def memo(purpose: str, size: int = MEMO_SIZE) -> TextMemo[Any]:
@@ -365,8 +379,7 @@ class IdentifyLanguage(PipelineStep):
         for item in items:
             if isinstance(item, Draft) and isinstance(item.text, str):
                 declared = (item.language if isinstance(item.language, str) else None) or self.default_language
-                key = (text_key(item.text), declared)
-                decision = decisions.get(key) or decisions.put(key, language.decide(item.text, declared))
+                decision = remembered(decisions, language.decide, item.text, declared)
                 item.language, item.language_source = decision.language, decision.source
                 self.counts[f"language:{decision.source}"] += 1
             yield item
@@ -381,11 +394,7 @@ class FlagTruncation(PipelineStep):
         verdicts: TextMemo[bool] = memo("truncation")
         for item in items:
             if isinstance(item, Draft) and isinstance(item.text, str):
-                key = text_key(item.text)
-                truncated = verdicts.get(key)
-                if truncated is None:
-                    truncated = verdicts.put(key, is_truncated(item.text.split("\n\n")))
-                item.truncated = truncated
+                item.truncated = remembered(verdicts, _truncated, item.text)
                 self.counts["truncated"] += item.truncated
             yield item
 
