@@ -501,6 +501,11 @@ def local_executor_class() -> type[PipelineExecutor]:
                 return
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            if context.get_start_method() == "fork":
+                for step in self.pipeline:  # models loaded once here, shared by the forked workers
+                    warm = getattr(step, "warm", None)
+                    if callable(warm):
+                        warm()
             _ACTIVE = self
             try:
                 with context.Pool(min(self.workers, len(ranks)), _die_with_parent, (os.getpid(),)) as pool:

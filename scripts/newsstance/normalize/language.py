@@ -98,6 +98,12 @@ def _identifier() -> object:
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
+def warm() -> None:
+    """Load both models now (py3langid's takes ~0.6 s): before forking, workers share them."""
+    _fasttext()
+    _identifier()
+
+
 def model_name() -> str:
     from importlib.metadata import version
 

@@ -157,6 +157,10 @@ class PipelineStep(DatatroveStep):
     def process(self, items: Iterable[Item]) -> Iterator[Item]:
         raise NotImplementedError
 
+    def warm(self) -> None:
+        """Load what the step needs once per process (models): an executor that forks workers calls
+        this first, so the workers share it instead of each loading its own copy."""
+
     def run(self, data: Iterable[Item] | None = None, rank: int = 0, world_size: int = 1) -> Iterator[Item]:
         yield from self.process(in_batches(data if data is not None else ()))
         for key, value in (self.counts - self._reported).items():
@@ -412,6 +416,9 @@ class IdentifyLanguage(PipelineStep):
         super().__init__()
         self.default_language = default_language  # for texts too short to identify that declare nothing
 
+    def warm(self) -> None:
+        language.warm()
+
     def process(self, items: Iterable[Item]) -> Iterator[Item]:
         decisions: TextMemo[language.LanguageDecision] = memo("language")
         for item in items:
@@ -534,6 +541,9 @@ class BuildRecords(PipelineStep):
         state = dict(self.__dict__)
         state["_validator"] = None  # the compiled validator is rebuilt where the step runs
         return state
+
+    def warm(self) -> None:
+        validator("article.schema.json")
 
     def process(self, items: Iterable[Item]) -> Iterator[Item]:
         if self._validator is None:
