@@ -2,12 +2,17 @@
 `duplicate_of` marked (by record position: no record is parsed to find its id), quarantine,
 index and manifest, staged and swapped in through the journal (`storage.Staging`).
 
-One task today (it streams every record line once, in output order); outputs whose bytes are
-already in place are not rewritten.
+One task today (it streams every record line once, in output order). A shard is planned before
+it is written (`_Shards`): one whose inputs, parse and duplicate marks are those of the last
+commit, and whose file is intact, is kept without being read or written; outputs whose bytes come
+out the same are not moved.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -92,8 +97,9 @@ def commit(work: Path) -> None:
 
     staging = storage.Staging(out, run["run_id"])
     try:
-        outputs: dict[str, dict[str, Any]] = {}
-        shard: storage.HashingWriter | None = None
+        shards = _Shards(
+            staging, out, old_state, run["shard_size"], canonical, jaccard, meta["id"], dup_prefix, article_validator
+        )
         quarantine = storage.HashingWriter(staging.file(storage.QUARANTINE_NAME))
         index_out = staging.file(storage.INDEX_NAME).open("wb")
         files_out = staging.file(FILES_PART).open("wb")
@@ -109,6 +115,7 @@ def commit(work: Path) -> None:
             leave=False,
         )
         with storage.SegmentReader(parts_dir) as reader, index_out, files_out:
+            shards.reader = reader
             for entry in engine.merged_index(work):
                 files += 1
                 changes.see(entry)
@@ -116,36 +123,19 @@ def commit(work: Path) -> None:
                     quarantine.write_line(orjson.dumps(item) + b"\n")
                     counts[f"quarantine:{item['reason']}"] += 1
                 if entry["records"]:
-                    data = reader.read(entry, "rec")
-                    if compactor:
+                    data = None
+                    if compactor:  # the entry moves to a new part: its bytes are read here and kept
+                        data = reader.read(entry, "rec")
                         entry.update(compactor.add(entry, data, arrays))
-                    count = entry["records"]
-                    if dup_prefix[number + count] != dup_prefix[number]:
-                        data = _marked(data, number, canonical, jaccard, meta, article_validator)
-                    lines: list[bytes] | None = None
-                    done = 0
-                    while done < count:  # one block per shard the entry's records fall in
-                        if shard is None or shard.records >= run["shard_size"]:
-                            if shard is not None:
-                                outputs[shard.path.name] = shard.close()
-                            shard = storage.HashingWriter(staging.file(storage.ARTICLES_PATTERN.format(len(outputs))))
-                        room = min(count - done, run["shard_size"] - shard.records)
-                        if done == 0 and room == count:
-                            shard.write_block(data, count)
-                        else:
-                            lines = lines or data.splitlines(keepends=True)
-                            shard.write_block(b"".join(lines[done : done + room]), room)
-                        done += room
-                    number += count
-                    bar.update(count)
+                    shards.add(entry, number, data)
+                    number += entry["records"]
+                    bar.update(entry["records"])
                 if entry.get("part"):
                     live_parts.add(entry["part"])
                 index_out.write(orjson.dumps(entry) + b"\n")
                 files_out.write(_file_line(entry, first=files == 1))
+            outputs = shards.finish()
         bar.close()
-        if shard is None:  # an empty corpus still gets its (empty) first shard
-            shard = storage.HashingWriter(staging.file(storage.ARTICLES_PATTERN.format(0)))
-        outputs[shard.path.name] = shard.close()
         outputs[storage.QUARANTINE_NAME] = quarantine.close()
         if compactor:
             compactor.close()
@@ -157,12 +147,14 @@ def commit(work: Path) -> None:
             "outputs": outputs,
         }
         _write_manifest(staging, state, staging.file(FILES_PART))
-        staging.file(storage.STATE_NAME).write_bytes(orjson.dumps({**state, "parts": sorted(live_parts)}))
+        saved = {**state, "parts": sorted(live_parts), "fingerprints": shards.fingerprints}
+        staging.file(storage.STATE_NAME).write_bytes(orjson.dumps(saved))
         targets = {name: name for name in outputs}
         targets[storage.INDEX_NAME] = f"{storage.CACHE_DIR}/{storage.INDEX_NAME}"
         targets[storage.STATE_NAME] = f"{storage.CACHE_DIR}/{storage.STATE_NAME}"
         targets[storage.MANIFEST_NAME] = storage.MANIFEST_NAME
-        staging.commit(targets, _unchanged_outputs(out, outputs, old_state))
+        kept = shards.reused | _unchanged_outputs(out, outputs, old_state, shards.reused)
+        staging.commit(targets, kept)
     except BaseException:
         staging.discard()
         raise
@@ -240,14 +232,20 @@ class _Changes:
         return {"new": self.new, "modified": self.modified, "deleted": self.deleted}
 
 
-def _unchanged_outputs(out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any]) -> frozenset[str]:
-    """Outputs whose bytes are already in place (same hash as recorded and on disk): not rewritten,
-    so a re-run after a small change leaves most shards (and their modification times) alone."""
+def _unchanged_outputs(
+    out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any], checked: frozenset[str] = frozenset()
+) -> frozenset[str]:
+    """Outputs (other than those `checked` already) whose bytes are already in place (same hash as
+    recorded and on disk): not moved, so their modification times stay."""
     recorded = old.get("outputs")
     if not isinstance(recorded, dict):
         recorded = {}
     stats = storage.OutputStats(out)
-    same = {name for name, info in outputs.items() if recorded.get(name) == info and stats.in_place(out / name, info)}
+    same = {
+        name
+        for name, info in outputs.items()
+        if name not in checked and recorded.get(name) == info and stats.in_place(out / name, info)
+    }
     stats.save()
     return frozenset(same)
 
@@ -268,15 +266,124 @@ def _summary_dict(
     }
 
 
+# what a shard's bytes depend on besides its inputs' results and their marks: this module (how
+# records are marked and laid out), the parser and schema versions
+SHARD_FORMAT = hashlib.sha256(Path(__file__).read_bytes() + f"{PARSER_VERSION}|{SCHEMA_VERSION}".encode()).hexdigest()
+
+
+class _Shards:
+    """Article shards of `shard_size` records in output order. A shard is planned before it is
+    written: its fingerprint covers, per input it holds, the input's path, parse key (code, config,
+    crawl context) and content hash with the slice of its records, and each record's mark
+    (canonical id, Jaccard). A shard whose fingerprint matches the last commit's and whose file is
+    intact is kept as it is - not read, marked, hashed or written - so a re-run after new inputs
+    in one place of the tree (a new day's crawl folder) rewrites only the shards from there on."""
+
+    def __init__(
+        self,
+        staging: storage.Staging,
+        out: Path,
+        old_state: dict[str, Any],
+        shard_size: int,
+        canonical: np.ndarray,
+        jaccard: np.ndarray,
+        ids: np.ndarray,
+        dup_prefix: np.ndarray,
+        article_validator: Validator,
+    ):
+        self.staging, self.out, self.shard_size = staging, out, shard_size
+        self.canonical, self.jaccard, self.ids, self.dup_prefix = canonical, jaccard, ids, dup_prefix
+        self.article_validator = article_validator
+        old_outputs, old_prints = old_state.get("outputs"), old_state.get("fingerprints")
+        self.old_outputs: dict[str, Any] = old_outputs if isinstance(old_outputs, dict) else {}
+        self.old_prints: dict[str, Any] = old_prints if isinstance(old_prints, dict) else {}
+        self.stats = storage.OutputStats(out)
+        self.reader: storage.SegmentReader | None = None
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.fingerprints: dict[str, str] = {}
+        self.kept: set[str] = set()
+        self._pieces: list[tuple[dict[str, Any], int, int, int, bytes | None]] = []
+        self._records = 0  # records planned into the current shard
+        self._first = 0  # number of its first record
+        self._digest = self._new_digest()
+
+    @property
+    def reused(self) -> frozenset[str]:
+        return frozenset(self.kept)
+
+    def _new_digest(self) -> Any:
+        return hashlib.blake2b(f"{SHARD_FORMAT}|{self.shard_size}".encode(), digest_size=16)
+
+    def add(self, entry: dict[str, Any], first: int, data: bytes | None) -> None:
+        """An input's records (numbers `first`...), in output order; `data` when already read."""
+        count, done = entry["records"], 0
+        while done < count:  # one piece per shard the entry's records fall in
+            room = min(count - done, self.shard_size - self._records)
+            self._pieces.append((entry, first, done, room, data))
+            self._digest.update(orjson.dumps([entry["path"], entry.get("key"), entry["sha256"], count, done, room]))
+            self._records += room
+            done += room
+            if self._records >= self.shard_size:
+                self._flush()
+
+    def finish(self) -> dict[str, dict[str, Any]]:
+        if self._pieces or not self.outputs:  # an empty corpus still gets its (empty) first shard
+            self._flush()
+        self.stats.save()
+        return self.outputs
+
+    def _flush(self) -> None:
+        name = storage.ARTICLES_PATTERN.format(len(self.outputs))
+        low, high = self._first, self._first + self._records
+        targets = self.canonical[low:high]
+        duplicate = targets != np.arange(low, high)
+        self._digest.update(np.where(duplicate, self.ids[targets], 0).astype("<u8").tobytes())
+        self._digest.update(np.where(duplicate, self.jaccard[low:high], 0).astype("<f8").tobytes())
+        fingerprint = self._digest.hexdigest()
+        old = self.old_outputs.get(name)
+        if (
+            self.old_prints.get(name) == fingerprint
+            and isinstance(old, dict)
+            and old.get("records") == self._records
+            and self.stats.in_place(self.out / name, old)
+        ):
+            self.outputs[name] = old
+            self.kept.add(name)
+        else:
+            self.outputs[name] = self._write(name)
+        self.fingerprints[name] = fingerprint
+        self._pieces, self._first, self._records = [], high, 0
+        self._digest = self._new_digest()
+
+    def _write(self, name: str) -> dict[str, Any]:
+        assert self.reader is not None
+        writer = storage.HashingWriter(self.staging.file(name))
+        try:
+            for entry, first, start, count, data in self._pieces:
+                if data is None:
+                    data = self.reader.read(entry, "rec")
+                if count != entry["records"]:
+                    data = b"".join(data.splitlines(keepends=True)[start : start + count])
+                low = first + start
+                if self.dup_prefix[low + count] != self.dup_prefix[low]:
+                    data = _marked(data, low, self.canonical, self.jaccard, self.ids, self.article_validator)
+                writer.write_block(data, count)
+        except BaseException:
+            with contextlib.suppress(OSError):  # the staged file is discarded with the staging folder
+                os.close(writer.fd)
+            raise
+        return writer.close()
+
+
 def _marked(
-    data: bytes, first: int, canonical: np.ndarray, jaccard: np.ndarray, meta: np.ndarray, article_validator: Validator
+    data: bytes, first: int, canonical: np.ndarray, jaccard: np.ndarray, ids: np.ndarray, article_validator: Validator
 ) -> bytes:
     """An entry's record lines (records `first`, `first + 1`, ...) with `duplicate_of` marked."""
     lines = data.splitlines(keepends=True)
     here = np.arange(first, first + len(lines))
     for at in np.flatnonzero(canonical[here] != here).tolist():
         number = first + at
-        target = storage.record_id(int(meta["id"][canonical[number]]))
+        target = storage.record_id(int(ids[canonical[number]]))
         lines[at] = _mark_duplicate(lines[at], target, float(jaccard[number]), article_validator)
     return b"".join(lines)
 

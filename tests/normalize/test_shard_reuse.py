@@ -1,0 +1,127 @@
+"""A re-run keeps the article shards whose content cannot have changed (same inputs, same parse,
+same duplicate marks) without writing them again, and rewrites the rest: either way its outputs
+are byte for byte those of a clean run over the same inputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+
+from newsstance.normalize import storage
+from newsstance.normalize.runner import run_normalize
+
+CRAWL = "2026-03-14T09:30:00Z"
+PLACES = ["Westmarch", "Quillon Bay", "Orrin Quay", "Penhallow", "Tarrow Fen", "Ebbing Cross", "Morrow Hill"]
+
+
+def _text(number: int) -> str:
+    """A fictional report of about 120 words, its wording set by `number`."""
+    place, other = PLACES[number % len(PLACES)], PLACES[(number * 3 + 1) % len(PLACES)]
+    sentences = [
+        f"The council of {place} met on day {number} to discuss the state of the old harbour wall.",
+        f"Engineers from {other} told members that {number + 2} sections had moved since the spring storms.",
+        f"A temporary barrier of {number * 7 + 11} sandbags will be placed along the quay before the winter tides.",
+        f"Residents asked why the work had been delayed for {number % 5 + 2} years, and the chair promised a report.",
+        f"The ferry to {other} will keep its timetable, although the landing stage may move {number + 40} metres.",
+        f"Fishermen said the wall near berth {number % 9 + 1} had been cracked long before the last inspection.",
+        f"A public meeting is planned for the {number % 20 + 3}th, when the full costs are expected to be published.",
+    ]
+    return "\n\n".join(sentences)
+
+
+def _write(folder: Path, name: str, number: int, text: str | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {
+        "title": f"Harbour wall report {number}",
+        "maintext": text or _text(number),
+        "url": f"https://coastcourier.example/harbour/{number}",
+        "source_domain": "coastcourier.example",
+        "date_publish": "2026-03-10 08:00:00",
+        "language": "en",
+    }
+    (folder / name).write_bytes(orjson.dumps(record))
+
+
+def _first_days(raw: Path) -> None:
+    for number in range(12):  # 12 records: three full shards of 4
+        _write(raw / f"day{1 + number // 6}", f"{number:02d}.json", number)
+
+
+def _shards(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("articles-*.jsonl"))}
+
+
+def _identity(out: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in sorted(out.glob("articles-*.jsonl"))}
+
+
+def _outputs(out: Path) -> dict:
+    return orjson.loads((out / "manifest.json").read_bytes())["outputs"]
+
+
+def _same_as_a_clean_run(raw: Path, out: Path, clean: Path) -> None:
+    run_normalize([raw], clean, crawl_time=CRAWL, shard_size=4)
+    assert _shards(out) == _shards(clean)
+    assert _outputs(out) == _outputs(clean)
+
+
+def _written(monkeypatch) -> list[str]:
+    """Names of the files the commit writes (staged), in order."""
+    names: list[str] = []
+    real = storage.HashingWriter.__init__
+
+    def recording(self, path):
+        names.append(Path(path).name)
+        real(self, path)
+
+    monkeypatch.setattr(storage.HashingWriter, "__init__", recording)
+    return names
+
+
+def test_new_inputs_at_the_end_leave_the_earlier_shards_unwritten(tmp_path, monkeypatch):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _first_days(raw)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    before = _identity(out)
+    assert len(before) == 3
+    for number in (12, 13):  # a new day's crawl folder, sorting after the others
+        _write(raw / "day3", f"{number:02d}.json", number)
+    written = _written(monkeypatch)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    assert [name for name in written if name.startswith("articles-")] == ["articles-00003.jsonl"]
+    after = _identity(out)
+    assert {name: after[name] for name in before} == before  # same inode, same mtime: not replaced
+    assert len(after) == 4
+    monkeypatch.undo()
+    _same_as_a_clean_run(raw, out, tmp_path / "clean")
+
+
+def test_a_new_canonical_rewrites_the_shard_of_the_record_it_marks(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _first_days(raw)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    before = _identity(out)
+    longer = _text(1) + "\n\nThe chair added that the council would meet again next week."
+    _write(raw / "day3", "12.json", 12, text=longer)  # record 1's text, a sentence longer: the canonical
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    records = [orjson.loads(line) for line in (out / "articles-00000.jsonl").read_bytes().splitlines()]
+    assert records[1]["duplicate_of"] is not None  # record 1 (in the first shard) is now a duplicate
+    after = _identity(out)
+    assert after["articles-00000.jsonl"] != before["articles-00000.jsonl"]
+    assert after["articles-00001.jsonl"] == before["articles-00001.jsonl"]
+    _same_as_a_clean_run(raw, out, tmp_path / "clean")
+
+
+def test_a_damaged_shard_is_written_again(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _first_days(raw)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    shard = out / "articles-00001.jsonl"
+    data = bytearray(shard.read_bytes())
+    data[10:13] = b"XYZ"  # same size, other bytes
+    shard.write_bytes(bytes(data))
+    _write(raw / "day3", "12.json", 12)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    _same_as_a_clean_run(raw, out, tmp_path / "clean")
