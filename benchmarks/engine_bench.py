@@ -23,7 +23,10 @@ after the other: the old runner on `pages/` (it cannot read WARC), the engine on
 - articles from the WARC-packed pages in each run (old: from their loose `.html` files; engine:
   from the WARC records);
 - a re-run after changing 1% of the inputs (chosen among the loose files, the same files in both
-  runs: a WARC file is never edited), and an unchanged re-run, as a share of the full run;
+  runs: a WARC file is never edited: the worst case, every shard holds an edited input), and an
+  unchanged re-run, as a share of the full run; then (engine) a re-run restoring those files, and
+  one with as many new pages in a new crawl folder sorting last (other articles, generated with
+  another seed: a crawl that grows by a day);
 - the two outputs compared by id, over records from loose inputs only (a record's id derives
   from its provenance path, which for a packed page is the archive): ids on one side only, and
   records under the same id whose line differs, in all and outside `provenance` (the parser
@@ -229,6 +232,27 @@ def change_inputs(folder: Path, rels: list[str], count: int, seed: int) -> dict[
     return originals
 
 
+NEW_CRAWL_DIR = "zz-new-crawl"  # sorts after the corpus's numbered folders, as a new day's crawl does
+
+
+def add_new_crawl(folder: Path, count: int, seed: int) -> Path:
+    """`count` new mixed pages (generated once with another seed: other articles, no duplicates
+    of the corpus) hard-linked into `folder/zz-new-crawl/`; returns that folder (removed afterwards)."""
+    source = OUT / f"newcrawl-{count}-s{seed}"
+    summary = source / "synth.json"
+    if not (summary.exists() and json.loads(summary.read_text()).get("pages") == count):
+        shutil.rmtree(source, ignore_errors=True)
+        synth.generate(source, count, "mix", seed, progress=False)
+    target = folder / NEW_CRAWL_DIR
+    shutil.rmtree(target, ignore_errors=True)
+    for path in sorted((source / "pages").rglob("*")):
+        if path.is_file():
+            destination = target / path.relative_to(source / "pages")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, destination)
+    return target
+
+
 def _digest(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
@@ -275,9 +299,9 @@ def compare_records(left: np.ndarray, right: np.ndarray) -> dict[str, int]:
 def measure(
     name: str, code: Path, folder: Path, inputs: Inputs, workers: int, share: float, seed: int, reruns: bool = True
 ) -> tuple[dict, np.ndarray]:
-    out = OUT / f"engine-bench-{name}"
+    out = OUT / f"engine-bench-{name}-{inputs.corpus.name}"  # per corpus: runs on two corpora never meet
     shutil.rmtree(out, ignore_errors=True)
-    full = normalize(code, [folder], out, workers, OUT / f"engine-bench-{name}.log")
+    full = normalize(code, [folder], out, workers, out.with_name(out.name + ".log"))
     counts = nb.count_output(out)
     planted = nb.planted_in_output(inputs.corpus, counts.pop("_mains"))
     from_packed, from_warc, keys = scan_output(out, inputs.packed)
@@ -294,14 +318,24 @@ def measure(
     report_full(name, folder, inputs, counts, full, figures, planted)
     if not reruns:
         return figures, keys
-    unchanged = normalize(code, [folder], out, workers, OUT / f"engine-bench-{name}-unchanged.log")
+    unchanged = normalize(code, [folder], out, workers, out.with_name(out.name + "-unchanged.log"))
     originals = change_inputs(folder, inputs.loose, max(1, round(inputs.pages * share)), seed)
     try:
-        changed = normalize(code, [folder], out, workers, OUT / f"engine-bench-{name}-changed.log")
+        changed = normalize(code, [folder], out, workers, out.with_name(out.name + "-changed.log"))
     finally:
         for path, data in originals.items():
             path.write_bytes(data)
+    # the edited files restored (another 1% changed: it also gives the commit its shard fingerprints)
+    restored = normalize(code, [folder], out, workers, out.with_name(out.name + "-restored.log"))
+    new_crawl = add_new_crawl(folder, len(originals), seed + 1)
+    try:
+        grown = normalize(code, [folder], out, workers, out.with_name(out.name + "-grown.log"))
+    finally:
+        shutil.rmtree(new_crawl, ignore_errors=True)
     figures |= {
+        "rerun_restored_cpu_seconds": restored["cpu_seconds"],
+        "rerun_new_crawl_cpu_seconds": grown["cpu_seconds"],
+        "rerun_new_crawl_files": len(originals),
         "rerun_unchanged_cpu_seconds": unchanged["cpu_seconds"],
         "rerun_changed_cpu_seconds": changed["cpu_seconds"],
         "rerun_changed_files": len(originals),
@@ -313,6 +347,12 @@ def measure(
         f"{changed['cpu_seconds']:,.1f} CPU-s = {changed['cpu_seconds'] / full['cpu_seconds']:.1%} of the full run "
         f"(peak RSS {changed['peak_rss_mb']:,.0f} MB, PSS {changed['peak_pss_mb']:,.0f} MB); unchanged re-run "
         f"{unchanged['cpu_seconds']:,.1f} CPU-s ({unchanged['cpu_seconds'] / full['cpu_seconds']:.1%})"
+    )
+    say(
+        f"        re-run restoring those files: {restored['cpu_seconds']:,.1f} CPU-s "
+        f"({restored['cpu_seconds'] / full['cpu_seconds']:.1%}); re-run with {len(originals):,} new pages in a new "
+        f"crawl folder ({NEW_CRAWL_DIR}/, sorting last): {grown['cpu_seconds']:,.1f} CPU-s "
+        f"= {grown['cpu_seconds'] / full['cpu_seconds']:.1%} of the full run"
     )
     return figures, keys
 
@@ -475,8 +515,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.keep:
         if args.corpus is None:  # a corpus given with --corpus is never deleted (nor its WARC view)
             shutil.rmtree(corpus, ignore_errors=True)
-        for name in ("old", "new"):
-            shutil.rmtree(OUT / f"engine-bench-{name}", ignore_errors=True)
+        for name in which:  # only what this run wrote
+            shutil.rmtree(OUT / f"engine-bench-{name}-{corpus.name}", ignore_errors=True)
 
 
 if __name__ == "__main__":
