@@ -168,3 +168,17 @@ def pages() -> SimpleNamespace:
 def outputs():
     """`outputs(out_dir)` -> (records, quarantine entries)."""
     return read_outputs
+
+
+@pytest.fixture
+def file_tasks():
+    """`make(root, pages, crawl)`: the pages (relative path -> text) written under `root`, as the
+    `FileTask`s of a run with `--crawl-time crawl` (for tests that run the steps themselves)."""
+    from newsstance.normalize.model import CrawlContext, FileTask
+
+    def make(root: Path, pages: dict[str, str], crawl: Any) -> list[FileTask]:
+        write_files(root, dict(pages))
+        context = CrawlContext(crawl, "cli", crawl)
+        return [FileTask(str(root / rel), rel, len(text.encode()), context) for rel, text in pages.items()]
+
+    return make

@@ -61,15 +61,9 @@ def _page(number: int, related: int) -> str:
     return page
 
 
-def test_records_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
+def test_records_do_not_depend_on_the_batch_size(tmp_path, monkeypatch, file_tasks):
     pages = {f"site/{n:02d}.txt": _page(n, related=2 + n % 4) for n in range(8)}
-    for rel, text in pages.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text, encoding="utf-8")
-    tasks = [
-        FileTask(str(tmp_path / rel), rel, len(text.encode()), CrawlContext(CRAWL, "cli", CRAWL))
-        for rel, text in pages.items()
-    ]
+    tasks = file_tasks(tmp_path, pages, CRAWL)
 
     def records(batch: int) -> list[dict]:
         monkeypatch.setattr(steps, "_MEMOS", {})

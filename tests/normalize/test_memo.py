@@ -13,7 +13,7 @@ import pytest
 
 from newsstance.normalize import language, sources, steps
 from newsstance.normalize.config import load_config
-from newsstance.normalize.model import Article, CrawlContext, Draft, FileTask
+from newsstance.normalize.model import Article, Draft
 
 CRAWL = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
 TEASER = (
@@ -57,15 +57,9 @@ def _page(number: int, related_titles: list[str]) -> str:
     return page
 
 
-def test_records_are_the_same_whether_their_text_was_remembered_or_not(tmp_path, monkeypatch):
+def test_records_are_the_same_whether_their_text_was_remembered_or_not(tmp_path, monkeypatch, file_tasks):
     pages = {f"site/{n:02d}.txt": _page(n, [f"Pier story {n}", f"Pier follow-up {n}"]) for n in range(6)}
-    for rel, text in pages.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(text, encoding="utf-8")
-    tasks = [
-        FileTask(str(tmp_path / rel), rel, len(text.encode()), CrawlContext(CRAWL, "cli", CRAWL))
-        for rel, text in pages.items()
-    ]
+    tasks = file_tasks(tmp_path, pages, CRAWL)
 
     def records(memo_size: int) -> list[dict]:
         monkeypatch.setattr(steps, "_MEMOS", {})
