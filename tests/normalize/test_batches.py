@@ -4,6 +4,7 @@ state (ids count occurrences within a file), and must bound what it holds."""
 
 from __future__ import annotations
 
+import weakref
 from datetime import UTC, datetime
 
 from newsstance.normalize import steps
@@ -28,6 +29,22 @@ def test_batches_keep_order_and_read_ahead_by_one_batch_at_most(monkeypatch):
     assert first is items[0] and pulled[0] == 5  # one batch read ahead, not the whole stream
     rest = list(stream)
     assert [first, *rest] == items and pulled[0] == 12
+
+
+def test_an_item_handed_on_is_not_kept_alive_by_the_batch():
+    class Page:  # stands for a big raw page that the next step frees once decoded
+        pass
+
+    def pages():
+        for _ in range(3):
+            yield Page()
+
+    stream = steps.in_batches(pages())
+    first = next(stream)
+    handed_on = weakref.ref(first)
+    del first
+    assert handed_on() is None  # only the consumer held it
+    assert len(list(stream)) == 2
 
 
 def test_a_big_item_closes_its_batch(monkeypatch, tmp_path):

@@ -10,9 +10,7 @@ out the same are not moved.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -153,7 +151,7 @@ def commit(work: Path) -> None:
         targets[storage.INDEX_NAME] = f"{storage.CACHE_DIR}/{storage.INDEX_NAME}"
         targets[storage.STATE_NAME] = f"{storage.CACHE_DIR}/{storage.STATE_NAME}"
         targets[storage.MANIFEST_NAME] = storage.MANIFEST_NAME
-        kept = shards.reused | _unchanged_outputs(out, outputs, old_state, shards.reused)
+        kept = shards.reused | _unchanged_outputs(out, outputs, old_state, shards)
         staging.commit(targets, kept)
     except BaseException:
         staging.discard()
@@ -233,20 +231,19 @@ class _Changes:
 
 
 def _unchanged_outputs(
-    out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any], checked: frozenset[str] = frozenset()
+    out: Path, outputs: dict[str, dict[str, Any]], old: dict[str, Any], shards: _Shards
 ) -> frozenset[str]:
-    """Outputs (other than those `checked` already) whose bytes are already in place (same hash as
-    recorded and on disk): not moved, so their modification times stay."""
+    """Outputs (other than the shards kept unwritten) whose bytes are already in place (same hash
+    as recorded and on disk): not moved, so their modification times stay."""
     recorded = old.get("outputs")
     if not isinstance(recorded, dict):
         recorded = {}
-    stats = storage.OutputStats(out)
     same = {
         name
         for name, info in outputs.items()
-        if name not in checked and recorded.get(name) == info and stats.in_place(out / name, info)
+        if name not in shards.kept and recorded.get(name) == info and shards.stats.in_place(out / name, info)
     }
-    stats.save()
+    shards.stats.save()
     return frozenset(same)
 
 
@@ -329,7 +326,6 @@ class _Shards:
     def finish(self) -> dict[str, dict[str, Any]]:
         if self._pieces or not self.outputs:  # an empty corpus still gets its (empty) first shard
             self._flush()
-        self.stats.save()
         return self.outputs
 
     def _flush(self) -> None:
@@ -369,8 +365,7 @@ class _Shards:
                     data = _marked(data, low, self.canonical, self.jaccard, self.ids, self.article_validator)
                 writer.write_block(data, count)
         except BaseException:
-            with contextlib.suppress(OSError):  # the staged file is discarded with the staging folder
-                os.close(writer.fd)
+            writer.abort()  # the staged file is discarded with the staging folder
             raise
         return writer.close()
 

@@ -136,10 +136,17 @@ def in_batches(items: Iterable[Item]) -> Iterator[Item]:
         batch.append(item)
         held += _weight(item)
         if len(batch) >= BATCH_ITEMS or held >= BATCH_CHARS:
-            yield from batch
-            batch.clear()
+            yield from _drained(batch)
             held = 0
-    yield from batch
+    yield from _drained(batch)
+
+
+def _drained(batch: list[Item]) -> Iterator[Item]:
+    """The batch's items in order, each dropped from the batch as it is handed on: the buffer never
+    keeps alive what a step has freed (a big page's raw bytes once it is decoded)."""
+    batch.reverse()
+    while batch:
+        yield batch.pop()
 
 
 class PipelineStep(DatatroveStep):

@@ -415,7 +415,8 @@ class HashingWriter:
 
     def __init__(self, path: Path):
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        self.handle = open(path, "wb", buffering=0)  # noqa: SIM115 - unbuffered (writev); closed in close()
+        self.fd = self.handle.fileno()
         self.digest = hashlib.sha256()
         self.bytes = 0
         self.records = 0
@@ -451,12 +452,17 @@ class HashingWriter:
                 written -= len(block)
         self._pending_bytes = 0
 
+    def abort(self) -> None:
+        """Close without writing what is pending (the staged file is being discarded)."""
+        self._pending.clear()
+        self.handle.close()
+
     def close(self) -> dict[str, Any]:
         try:
             self._flush()
             os.fsync(self.fd)
         finally:
-            os.close(self.fd)
+            self.handle.close()
         return {"sha256": self.digest.hexdigest(), "bytes": self.bytes, "records": self.records}
 
 
