@@ -65,3 +65,30 @@ def test_a_record_already_carrying_a_jaccard_is_marked_by_parsing(unmarked_lines
     marked = orjson.loads(_mark_duplicate(line, record["id"], 0.9, article_validator))
     assert marked["provenance"]["near_duplicate_jaccard"] == 0.9
     assert marked["duplicate_of"] == record["id"]
+
+
+@pytest.mark.parametrize("start,count", [(0, 6), (0, 1), (2, 3), (5, 1), (1, 5)])
+def test_an_entrys_lines_are_marked_piecewise_as_line_by_line(unmarked_lines: list[bytes], start, count) -> None:
+    """A run of an entry's lines (a shard may take only some) with the duplicates among them
+    marked: the pieces join to the lines marked one by one, the unmarked lines untouched."""
+    import numpy as np
+
+    from newsstance.normalize import storage
+    from newsstance.normalize.commit import _line_span, _marked
+
+    article_validator = validator("article.schema.json")
+    data = b"".join(unmarked_lines[:6])
+    first = 10  # the entry's first record number in the run
+    canonical = np.arange(40)
+    canonical[[11, 12, 15]] = [30, 31, 10]  # records 1, 2 and 5 of the entry are duplicates
+    jaccard = np.linspace(0.5, 1.0, 40)
+    ids = np.arange(1000, 1040, dtype=np.uint64)
+    low, high = _line_span(data, start, count)
+    assert data[low:high] == b"".join(unmarked_lines[start : start + count])
+    pieces = _marked(memoryview(data)[low:high], first + start, count, canonical, jaccard, ids, article_validator)
+    expected = []
+    for number, line in enumerate(unmarked_lines[start : start + count], start=first + start):
+        if canonical[number] != number:
+            line = _by_parsing(line, storage.record_id(int(ids[canonical[number]])), float(jaccard[number]))
+        expected.append(line)
+    assert b"".join(bytes(piece) for piece in pieces) == b"".join(expected)

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from newsstance.errors import EnvironmentProblem, UserError
-from newsstance.normalize import engine, storage
+from newsstance.normalize import engine, outfile, storage
 from newsstance.normalize.runner import run_normalize
 
 CRAWL = "2026-03-14T09:30:00Z"
@@ -186,8 +186,8 @@ def test_disk_full_is_one_line_and_keeps_the_old_output(tmp_path, pages, monkeyp
     def full(self, line):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(storage.HashingWriter, "write_line", full)
-    monkeypatch.setattr(storage.HashingWriter, "write_block", lambda self, data, records: full(self, data))
+    monkeypatch.setattr(outfile.HashingWriter, "write_line", full)
+    monkeypatch.setattr(outfile.HashingWriter, "write_block", lambda self, data, records: full(self, data))
     with pytest.raises(UserError, match="no space left") as caught:
         run_normalize([raw], out, crawl_time=CRAWL)
     assert "\n" not in str(caught.value)

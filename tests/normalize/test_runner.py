@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from newsstance.normalize import commit, engine, runner, storage
+from newsstance.normalize import commit, engine, outfile, runner, storage
 from newsstance.normalize.runner import run_normalize
 
 CRAWL = "2026-03-14T09:30:00Z"
@@ -80,7 +80,7 @@ def test_a_crash_while_writing_leaves_the_previous_output_intact(tmp_path, pages
     run_normalize([raw], out, crawl_time=CRAWL)
     before = _snapshot(out)
     (raw / "one" / "plain.txt").write_text("Dunmere pool reopens\nThe town pool reopened after repairs.\n")
-    original_line, original_block = storage.HashingWriter.write_line, storage.HashingWriter.write_block
+    original_line, original_block = outfile.HashingWriter.write_line, outfile.HashingWriter.write_block
     calls = {"n": 0}
 
     def crash_on_third_write():
@@ -96,8 +96,8 @@ def test_a_crash_while_writing_leaves_the_previous_output_intact(tmp_path, pages
         crash_on_third_write()
         original_block(self, data, records)
 
-    monkeypatch.setattr(storage.HashingWriter, "write_line", write_line)
-    monkeypatch.setattr(storage.HashingWriter, "write_block", write_block)
+    monkeypatch.setattr(outfile.HashingWriter, "write_line", write_line)
+    monkeypatch.setattr(outfile.HashingWriter, "write_block", write_block)
     with pytest.raises(KeyboardInterrupt):
         run_normalize([raw], out, crawl_time=CRAWL)
     monkeypatch.undo()

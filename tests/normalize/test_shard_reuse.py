@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from newsstance.normalize import storage
+from newsstance.normalize import outfile, storage
 from newsstance.normalize.runner import run_normalize
 
 CRAWL = "2026-03-14T09:30:00Z"
@@ -70,13 +70,13 @@ def _same_as_a_clean_run(raw: Path, out: Path, clean: Path) -> None:
 def _written(monkeypatch) -> list[str]:
     """Names of the files the commit writes (staged), in order."""
     names: list[str] = []
-    real = storage.HashingWriter.__init__
+    real = outfile.HashingWriter.__init__
 
-    def recording(self, path):
+    def recording(self, path, *args, **kwargs):
         names.append(Path(path).name)
-        real(self, path)
+        real(self, path, *args, **kwargs)
 
-    monkeypatch.setattr(storage.HashingWriter, "__init__", recording)
+    monkeypatch.setattr(outfile.HashingWriter, "__init__", recording)
     return names
 
 

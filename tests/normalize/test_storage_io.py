@@ -1,15 +1,18 @@
 """The commit's reads and writes batch system calls (segments served from a read-ahead chunk,
-blocks gathered into one writev); what they read and write must be exactly the bytes asked for."""
+blocks written a page-aligned block at a time, direct where allowed); what they read and write must be exactly the bytes asked for."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
+import mmap
 import os
 import random
 
 import pytest
 
-from newsstance.normalize import storage
+from newsstance.normalize import outfile, storage
 
 
 def _parts(folder, rng):
@@ -49,20 +52,58 @@ def test_a_part_shorter_than_its_index_is_an_error(tmp_path):
         reader.read({"part": "pa", "rec": [5, 20]}, "rec")
 
 
-def test_gathered_writes_keep_every_byte_and_the_hash(tmp_path, monkeypatch):
-    monkeypatch.setattr(storage.HashingWriter, "GATHER", 5000)
-    real_writev = os.writev
+def _blocks(seed):
+    rng = random.Random(seed)
+    return [rng.randbytes(rng.choice([1, 40, 700, 4999, 12000])) for _ in range(200)]
 
-    def short_writev(fd, buffers):  # the kernel may write less than asked: the rest must follow
-        return real_writev(fd, [bytes(b"".join(buffers)[:3000])])
 
-    monkeypatch.setattr(os, "writev", short_writev)
-    rng = random.Random(5)
-    blocks = [rng.randbytes(rng.choice([1, 40, 700, 4999, 12000])) for _ in range(200)]
-    writer = storage.HashingWriter(tmp_path / "shard.jsonl")
+@pytest.mark.parametrize("direct", [True, False])
+def test_block_writes_keep_every_byte_and_the_hash(tmp_path, monkeypatch, direct):
+    monkeypatch.setattr(outfile.HashingWriter, "BLOCK", 3 * mmap.PAGESIZE)  # many blocks, with a tail
+    blocks = _blocks(5)
+    writer = outfile.HashingWriter(tmp_path / "shard.jsonl", direct=direct)
+    assert writer.direct is False or direct  # asked not to: never direct
     for block in blocks:
         writer.write_block(block, 2)
     info = writer.close()
     written = (tmp_path / "shard.jsonl").read_bytes()
     assert written == b"".join(blocks)
     assert info == {"sha256": hashlib.sha256(written).hexdigest(), "bytes": len(written), "records": 400}
+
+
+def test_short_and_refused_writes_lose_nothing(tmp_path, monkeypatch):
+    """The kernel may write less than asked (then an unaligned rest must not go out direct), or
+    refuse direct I/O only at the first write: the file goes on buffered, every byte in order."""
+    monkeypatch.setattr(outfile.HashingWriter, "BLOCK", 3 * mmap.PAGESIZE)
+    real_write, calls = os.write, []
+
+    def odd_write(fd, data):
+        calls.append(len(data))
+        direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & getattr(os, "O_DIRECT", 0))
+        if len(calls) == 1 and direct:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data[: max(1, len(data) - 1000)])  # always short, never page-sized
+
+    monkeypatch.setattr(os, "write", odd_write)
+    blocks = _blocks(6)
+    writer = outfile.HashingWriter(tmp_path / "shard.jsonl")
+    for block in blocks:
+        writer.write_block(block, 1)
+    info = writer.close()
+    assert writer.direct is False
+    written = (tmp_path / "shard.jsonl").read_bytes()
+    assert written == b"".join(blocks) and info["sha256"] == hashlib.sha256(written).hexdigest()
+    assert len(calls) > len(b"".join(blocks)) // (3 * mmap.PAGESIZE)
+
+
+def test_a_direct_writer_writes_whole_pages_from_aligned_memory(tmp_path):
+    """Where the file system allows direct I/O, full blocks go out with O_DIRECT set."""
+    writer = outfile.HashingWriter(tmp_path / "shard.jsonl")
+    if not writer.direct:
+        writer.abort()
+        pytest.skip("this file system refuses O_DIRECT")
+    assert fcntl.fcntl(writer.fd, fcntl.F_GETFL) & os.O_DIRECT
+    data = os.urandom(outfile.HashingWriter.BLOCK + 123)
+    writer.write_block(data, 1)
+    info = writer.close()
+    assert (tmp_path / "shard.jsonl").read_bytes() == data and info["bytes"] == len(data)

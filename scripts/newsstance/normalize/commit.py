@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 from datatrove.pipeline.base import PipelineStep as DatatroveStep
 
-from newsstance.normalize import dedup, engine, remote, storage
+from newsstance.normalize import dedup, engine, outfile, remote, storage
 from newsstance.normalize.model import PARSER_VERSION, SCHEMA_VERSION
 from newsstance.records import Validator
 
@@ -98,7 +98,7 @@ def commit(work: Path) -> None:
         shards = _Shards(
             staging, out, old_state, run["shard_size"], canonical, jaccard, meta["id"], dup_prefix, article_validator
         )
-        quarantine = storage.HashingWriter(staging.file(storage.QUARANTINE_NAME))
+        quarantine = outfile.HashingWriter(staging.file(storage.QUARANTINE_NAME))
         index_out = staging.file(storage.INDEX_NAME).open("wb")
         files_out = staging.file(FILES_PART).open("wb")
         live_parts: set[str] = set()
@@ -353,34 +353,66 @@ class _Shards:
 
     def _write(self, name: str) -> dict[str, Any]:
         assert self.reader is not None
-        writer = storage.HashingWriter(self.staging.file(name))
+        writer = outfile.HashingWriter(self.staging.file(name))
         try:
             for entry, first, start, count, data in self._pieces:
                 if data is None:
                     data = self.reader.read(entry, "rec")
+                view = memoryview(data)
                 if count != entry["records"]:
-                    data = b"".join(data.splitlines(keepends=True)[start : start + count])
+                    low, high = _line_span(data, start, count)
+                    view = view[low:high]
                 low = first + start
-                if self.dup_prefix[low + count] != self.dup_prefix[low]:
-                    data = _marked(data, low, self.canonical, self.jaccard, self.ids, self.article_validator)
-                writer.write_block(data, count)
+                if self.dup_prefix[low + count] == self.dup_prefix[low]:
+                    writer.write_block(view, count)
+                    continue
+                for piece in _marked(view, low, count, self.canonical, self.jaccard, self.ids, self.article_validator):
+                    writer.write_block(piece, 0)
+                writer.records += count
         except BaseException:
             writer.abort()  # the staged file is discarded with the staging folder
             raise
         return writer.close()
 
 
+def _line_span(data: bytes, start: int, count: int) -> tuple[int, int]:
+    """Byte offsets of lines `start` to `start + count` of `data` (record lines end with a newline;
+    orjson escapes every other line break)."""
+    low = 0
+    for _ in range(start):
+        low = data.index(b"\n", low) + 1
+    high = low
+    for _ in range(count):
+        high = data.index(b"\n", high) + 1
+    return low, high
+
+
 def _marked(
-    data: bytes, first: int, canonical: np.ndarray, jaccard: np.ndarray, ids: np.ndarray, article_validator: Validator
-) -> bytes:
-    """An entry's record lines (records `first`, `first + 1`, ...) with `duplicate_of` marked."""
-    lines = data.splitlines(keepends=True)
-    here = np.arange(first, first + len(lines))
+    lines: memoryview,
+    first: int,
+    count: int,
+    canonical: np.ndarray,
+    jaccard: np.ndarray,
+    ids: np.ndarray,
+    article_validator: Validator,
+) -> list[memoryview | bytes]:
+    """An entry's record lines (records `first` ... `first + count - 1`) with `duplicate_of` marked,
+    as pieces to write: the unmarked runs are views of `lines`, not copies."""
+    data = lines.obj if isinstance(lines.obj, bytes) and len(lines) == len(lines.obj) else bytes(lines)
+    here = np.arange(first, first + count)
+    pieces: list[memoryview | bytes] = []
+    line, begin, rest = 0, 0, 0  # the line `begin` starts, where the unwritten rest starts
     for at in np.flatnonzero(canonical[here] != here).tolist():
+        for _ in range(at - line):
+            begin = data.index(b"\n", begin) + 1
+        end = data.index(b"\n", begin) + 1
         number = first + at
         target = storage.record_id(int(ids[canonical[number]]))
-        lines[at] = _mark_duplicate(lines[at], target, float(jaccard[number]), article_validator)
-    return b"".join(lines)
+        pieces.append(lines[rest:begin])
+        pieces.append(_mark_duplicate(data[begin:end], target, float(jaccard[number]), article_validator))
+        line, begin, rest = at + 1, end, end
+    pieces.append(lines[rest:])
+    return pieces
 
 
 _NO_DUPLICATE, _NO_JACCARD = b'"duplicate_of":null', b'"near_duplicate_jaccard":null'

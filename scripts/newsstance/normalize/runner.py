@@ -125,7 +125,7 @@ def _show(path: Path | str) -> str:
 
 # Modules that run after (or beside) parsing: a change to them leaves every parse result valid,
 # so upgrading the commit or the CLI does not reparse a million pages.
-NOT_PARSING = frozenset({"runner.py", "commit.py", "cli.py", "remote.py", "silver.py"})
+NOT_PARSING = frozenset({"runner.py", "commit.py", "outfile.py", "cli.py", "remote.py", "silver.py"})
 
 
 def _code_fingerprint() -> str:

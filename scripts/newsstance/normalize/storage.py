@@ -407,65 +407,6 @@ def outputs_intact(out_dir: Path, state: dict[str, Any]) -> bool:
     return intact
 
 
-class HashingWriter:
-    """A staging output file that hashes what it writes and is fsynced on close. Blocks are
-    gathered and written with one `writev` per `GATHER` bytes (no copy into a buffer)."""
-
-    GATHER = 1 << 22
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.handle = open(path, "wb", buffering=0)  # noqa: SIM115 - unbuffered (writev); closed in close()
-        self.fd = self.handle.fileno()
-        self.digest = hashlib.sha256()
-        self.bytes = 0
-        self.records = 0
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-
-    def write_line(self, line: bytes) -> None:
-        self.write_block(line, 1)
-
-    def write_block(self, data: bytes, records: int) -> None:
-        """`records` whole lines at once (same bytes and hash as writing them one by one)."""
-        self.digest.update(data)
-        self.bytes += len(data)
-        self.records += records
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        if self._pending_bytes >= self.GATHER:
-            self._flush()
-
-    def _flush(self) -> None:
-        pending = self._pending
-        while pending:
-            batch = pending[:1024]  # IOV_MAX
-            written = os.writev(self.fd, batch)
-            total = sum(len(b) for b in batch)
-            if written == total:
-                del pending[: len(batch)]
-                continue
-            for i, block in enumerate(batch):  # a short write: keep what is left, retry
-                if written < len(block):
-                    pending[: i + 1] = [block[written:]]
-                    break
-                written -= len(block)
-        self._pending_bytes = 0
-
-    def abort(self) -> None:
-        """Close without writing what is pending (the staged file is being discarded)."""
-        self._pending.clear()
-        self.handle.close()
-
-    def close(self) -> dict[str, Any]:
-        try:
-            self._flush()
-            os.fsync(self.fd)
-        finally:
-            self.handle.close()
-        return {"sha256": self.digest.hexdigest(), "bytes": self.bytes, "records": self.records}
-
-
 class Staging:
     """A folder next to the outputs where a run builds its complete output set."""
 

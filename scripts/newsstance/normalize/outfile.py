@@ -1,0 +1,106 @@
+"""Writing a big output file once: `HashingWriter`, with direct I/O where the file system allows.
+
+A shard is written once, hashed on the way and not read back by the run that writes it. Through
+the page cache, new file pages cost the kernel far more than the bytes' copy: on the benchmark
+machine writing 730 MB took 2.2 CPU-s buffered against 0.02 with `O_DIRECT` (reading it back
+from disk later: 0.36), so at a million pages the shards' 7.3 GB were a third of a re-run's cost.
+Where `O_DIRECT` is refused (tmpfs, some network file systems) or a write comes back short, the
+file goes on through the page cache: same bytes either way.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import mmap
+import os
+from pathlib import Path
+from typing import Any
+
+_DIRECT = getattr(os, "O_DIRECT", 0)  # Linux; elsewhere every file is written buffered
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turn direct I/O on or off for an open file; False when the file system refuses it."""
+    if not _DIRECT:
+        return False
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | _DIRECT) if on else (flags & ~_DIRECT))
+    except OSError:
+        return False
+    return True
+
+
+class HashingWriter:
+    """A staging output file that hashes what it writes and is fsynced on close. Bytes are copied
+    into one page-aligned block and written a block at a time (with `O_DIRECT` when `direct` and
+    the file system allows it); the unaligned tail goes through the page cache."""
+
+    BLOCK = 1 << 22  # a multiple of every logical block size direct I/O may ask for (512 B to 4 KB)
+
+    def __init__(self, path: Path, direct: bool = True):
+        self.path = path
+        self.handle = open(path, "wb", buffering=0)  # noqa: SIM115 - unbuffered; closed in close() or abort()
+        self.fd = self.handle.fileno()
+        self.direct = direct and _set_direct(self.fd, True)
+        self.digest = hashlib.sha256()
+        self.bytes = 0
+        self.records = 0
+        self._block = mmap.mmap(-1, self.BLOCK)  # page-aligned, as O_DIRECT requires
+        self._view = memoryview(self._block)
+        self._filled = 0
+
+    def write_line(self, line: bytes) -> None:
+        self.write_block(line, 1)
+
+    def write_block(self, data: bytes | memoryview, records: int) -> None:
+        """`records` whole lines at once (same bytes and hash as writing them one by one)."""
+        self.digest.update(data)
+        self.bytes += len(data)
+        self.records += records
+        source = memoryview(data).cast("B")
+        at, size = 0, len(source)
+        while at < size:
+            room = min(self.BLOCK - self._filled, size - at)
+            self._view[self._filled : self._filled + room] = source[at : at + room]
+            self._filled += room
+            at += room
+            if self._filled == self.BLOCK:
+                self._write_out()
+
+    def _write_out(self) -> None:
+        """Write the block's filled bytes (all of them, whatever the kernel takes per call)."""
+        done, end = 0, self._filled
+        while done < end:
+            if self.direct and (end - done) % mmap.PAGESIZE:  # an unaligned rest: buffered
+                self.direct = not _set_direct(self.fd, False)
+            try:
+                written = os.write(self.fd, self._view[done:end])
+            except OSError as error:
+                if not (self.direct and error.errno == errno.EINVAL):
+                    raise
+                self.direct = not _set_direct(self.fd, False)  # refused after all: buffered from here
+                if self.direct:
+                    raise
+                continue
+            done += written
+        self._filled = 0
+
+    def _release(self) -> None:
+        self._view.release()
+        self._block.close()
+        self.handle.close()
+
+    def abort(self) -> None:
+        """Close without writing what is pending (the staged file is being discarded)."""
+        self._release()
+
+    def close(self) -> dict[str, Any]:
+        try:
+            self._write_out()
+            os.fsync(self.fd)
+        finally:
+            self._release()
+        return {"sha256": self.digest.hexdigest(), "bytes": self.bytes, "records": self.records}
