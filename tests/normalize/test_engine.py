@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from newsstance.errors import EnvironmentProblem, UserError
-from newsstance.normalize import engine, outfile, storage
+from newsstance.normalize import engine, outfile
 from newsstance.normalize.runner import run_normalize
 
 CRAWL = "2026-03-14T09:30:00Z"

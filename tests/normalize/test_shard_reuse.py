@@ -125,3 +125,72 @@ def test_a_damaged_shard_is_written_again(tmp_path):
     _write(raw / "day3", "12.json", 12)
     run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
     _same_as_a_clean_run(raw, out, tmp_path / "clean")
+
+
+def _read_from_parts(monkeypatch) -> set[str]:
+    """Paths of the inputs whose record lines the commit reads from the parts."""
+    paths: set[str] = set()
+    real = storage.SegmentReader.read
+
+    def recording(self, entry, kind):
+        paths.add(str(entry["path"]))
+        return real(self, entry, kind)
+
+    monkeypatch.setattr(storage.SegmentReader, "read", recording)
+    return paths
+
+
+def _with_a_duplicate(raw: Path) -> None:
+    """Twelve reports, and in another folder a longer copy of report 2 (its canonical)."""
+    _first_days(raw)
+    _write(raw / "day2", "20.json", 20, text=_text(2) + "\n\nThe chair added that the council would meet again.")
+
+
+def test_scattered_edits_copy_the_unchanged_inputs_lines_from_the_old_shards(tmp_path, monkeypatch):
+    """Edits in every shard rewrite every shard; the lines of inputs whose parse and marks are
+    unchanged come from the old shards, not from the parts; a record whose canonical changed
+    (here its id: the canonical's address moved) is marked again."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _with_a_duplicate(raw)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    first = [orjson.loads(line) for line in (out / "articles-00000.jsonl").read_bytes().splitlines()]
+    assert first[2]["duplicate_of"] is not None
+    for number in (0, 5, 9):  # one input in each shard, other words
+        _write(raw / f"day{1 + number // 6}", f"{number:02d}.json", number, text=_text(number + 40))
+    record = orjson.loads((raw / "day2" / "20.json").read_bytes())
+    record["url"] = "https://coastcourier.example/harbour/20-moved"
+    (raw / "day2" / "20.json").write_bytes(orjson.dumps(record))
+    before = _identity(out)
+    read = _read_from_parts(monkeypatch)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    monkeypatch.undo()
+    assert all(_identity(out)[name] != before[name] for name in before)  # every shard rewritten
+    edited = {"day1/00.json", "day1/05.json", "day2/09.json", "day2/20.json"}
+    assert read == edited | {"day1/02.json"}  # the edited inputs, and the one whose mark changed
+    first = [orjson.loads(line) for line in (out / "articles-00000.jsonl").read_bytes().splitlines()]
+    assert first[2]["duplicate_of"] == next(r for r in _records(out) if r["url"].endswith("20-moved"))["id"]
+    _same_as_a_clean_run(raw, out, tmp_path / "clean")
+
+
+def _records(out: Path) -> list[dict]:
+    return [
+        orjson.loads(line) for path in sorted(out.glob("articles-*.jsonl")) for line in path.read_bytes().splitlines()
+    ]
+
+
+def test_lines_are_not_copied_from_a_damaged_old_shard(tmp_path, monkeypatch):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _with_a_duplicate(raw)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    shard = out / "articles-00001.jsonl"
+    data = bytearray(shard.read_bytes())
+    data[10:13] = b"XYZ"  # same size, other bytes
+    shard.write_bytes(bytes(data))
+    for number in (0, 5, 9):
+        _write(raw / f"day{1 + number // 6}", f"{number:02d}.json", number, text=_text(number + 40))
+    read = _read_from_parts(monkeypatch)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    monkeypatch.undo()
+    old_shard_1 = {f"day{1 + n // 6}/{n:02d}.json" for n in range(4, 8)} - {"day1/05.json"}
+    assert old_shard_1 <= read  # its inputs were read from the parts again
+    _same_as_a_clean_run(raw, out, tmp_path / "clean")

@@ -107,3 +107,27 @@ def test_a_direct_writer_writes_whole_pages_from_aligned_memory(tmp_path):
     writer.write_block(data, 1)
     info = writer.close()
     assert (tmp_path / "shard.jsonl").read_bytes() == data and info["bytes"] == len(data)
+
+
+def test_ranges_of_old_shards_read_through_windows_are_the_bytes_asked_for(tmp_path, monkeypatch):
+    """Ranges (of several files, interleaved, some longer than a window) come back exactly,
+    whether the file system takes direct reads or not; a file shorter than asked is an error."""
+    monkeypatch.setattr(outfile.RangeReader, "WINDOW", 2 * mmap.PAGESIZE)
+    monkeypatch.setattr(outfile.RangeReader, "FILES", 2)  # three files: windows are dropped and reopened
+    rng = random.Random(8)
+    files = {}
+    for name in ("a", "b", "c"):
+        files[name] = rng.randbytes(40_000)
+        (tmp_path / name).write_bytes(files[name])
+    reader = outfile.RangeReader()
+    at = dict.fromkeys(files, 0)
+    for _ in range(300):
+        name = rng.choice("abc")
+        length = rng.choice([0, 1, 100, 3000, 9000])
+        if at[name] + length > 40_000:
+            at[name] = 0
+        assert bytes(reader.read(tmp_path / name, at[name], length)) == files[name][at[name] : at[name] + length]
+        at[name] += length + rng.choice([0, 0, 7, 5000])
+    with pytest.raises(OSError, match="shorter"):
+        reader.read(tmp_path / "a", 39_000, 2000)
+    reader.close()

@@ -95,11 +95,16 @@ def commit(work: Path) -> None:
 
     staging = storage.Staging(out, run["run_id"])
     try:
+        index_out = staging.file(storage.INDEX_NAME).open("wb")
         shards = _Shards(
-            staging, out, old_state, run["shard_size"], canonical, jaccard, meta["id"], dup_prefix, article_validator
+            staging,
+            out,
+            old_state,
+            run["shard_size"],
+            _Marks(canonical, jaccard, meta["id"], dup_prefix, article_validator),
+            index_out,
         )
         quarantine = outfile.HashingWriter(staging.file(storage.QUARANTINE_NAME))
-        index_out = staging.file(storage.INDEX_NAME).open("wb")
         files_out = staging.file(FILES_PART).open("wb")
         live_parts: set[str] = set()
         files = 0
@@ -112,7 +117,7 @@ def commit(work: Path) -> None:
             disable=not run["progress"] or len(meta) < 10_000,
             leave=False,
         )
-        with storage.SegmentReader(parts_dir) as reader, index_out, files_out:
+        with storage.SegmentReader(parts_dir) as reader, index_out, files_out, shards:
             shards.reader = reader
             for entry in engine.merged_index(work):
                 files += 1
@@ -120,17 +125,15 @@ def commit(work: Path) -> None:
                 for item in entry["quarantine"]:
                     quarantine.write_line(orjson.dumps(item) + b"\n")
                     counts[f"quarantine:{item['reason']}"] += 1
-                if entry["records"]:
-                    data = None
-                    if compactor:  # the entry moves to a new part: its bytes are read here and kept
-                        data = reader.read(entry, "rec")
-                        entry.update(compactor.add(entry, data, arrays))
-                    shards.add(entry, number, data)
-                    number += entry["records"]
-                    bar.update(entry["records"])
+                data = None
+                if compactor and entry["records"]:  # the entry moves to a new part: its bytes are read and kept
+                    data = reader.read(entry, "rec")
+                    entry.update(compactor.add(entry, data, arrays))
+                shards.add(entry, number, data)  # also writes its index line, once its shard is done
+                number += entry["records"]
+                bar.update(entry["records"])
                 if entry.get("part"):
                     live_parts.add(entry["part"])
-                index_out.write(orjson.dumps(entry) + b"\n")
                 files_out.write(_file_line(entry, first=files == 1))
             outputs = shards.finish()
         bar.close()
@@ -145,7 +148,12 @@ def commit(work: Path) -> None:
             "outputs": outputs,
         }
         _write_manifest(staging, state, staging.file(FILES_PART))
-        saved = {**state, "parts": sorted(live_parts), "fingerprints": shards.fingerprints}
+        saved = {
+            **state,
+            "parts": sorted(live_parts),
+            "fingerprints": shards.fingerprints,
+            "shard_format": SHARD_FORMAT,
+        }
         staging.file(storage.STATE_NAME).write_bytes(orjson.dumps(saved))
         targets = {name: name for name in outputs}
         targets[storage.INDEX_NAME] = f"{storage.CACHE_DIR}/{storage.INDEX_NAME}"
@@ -268,13 +276,73 @@ def _summary_dict(
 SHARD_FORMAT = hashlib.sha256(Path(__file__).read_bytes() + f"{PARSER_VERSION}|{SCHEMA_VERSION}".encode()).hexdigest()
 
 
+class _Marks:
+    """The run's duplicate marks by record number (`canonical`, `jaccard`, `ids` in output order),
+    with a 128-bit digest of any run of records' marks in constant time (`digest`): two prefix
+    sums of a per-record mix of the record's id, its canonical's id and its Jaccard (0 for a
+    record that is not a duplicate). A file's records have distinct ids, so the digest of a
+    file's run changes when any of its marks does."""
+
+    def __init__(
+        self,
+        canonical: np.ndarray,
+        jaccard: np.ndarray,
+        ids: np.ndarray,
+        dup_prefix: np.ndarray,
+        article_validator: Validator,
+    ):
+        self.canonical, self.jaccard, self.ids, self.dup_prefix = canonical, jaccard, ids, dup_prefix
+        self.article_validator = article_validator
+        ids = np.asarray(ids, dtype=np.uint64)
+        duplicate = canonical != np.arange(len(canonical))
+        bits = np.asarray(jaccard, dtype="<f8").view(np.uint64)
+        self._sums = []
+        for seed in (0x9E3779B97F4A7C15, 0xD1B54A32D192ED03):
+            mixed = _mix(ids ^ _mix(ids[canonical] + np.uint64(seed)) ^ _mix(bits ^ np.uint64(seed)))
+            self._sums.append(np.concatenate(([0], np.cumsum(np.where(duplicate, mixed, 0), dtype=np.uint64))))
+
+    def any(self, low: int, high: int) -> bool:
+        """Whether any of records `low` ... `high - 1` is a duplicate."""
+        return bool(self.dup_prefix[high] != self.dup_prefix[low])
+
+    def digest(self, low: int, high: int) -> str:
+        """The digest of the marks of records `low` ... `high - 1` ("" when none is a duplicate)."""
+        if not self.any(low, high):
+            return ""
+        first, second = (int(sums[high]) - int(sums[low]) for sums in self._sums)
+        return f"{first & _MASK:016x}{second & _MASK:016x}"
+
+    def marked(self, lines: memoryview, first: int, count: int) -> list[memoryview | bytes]:
+        return _marked(lines, first, count, self.canonical, self.jaccard, self.ids, self.article_validator)
+
+
+_MASK = (1 << 64) - 1
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser over uint64 values (wrapping arithmetic)."""
+    x = values ^ (values >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 class _Shards:
-    """Article shards of `shard_size` records in output order. A shard is planned before it is
-    written: its fingerprint covers, per input it holds, the input's path, parse key (code, config,
-    crawl context) and content hash with the slice of its records, and each record's mark
-    (canonical id, Jaccard). A shard whose fingerprint matches the last commit's and whose file is
-    intact is kept as it is - not read, marked, hashed or written - so a re-run after new inputs
-    in one place of the tree (a new day's crawl folder) rewrites only the shards from there on."""
+    """Article shards of `shard_size` records in output order, and the index lines of their inputs.
+
+    A shard is planned before it is written: its fingerprint covers, per input it holds, the
+    input's path, parse key (code, config, crawl context) and content hash with the slice of its
+    records, and each record's mark (canonical id, Jaccard). A shard whose fingerprint matches the
+    last commit's and whose file is intact is kept as it is - not read, marked, hashed or written -
+    so a re-run after new inputs in one place of the tree (a new day's crawl folder) rewrites only
+    the shards from there on.
+
+    Inputs scattered through the tree change every shard, so each input's index entry also records
+    where its marked lines went (`out`: shard number, offset, length, digest of its marks). When a
+    shard is rewritten, an input whose parse result is kept, whose marks are unchanged and whose
+    old shard is intact has its lines copied from that shard (read past the page cache, as shards
+    are written) instead of being read from its part and marked again."""
 
     def __init__(
         self,
@@ -282,24 +350,24 @@ class _Shards:
         out: Path,
         old_state: dict[str, Any],
         shard_size: int,
-        canonical: np.ndarray,
-        jaccard: np.ndarray,
-        ids: np.ndarray,
-        dup_prefix: np.ndarray,
-        article_validator: Validator,
+        marks: _Marks,
+        index_out: Any,
     ):
-        self.staging, self.out, self.shard_size = staging, out, shard_size
-        self.canonical, self.jaccard, self.ids, self.dup_prefix = canonical, jaccard, ids, dup_prefix
-        self.article_validator = article_validator
+        self.staging, self.out, self.shard_size, self.marks = staging, out, shard_size, marks
+        self.index_out = index_out
         old_outputs, old_prints = old_state.get("outputs"), old_state.get("fingerprints")
         self.old_outputs: dict[str, Any] = old_outputs if isinstance(old_outputs, dict) else {}
         self.old_prints: dict[str, Any] = old_prints if isinstance(old_prints, dict) else {}
+        self.copy_old = old_state.get("shard_format") == SHARD_FORMAT  # old lines are laid out as now
         self.stats = storage.OutputStats(out)
         self.reader: storage.SegmentReader | None = None
+        self.old_shards = outfile.RangeReader()
         self.outputs: dict[str, dict[str, Any]] = {}
         self.fingerprints: dict[str, str] = {}
         self.kept: set[str] = set()
+        self._usable: dict[int, bool] = {}
         self._pieces: list[tuple[dict[str, Any], int, int, int, bytes | None]] = []
+        self._entries: list[dict[str, Any]] = []  # inputs whose index lines wait for their shard
         self._records = 0  # records planned into the current shard
         self._first = 0  # number of its first record
         self._digest = self._new_digest()
@@ -312,8 +380,9 @@ class _Shards:
         return hashlib.blake2b(f"{SHARD_FORMAT}|{self.shard_size}".encode(), digest_size=16)
 
     def add(self, entry: dict[str, Any], first: int, data: bytes | None) -> None:
-        """An input's records (numbers `first`...), in output order; `data` when already read."""
+        """An input (records numbered `first`...), in output order; `data` when already read."""
         count, done = entry["records"], 0
+        self._entries.append(entry)
         while done < count:  # one piece per shard the entry's records fall in
             room = min(count - done, self.shard_size - self._records)
             self._pieces.append((entry, first, done, room, data))
@@ -321,20 +390,26 @@ class _Shards:
             self._records += room
             done += room
             if self._records >= self.shard_size:
-                self._flush()
+                self._flush(open_entry=done < count)
 
     def finish(self) -> dict[str, dict[str, Any]]:
         if self._pieces or not self.outputs:  # an empty corpus still gets its (empty) first shard
-            self._flush()
+            self._flush(open_entry=False)
+        for entry in self._entries:  # inputs without records after the last shard
+            self._index_line(entry)
+        self._entries = []
         return self.outputs
 
-    def _flush(self) -> None:
-        name = storage.ARTICLES_PATTERN.format(len(self.outputs))
+    def _flush(self, open_entry: bool) -> None:
+        """Keep or write the planned shard, then the index lines of the inputs it completes (an
+        input whose records go on into the next shard waits for it)."""
+        number = len(self.outputs)
+        name = storage.ARTICLES_PATTERN.format(number)
         low, high = self._first, self._first + self._records
-        targets = self.canonical[low:high]
+        targets = self.marks.canonical[low:high]
         duplicate = targets != np.arange(low, high)
-        self._digest.update(np.where(duplicate, self.ids[targets], 0).astype("<u8").tobytes())
-        self._digest.update(np.where(duplicate, self.jaccard[low:high], 0).astype("<f8").tobytes())
+        self._digest.update(np.where(duplicate, self.marks.ids[targets], 0).astype("<u8").tobytes())
+        self._digest.update(np.where(duplicate, self.marks.jaccard[low:high], 0).astype("<f8").tobytes())
         fingerprint = self._digest.hexdigest()
         old = self.old_outputs.get(name)
         if (
@@ -345,34 +420,77 @@ class _Shards:
         ):
             self.outputs[name] = old
             self.kept.add(name)
+            for entry, _, start, count, _ in self._pieces:  # same pieces, same marks: `out` still holds
+                out = entry.get("out")
+                if not (start == 0 and count == entry["records"] and isinstance(out, list) and out[:1] == [number]):
+                    entry.pop("out", None)
         else:
-            self.outputs[name] = self._write(name)
+            self.outputs[name] = self._write(name, number)
         self.fingerprints[name] = fingerprint
+        done = self._entries[:-1] if open_entry else self._entries
+        for entry in done:
+            self._index_line(entry)
+        self._entries = self._entries[-1:] if open_entry else []
         self._pieces, self._first, self._records = [], high, 0
         self._digest = self._new_digest()
 
-    def _write(self, name: str) -> dict[str, Any]:
+    def _index_line(self, entry: dict[str, Any]) -> None:
+        self.index_out.write(orjson.dumps(entry) + b"\n")
+
+    def _old_usable(self, number: Any) -> bool:
+        """Old shard `number` exists with the bytes the last commit recorded."""
+        if not isinstance(number, int):
+            return False
+        if number not in self._usable:
+            name = storage.ARTICLES_PATTERN.format(number)
+            old = self.old_outputs.get(name)
+            self._usable[number] = isinstance(old, dict) and self.stats.in_place(self.out / name, old)
+        return self._usable[number]
+
+    def _write(self, name: str, number: int) -> dict[str, Any]:
         assert self.reader is not None
         writer = outfile.HashingWriter(self.staging.file(name))
         try:
             for entry, first, start, count, data in self._pieces:
-                if data is None:
-                    data = self.reader.read(entry, "rec")
-                view = memoryview(data)
-                if count != entry["records"]:
-                    low, high = _line_span(data, start, count)
-                    view = view[low:high]
+                whole = count == entry["records"]
+                old, at = entry.pop("out", None), writer.bytes
                 low = first + start
-                if self.dup_prefix[low + count] == self.dup_prefix[low]:
-                    writer.write_block(view, count)
-                    continue
-                for piece in _marked(view, low, count, self.canonical, self.jaccard, self.ids, self.article_validator):
-                    writer.write_block(piece, 0)
-                writer.records += count
+                marks = self.marks.digest(low, low + count) if whole else None
+                if (
+                    whole
+                    and self.copy_old
+                    and isinstance(old, list)
+                    and len(old) == 4
+                    and old[3] == marks
+                    and self._old_usable(old[0])
+                ):
+                    path = self.out / storage.ARTICLES_PATTERN.format(old[0])
+                    writer.write_block(self.old_shards.read(path, int(old[1]), int(old[2])), count)
+                else:
+                    if data is None:
+                        data = self.reader.read(entry, "rec")
+                    view = memoryview(data)
+                    if not whole:
+                        span = _line_span(data, start, count)
+                        view = view[span[0] : span[1]]
+                    if self.marks.any(low, low + count):
+                        for piece in self.marks.marked(view, low, count):
+                            writer.write_block(piece, 0)
+                        writer.records += count
+                    else:
+                        writer.write_block(view, count)
+                if whole:
+                    entry["out"] = [number, at, writer.bytes - at, marks]
         except BaseException:
             writer.abort()  # the staged file is discarded with the staging folder
             raise
         return writer.close()
+
+    def __enter__(self) -> _Shards:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.old_shards.close()
 
 
 def _line_span(data: bytes, start: int, count: int) -> tuple[int, int]:

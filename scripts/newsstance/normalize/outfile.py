@@ -10,6 +10,7 @@ file goes on through the page cache: same bytes either way.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -104,3 +105,76 @@ class HashingWriter:
         finally:
             self._release()
         return {"sha256": self.digest.hexdigest(), "bytes": self.bytes, "records": self.records}
+
+
+class RangeReader:
+    """Reads byte ranges of files written earlier (the last commit's shards), each file's in
+    increasing order, through a page-aligned window per file read with `O_DIRECT` where allowed:
+    those shards were written past the page cache, and reading them back through it would cost the
+    page allocations their writer saved. A returned view is valid until the next read."""
+
+    WINDOW = 1 << 22
+    FILES = 4  # windows kept: a commit reads one old shard at a time, two at its boundaries
+
+    def __init__(self) -> None:
+        self._windows: dict[str, _Window] = {}
+
+    def read(self, path: Path, offset: int, length: int) -> memoryview:
+        key = str(path)
+        window = self._windows.pop(key, None)
+        if window is None:
+            window = _Window(path, self.WINDOW)
+            if len(self._windows) >= self.FILES:
+                self._windows.pop(next(iter(self._windows))).close()
+        self._windows[key] = window  # most recently used last
+        return window.read(offset, length)
+
+    def close(self) -> None:
+        for window in self._windows.values():
+            window.close()
+        self._windows.clear()
+
+
+class _Window:
+    def __init__(self, path: Path, size: int):
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.direct = _set_direct(self.fd, True)
+        self._buffer = mmap.mmap(-1, size)
+        self._view = memoryview(self._buffer)
+        self._start = self._end = 0  # the file bytes the buffer holds
+
+    def read(self, offset: int, length: int) -> memoryview:
+        if not (self._start <= offset and offset + length <= self._end):
+            self._fill(offset, length)
+        return self._view[offset - self._start : offset - self._start + length]
+
+    def _fill(self, offset: int, length: int) -> None:
+        page = mmap.PAGESIZE
+        start = offset - offset % page
+        need = offset + length - start
+        size = max(len(self._buffer), -(-need // page) * page)
+        if size > len(self._buffer):  # a range longer than the window: a bigger buffer (the old one
+            self._buffer = mmap.mmap(-1, size)  # is freed with the last view a caller still holds)
+            self._view = memoryview(self._buffer)
+        got = 0
+        while got < need:
+            try:
+                count = os.preadv(self.fd, [self._view[got:size]], start + got)
+            except OSError as error:
+                if not (self.direct and error.errno == errno.EINVAL) or not _set_direct(self.fd, False):
+                    raise
+                self.direct = False
+                continue
+            if count == 0:
+                raise OSError(f"{self.path} is shorter than recorded")
+            got += count
+            if self.direct and got % page:  # a short read that is not page-sized: on buffered
+                self.direct = not _set_direct(self.fd, False)
+        self._start, self._end = start, start + got
+
+    def close(self) -> None:
+        os.close(self.fd)
+        with contextlib.suppress(BufferError):  # a caller still holds a view: freed with it
+            self._view.release()
+            self._buffer.close()
