@@ -161,6 +161,7 @@ def commit(work: Path) -> None:
         targets[storage.MANIFEST_NAME] = storage.MANIFEST_NAME
         kept = shards.reused | _unchanged_outputs(out, outputs, old_state, shards)
         staging.commit(targets, kept)
+        shards.stats.record_written(out, {name: info for name, info in outputs.items() if name not in kept})
     except BaseException:
         staging.discard()
         raise

@@ -385,6 +385,26 @@ class OutputStats:
             self.changed = True
         return True
 
+    def record_written(self, out_dir: Path, written: dict[str, dict[str, Any]]) -> None:
+        """Trust the stat the outputs this commit just wrote and swapped in have now: their bytes
+        are the ones hashed while writing, and no other writer knew the files before the swap.
+        (The racy rule cannot apply here: the swap itself changes their ctime.) Without this, the
+        next run would hash every shard it copies lines from."""
+        for name, info in written.items():
+            with contextlib.suppress(OSError):
+                st = os.stat(out_dir / name)
+                if stat.S_ISREG(st.st_mode) and st.st_size == info.get("bytes"):
+                    self.known[name] = [
+                        info.get("sha256"),
+                        st.st_size,
+                        st.st_mtime_ns,
+                        st.st_ctime_ns,
+                        st.st_ino,
+                        st.st_dev,
+                    ]
+                    self.changed = True
+        self.save()
+
     def save(self) -> None:
         """Best effort: a folder the user cannot write to only costs hashing again next time."""
         if self.changed and self.path.parent.is_dir():
