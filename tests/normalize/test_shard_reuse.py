@@ -141,9 +141,10 @@ def _read_from_parts(monkeypatch) -> set[str]:
 
 
 def _with_a_duplicate(raw: Path) -> None:
-    """Twelve reports, and in another folder a longer copy of report 2 (its canonical)."""
+    """Twelve reports, and longer copies of reports 2 and 8 (their canonicals)."""
     _first_days(raw)
     _write(raw / "day2", "20.json", 20, text=_text(2) + "\n\nThe chair added that the council would meet again.")
+    _write(raw / "day2", "21.json", 21, text=_text(8) + "\n\nThe ferry company has not yet commented.")
 
 
 def test_scattered_edits_copy_the_unchanged_inputs_lines_from_the_old_shards(tmp_path, monkeypatch):
@@ -167,6 +168,7 @@ def test_scattered_edits_copy_the_unchanged_inputs_lines_from_the_old_shards(tmp
     assert all(_identity(out)[name] != before[name] for name in before)  # every shard rewritten
     edited = {"day1/00.json", "day1/05.json", "day2/09.json", "day2/20.json"}
     assert read == edited | {"day1/02.json"}  # the edited inputs, and the one whose mark changed
+    assert orjson.loads((out / "articles-00002.jsonl").read_bytes().splitlines()[0])["duplicate_of"]  # 08: copied
     first = [orjson.loads(line) for line in (out / "articles-00000.jsonl").read_bytes().splitlines()]
     assert first[2]["duplicate_of"] == next(r for r in _records(out) if r["url"].endswith("20-moved"))["id"]
     _same_as_a_clean_run(raw, out, tmp_path / "clean")

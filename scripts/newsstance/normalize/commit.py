@@ -300,7 +300,9 @@ class _Marks:
         self._sums = []
         for seed in (0x9E3779B97F4A7C15, 0xD1B54A32D192ED03):
             mixed = _mix(ids ^ _mix(ids[canonical] + np.uint64(seed)) ^ _mix(bits ^ np.uint64(seed)))
-            self._sums.append(np.concatenate(([0], np.cumsum(np.where(duplicate, mixed, 0), dtype=np.uint64))))
+            sums = np.zeros(len(canonical) + 1, dtype=np.uint64)  # ([0], cumsum) would promote to float
+            np.cumsum(np.where(duplicate, mixed, np.uint64(0)), dtype=np.uint64, out=sums[1:])
+            self._sums.append(sums)
 
     def any(self, low: int, high: int) -> bool:
         """Whether any of records `low` ... `high - 1` is a duplicate."""
