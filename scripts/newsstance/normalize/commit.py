@@ -368,7 +368,7 @@ class _Shards:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.fingerprints: dict[str, str] = {}
         self.kept: set[str] = set()
-        self._usable: dict[int, bool] = {}
+        self._usable: dict[int, Path | None] = {}
         self._pieces: list[tuple[dict[str, Any], int, int, int, bytes | None]] = []
         self._entries: list[dict[str, Any]] = []  # inputs whose index lines wait for their shard
         self._records = 0  # records planned into the current shard
@@ -440,14 +440,15 @@ class _Shards:
     def _index_line(self, entry: dict[str, Any]) -> None:
         self.index_out.write(orjson.dumps(entry) + b"\n")
 
-    def _old_usable(self, number: Any) -> bool:
-        """Old shard `number` exists with the bytes the last commit recorded."""
+    def _old_shard(self, number: Any) -> Path | None:
+        """Old shard `number`'s path, when it exists with the bytes the last commit recorded."""
         if not isinstance(number, int):
-            return False
+            return None
         if number not in self._usable:
             name = storage.ARTICLES_PATTERN.format(number)
             old = self.old_outputs.get(name)
-            self._usable[number] = isinstance(old, dict) and self.stats.in_place(self.out / name, old)
+            usable = isinstance(old, dict) and self.stats.in_place(self.out / name, old)
+            self._usable[number] = self.out / name if usable else None
         return self._usable[number]
 
     def _write(self, name: str, number: int) -> dict[str, Any]:
@@ -459,15 +460,12 @@ class _Shards:
                 old, at = entry.pop("out", None), writer.bytes
                 low = first + start
                 marks = self.marks.digest(low, low + count) if whole else None
-                if (
-                    whole
-                    and self.copy_old
-                    and isinstance(old, list)
-                    and len(old) == 4
-                    and old[3] == marks
-                    and self._old_usable(old[0])
-                ):
-                    path = self.out / storage.ARTICLES_PATTERN.format(old[0])
+                path = (
+                    self._old_shard(old[0])
+                    if whole and self.copy_old and isinstance(old, list) and len(old) == 4 and old[3] == marks
+                    else None
+                )
+                if path is not None:
                     writer.write_block(self.old_shards.read(path, int(old[1]), int(old[2])), count)
                 else:
                     if data is None:

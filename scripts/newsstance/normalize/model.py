@@ -10,6 +10,7 @@ step passes through untouched, so each file ends as articles and/or quarantine e
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -55,6 +56,7 @@ class Format(StrEnum):
     PLAINTEXT = "plaintext"
 
 
+@functools.lru_cache(maxsize=4096)  # a run's crawl times repeat: one --crawl-time, a folder's sidecars
 def iso_utc(moment: datetime) -> str:
     """`2025-03-12T10:15:30Z`: UTC, whole seconds (naive datetimes are taken as UTC)."""
     if moment.tzinfo is None:
