@@ -196,3 +196,24 @@ def test_lines_are_not_copied_from_a_damaged_old_shard(tmp_path, monkeypatch):
     old_shard_1 = {f"day{1 + n // 6}/{n:02d}.json" for n in range(4, 8)} - {"day1/05.json"}
     assert old_shard_1 <= read  # its inputs were read from the parts again
     _same_as_a_clean_run(raw, out, tmp_path / "clean")
+
+
+def test_an_index_pointing_at_the_wrong_bytes_is_not_copied_from(tmp_path, monkeypatch):
+    """An `out` whose range is not the input's whole lines (an index edited by hand) is marked
+    afresh from the parts."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _with_a_duplicate(raw)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    index = out / ".cache" / "index.jsonl"
+    entries = [orjson.loads(line) for line in index.read_bytes().splitlines()]
+    for entry in entries:
+        if entry["path"] in ("day1/03.json", "day2/08.json"):
+            entry["out"][1] += 1  # one byte further: starts mid-line, ends in the next line
+    index.write_bytes(b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
+    _write(raw / "day1", "00.json", 0, text=_text(40))  # shards 0 and 2 are rewritten
+    _write(raw / "day2", "09.json", 9, text=_text(49))
+    read = _read_from_parts(monkeypatch)
+    run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
+    monkeypatch.undo()
+    assert {"day1/03.json", "day2/08.json"} <= read
+    _same_as_a_clean_run(raw, out, tmp_path / "clean")

@@ -451,6 +451,27 @@ class _Shards:
             self._usable[number] = self.out / name if usable else None
         return self._usable[number]
 
+    def _copied(self, old: Any, count: int, marks: str | None) -> memoryview | None:
+        """An input's `count` marked lines from the old shard its entry points at (`old`), when
+        the marks are the same and that shard is intact; None to mark them afresh. A range that
+        is not `count` whole lines (an index edited by hand) is not trusted either."""
+        if not (self.copy_old and isinstance(old, list) and len(old) == 4 and old[3] == marks):
+            return None
+        number, offset, length = old[:3]
+        if not (isinstance(offset, int) and isinstance(length, int) and offset >= 0 and length > 0):
+            return None
+        path = self._old_shard(number)
+        if path is None:
+            return None
+        try:
+            lines = self.old_shards.read(path, offset, length)
+        except OSError:
+            return None
+        newlines = np.frombuffer(lines, dtype=np.uint8) == 10
+        if not newlines[-1] or np.count_nonzero(newlines) != count:
+            return None
+        return lines
+
     def _write(self, name: str, number: int) -> dict[str, Any]:
         assert self.reader is not None
         writer = outfile.HashingWriter(self.staging.file(name))
@@ -460,13 +481,9 @@ class _Shards:
                 old, at = entry.pop("out", None), writer.bytes
                 low = first + start
                 marks = self.marks.digest(low, low + count) if whole else None
-                path = (
-                    self._old_shard(old[0])
-                    if whole and self.copy_old and isinstance(old, list) and len(old) == 4 and old[3] == marks
-                    else None
-                )
-                if path is not None:
-                    writer.write_block(self.old_shards.read(path, int(old[1]), int(old[2])), count)
+                copied = self._copied(old, count, marks) if whole else None
+                if copied is not None:
+                    writer.write_block(copied, count)
                 else:
                     if data is None:
                         data = self.reader.read(entry, "rec")
