@@ -51,6 +51,20 @@ def test_rerun_on_unchanged_input_is_a_no_op(tmp_path, pages):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == mtimes  # nothing rewritten
 
 
+def test_counts_of_a_rerun_whose_cached_results_vanished(tmp_path, pages):
+    """Inputs whose cached results are gone are parsed again but are neither new nor modified;
+    a modified and a deleted input beside them are counted as such."""
+    raw, out = _raw(tmp_path, pages), tmp_path / "out"
+    run_normalize([raw], out, crawl_time=CRAWL)
+    for path in (out / ".cache" / "parts").glob("*.rec.jsonl"):
+        path.write_bytes(b"")  # every segment gone
+    (raw / "one" / "plain.txt").write_text("Dunmere pool reopens\nThe town pool reopened after repairs.\n")
+    (raw / "two" / "page.html").unlink()
+    summary = run_normalize([raw], out, crawl_time=CRAWL)
+    assert (summary.new, summary.modified, summary.deleted) == (0, 1, 1)
+    assert summary.reparsed == summary.files - 1 == 3  # every input but the quarantined empty one
+
+
 def test_changed_and_deleted_files_are_reprocessed_and_removed(tmp_path, pages, outputs):
     raw, out = _raw(tmp_path, pages), tmp_path / "out"
     run_normalize([raw], out, crawl_time=CRAWL)

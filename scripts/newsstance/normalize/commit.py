@@ -91,7 +91,12 @@ def commit(work: Path) -> None:
     live_bytes: dict[str, int] = orjson.loads((work / engine.LIVE_FILE).read_bytes())
     compactor = _Compactor(parts_dir, f"c{run['run_id']}") if _needs_compaction(parts_dir, live_bytes) else None
     old_state = storage.load_state(out)
-    changes = _Changes(out / storage.CACHE_DIR / storage.INDEX_NAME)
+    planned = run.get("changes")
+    changes: _Changes | _PlannedChanges = (
+        _PlannedChanges(work / PREVIOUS_FILE, planned["new"], planned["deleted"])
+        if isinstance(planned, dict)
+        else _Changes(out / storage.CACHE_DIR / storage.INDEX_NAME)
+    )
 
     staging = storage.Staging(out, run["run_id"])
     try:
@@ -170,6 +175,7 @@ def commit(work: Path) -> None:
 
 
 FILES_PART = "files.part"
+PREVIOUS_FILE = "previous.jsonl"  # in the work folder: [path, previous sha256] per changed input the last index had
 
 
 def _file_line(entry: dict[str, Any], first: bool) -> bytes:
@@ -236,6 +242,37 @@ class _Changes:
         while self._pending is not None:
             self.deleted += 1
             self._pending = next(self._previous, None)
+        return {"new": self.new, "modified": self.modified, "deleted": self.deleted}
+
+
+class _PlannedChanges:
+    """New, modified and deleted inputs when the plan joined the inputs with the previous index: it
+    counted the new and deleted ones and listed, in path order, the previous content hash of each
+    input it sent to be parsed again; a merge join with that list counts the modified ones (kept
+    inputs are unchanged by definition), so the previous index is not read again."""
+
+    def __init__(self, previous: Path, new: int, deleted: int):
+        self._handle = previous.open("rb")
+        self._pending = self._next()
+        self.new, self.deleted, self.modified = new, deleted, 0
+
+    def _next(self) -> tuple[str, str | None] | None:
+        line = self._handle.readline()
+        if not line:
+            return None
+        path, sha256 = orjson.loads(line)
+        return str(path), sha256
+
+    def see(self, entry: dict[str, Any]) -> None:
+        path = str(entry["path"])
+        while self._pending is not None and self._pending[0] < path:
+            self._pending = self._next()
+        if self._pending is not None and self._pending[0] == path:
+            self.modified += self._pending[1] != entry["sha256"]
+            self._pending = self._next()
+
+    def finish(self) -> dict[str, int]:
+        self._handle.close()
         return {"new": self.new, "modified": self.modified, "deleted": self.deleted}
 
 
@@ -451,10 +488,10 @@ class _Shards:
             self._usable[number] = self.out / name if usable else None
         return self._usable[number]
 
-    def _copied(self, old: Any, count: int, marks: str | None) -> memoryview | None:
-        """An input's `count` marked lines from the old shard its entry points at (`old`), when
+    def _copied(self, old: Any, marks: str | None) -> memoryview | None:
+        """An input's marked lines from the old shard its entry points at (`old`), when
         the marks are the same and that shard is intact; None to mark them afresh. A range that
-        is not `count` whole lines (an index edited by hand) is not trusted either."""
+        does not start and end at a line's end (an index edited by hand) is not trusted either."""
         if not (self.copy_old and isinstance(old, list) and len(old) == 4 and old[3] == marks):
             return None
         number, offset, length = old[:3]
@@ -463,14 +500,14 @@ class _Shards:
         path = self._old_shard(number)
         if path is None:
             return None
+        before = 1 if offset else 0  # the byte before the range ends the previous line
         try:
-            lines = self.old_shards.read(path, offset, length)
+            lines = self.old_shards.read(path, offset - before, length + before)
         except OSError:
             return None
-        newlines = np.frombuffer(lines, dtype=np.uint8) == 10
-        if not newlines[-1] or np.count_nonzero(newlines) != count:
+        if lines[-1] != 10 or (before and lines[0] != 10):
             return None
-        return lines
+        return lines[before:]
 
     def _write(self, name: str, number: int) -> dict[str, Any]:
         assert self.reader is not None
@@ -481,7 +518,7 @@ class _Shards:
                 old, at = entry.pop("out", None), writer.bytes
                 low = first + start
                 marks = self.marks.digest(low, low + count) if whole else None
-                copied = self._copied(old, count, marks) if whole else None
+                copied = self._copied(old, marks) if whole else None
                 if copied is not None:
                     writer.write_block(copied, count)
                 else:

@@ -28,7 +28,7 @@ import orjson
 
 from newsstance.errors import UserError
 from newsstance.normalize import dedup, engine, remote, storage
-from newsstance.normalize.commit import Commit, commit
+from newsstance.normalize.commit import PREVIOUS_FILE, Commit, commit
 from newsstance.normalize.config import DEFAULT_MAX_BYTES, DEFAULT_SHARD_SIZE, NormalizeConfig, load_config
 from newsstance.normalize.crawltime import CrawlPlanner, is_metadata_file
 from newsstance.normalize.dates import parse_timestamp
@@ -409,6 +409,8 @@ class _Plan:
     source: TaskSource
     previous: int  # usable entries in the previous index
     files_per_rank: list[int] = field(default_factory=list)
+    new: int | None = None  # inputs the previous index did not have (None: there was no index)
+    deleted: int = 0  # previous index entries whose input is gone
 
     @property
     def files(self) -> int:
@@ -423,37 +425,44 @@ def _plan(source: TaskSource, out: Path, cache_key: str, work: Path) -> _Plan:
     """Split the inputs (in path order) into kept results and changed files, by a merge join with
     the previous index (also in path order): kept entries go straight to the work folder's index,
     changed inputs are remembered by number, so neither the index nor the tasks are held in
-    memory. With no previous index at all nothing is built here (every input is parsed)."""
+    memory. With no previous index at all nothing is built here (every input is parsed). The
+    join also counts new and deleted inputs, and lists the previous content hash of each changed
+    input that had one (`commit.PREVIOUS_FILE`): the commit counts the modified ones from it."""
     work.mkdir(parents=True, exist_ok=True)
-    previous = storage.iter_index(out)
+    previous = storage.iter_index_all(out)
     current = next(previous, None)
     if current is None:  # no previous result at all: every input is parsed, no task is built here
         (work / engine.INDEX_FILE).write_bytes(b"")
         return _Plan(0, array("L", source.order), source, 0)
     changed = array("L")
-    kept = previous_count = 0
-    with (work / engine.INDEX_FILE).open("wb") as handle:
+    kept = previous_count = new = deleted = 0
+    with (work / engine.INDEX_FILE).open("wb") as handle, (work / PREVIOUS_FILE).open("wb") as before:
         for number in source.order:
             rel = source.rels[number]
             while current is not None and current[1]["path"] < rel:
-                previous_count += 1
+                previous_count += current[2]
+                deleted += 1
                 current = next(previous, None)
             if current is None or current[1]["path"] != rel:
                 changed.append(number)
+                new += 1
                 continue
-            line, entry = current
-            previous_count += 1
+            line, entry, usable = current
+            previous_count += usable
             current = next(previous, None)
-            task = source.task(number)
-            if not unchanged_entry(task, entry, cache_key):
+            task = source.task(number) if usable else None
+            if task is None or not unchanged_entry(task, entry, cache_key):
                 changed.append(number)
+                before.write(orjson.dumps([rel, entry.get("sha256")]) + b"\n")
                 continue
             stat = list(task.stat) if task.stat else None
             handle.write(line if entry.get("stat") == stat else orjson.dumps({**entry, "stat": stat}) + b"\n")
             kept += 1
-        if current is not None:
-            previous_count += 1 + sum(1 for _ in previous)
-    return _Plan(kept, changed, source, previous_count)
+        while current is not None:
+            previous_count += current[2]
+            deleted += 1
+            current = next(previous, None)
+    return _Plan(kept, changed, source, previous_count, new=new, deleted=deleted)
 
 
 @dataclass
@@ -673,6 +682,7 @@ def _write_work(work: Path, plan: _Plan, tasks: int, run_id: str, request: _Requ
         "reparsed": plan.changed_count,
         "take_lock": request.options.executor == "slurm",
         "remote": request.remote.url if request.remote else None,  # the Slurm commit job publishes
+        "changes": None if plan.new is None else {"new": plan.new, "deleted": plan.deleted},
     }
     (work / engine.RUN_FILE).write_bytes(orjson.dumps(run))
     return len(plan.files_per_rank)

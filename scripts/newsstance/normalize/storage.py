@@ -282,6 +282,13 @@ def segment_available(parts_dir: Path, entry: dict[str, Any], sizes: dict[str, t
 def iter_index(out_dir: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """The previous run's index, streamed in path order as (line, entry); entries whose segment
     vanished are skipped. A damaged or unordered index ends the stream: the rest is reparsed."""
+    for line, entry, usable in iter_index_all(out_dir):
+        if usable:
+            yield line, entry
+
+
+def iter_index_all(out_dir: Path) -> Iterator[tuple[bytes, dict[str, Any], bool]]:
+    """`iter_index` with the entries whose segment vanished too, as (line, entry, usable)."""
     path = out_dir / CACHE_DIR / INDEX_NAME
     if not path.is_file():
         return
@@ -298,8 +305,8 @@ def iter_index(out_dir: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
             if rel <= last:
                 return
             last = rel
-            if segment_available(parts_dir, entry, sizes):
-                yield (line if line.endswith(b"\n") else line + b"\n"), entry
+            usable = segment_available(parts_dir, entry, sizes)
+            yield (line if line.endswith(b"\n") else line + b"\n"), entry, usable
 
 
 def load_index(out_dir: Path) -> dict[str, dict[str, Any]]:
