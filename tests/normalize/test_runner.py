@@ -389,3 +389,41 @@ def test_tasks_are_cut_by_bytes_so_archives_do_not_pile_up_in_one_task():
     assert max(per_task) <= 2 * sum(sizes) / 16  # no task holds much more than its share of bytes
     assert len(shares) >= 16
     assert runner.byte_shares([7], 4) == [1] and runner.byte_shares([], 4) == []
+
+
+def test_the_plans_crawl_key_is_the_contexts_key(tmp_path):
+    """`CrawlPlanner.key` (the plan's shortcut) gives the key the full crawl context gives, with
+    and without --crawl-time, sidecars and crawl manifests."""
+    from newsstance.normalize.crawltime import CrawlPlanner
+    from newsstance.normalize.dates import parse_timestamp
+
+    raw = tmp_path / "raw"
+    (raw / "a").mkdir(parents=True)
+    (raw / "b").mkdir()
+    for name in ("a/plain.txt", "a/side.txt", "b/listed.txt", "b/plain.txt"):
+        (raw / name).write_text("Dunmere pool reopens\nThe town pool reopened after repairs.\n")
+        os.utime(raw / name, (1_767_000_000, 1_767_000_000))  # one mtime: the plain files share a key
+    sidecar = {"crawled_at": "2026-03-03T10:00:00Z", "url": "https://dunmere.example/pool", "source": "Dunmere Post"}
+    (raw / "a" / "side.txt.meta.json").write_bytes(orjson.dumps(sidecar))
+    (raw / "b" / "crawl_manifest.jsonl").write_bytes(orjson.dumps({"path": "listed.txt", "crawled_at": "2026-03-01"}))
+    for cli_time in (parse_timestamp(CRAWL), None):
+        planner = CrawlPlanner(raw, cli_time)
+        keys = set()
+        for name in ("a/plain.txt", "a/side.txt", "b/listed.txt", "b/plain.txt"):
+            path = str(raw / name)
+            stat = os.stat(path)
+            assert planner.key(path, stat) == planner.context(path, stat).key()
+            keys.add(planner.key(path, stat))
+        assert len(keys) == (2 if cli_time else 3)  # a sidecar's url and source set its file's key apart
+
+
+def test_a_sidecar_added_beside_an_unchanged_input_reparses_it(tmp_path, pages, outputs):
+    raw, out = _raw(tmp_path, pages), tmp_path / "out"
+    run_normalize([raw], out, crawl_time=CRAWL)
+    sidecar = {"url": "https://dunmere.example/pool", "source": "Dunmere Post"}
+    (raw / "one" / "plain.txt.meta.json").write_bytes(orjson.dumps(sidecar))
+    summary = run_normalize([raw], out, crawl_time=CRAWL)
+    assert (summary.reparsed, summary.modified) == (1, 0)
+    records, _ = outputs(out)
+    (record,) = [r for r in records if r["provenance"]["path"] == "one/plain.txt"]
+    assert record["url"] == "https://dunmere.example/pool"

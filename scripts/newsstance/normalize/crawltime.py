@@ -37,6 +37,7 @@ class CrawlPlanner:
         self._names: dict[str, frozenset[str] | None] = {}
         self._root = str(corpus_root)
         self.warnings: list[str] = []
+        self._cli_key: str | None = None
 
     def _listed(self, folder: str, name: str) -> bool:
         """`name` may exist in `folder`: one listing per folder instead of one stat per file
@@ -99,6 +100,17 @@ class CrawlPlanner:
             if folder == self._root or parent == folder or not folder.startswith(self._root.rstrip("/") + "/"):
                 return None
             folder = parent
+
+    def key(self, path: str, stat: os.stat_result) -> str:
+        """`context(path, stat).key()`, without building the context for a file that has no
+        sidecar when --crawl-time is given (then every such file's key is the same)."""
+        if self.cli_time is not None:
+            folder, name = os.path.split(path)
+            if not self._listed(folder, name + SIDECAR_SUFFIX):
+                if self._cli_key is None:
+                    self._cli_key = CrawlContext(self.cli_time, "cli", datetime.fromtimestamp(0, tz=UTC)).key()
+                return self._cli_key
+        return self.context(path, stat).key()
 
     def context(self, path: str | Path, stat: os.stat_result) -> CrawlContext:
         """The file's crawl context (`path` as a string spares building a Path per input)."""

@@ -234,7 +234,11 @@ class _FileResults:
 
 def entry_key(cache_key: str, task: FileTask) -> str:
     """What a file's parse result depends on besides its bytes: code, config and crawl context."""
-    return f"{cache_key}|{task.crawl.key()}"
+    return crawl_entry_key(cache_key, task.crawl.key())
+
+
+def crawl_entry_key(cache_key: str, crawl_key: str) -> str:
+    return f"{cache_key}|{crawl_key}"
 
 
 def extract_pipeline(work: Path, parts_dir: Path, run_id: str, cache_key: str, config: NormalizeConfig) -> list[Any]:
