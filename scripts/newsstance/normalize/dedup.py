@@ -540,11 +540,12 @@ def candidate_pairs(
     for band in range(bands):
         codes = band_pairs(band_keys(signatures, band, rows), group_of_node)
         # Timsort merges the two sorted runs in linear time.
-        found = np.sort(np.concatenate((found, codes[~_sorted_contains(found, codes)])), kind="stable")
+        found = np.sort(np.concatenate((found, codes[~sorted_contains(found, codes)])), kind="stable")
     return np.stack((found // count, found % count), axis=1) if len(found) else np.empty((0, 2), dtype=np.int64)
 
 
-def _sorted_contains(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+def sorted_contains(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """Which of `needles` are in the sorted array `haystack`."""
     if len(haystack) == 0:
         return np.zeros(len(needles), dtype=bool)
     at = np.minimum(np.searchsorted(haystack, needles), len(haystack) - 1)
