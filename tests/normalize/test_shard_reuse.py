@@ -199,16 +199,16 @@ def test_lines_are_not_copied_from_a_damaged_old_shard(tmp_path, monkeypatch):
 
 
 def test_an_index_pointing_at_the_wrong_bytes_is_not_copied_from(tmp_path, monkeypatch):
-    """An `out` whose range is not the input's whole lines (an index edited by hand) is marked
-    afresh from the parts."""
+    """An `out` whose range is not the input's whole lines, or is another input's (an index edited
+    by hand), is not copied from: those inputs are marked afresh from the parts."""
     raw, out = tmp_path / "raw", tmp_path / "out"
     _with_a_duplicate(raw)
     run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
     index = out / ".cache" / "index.jsonl"
     entries = [orjson.loads(line) for line in index.read_bytes().splitlines()]
-    for entry in entries:
-        if entry["path"] in ("day1/03.json", "day2/08.json"):
-            entry["out"][1] += 1  # one byte further: starts mid-line, ends in the next line
+    by_path = {entry["path"]: entry for entry in entries}
+    by_path["day1/03.json"]["out"][1] += 1  # one byte further: starts mid-line, ends in the next line
+    by_path["day2/08.json"]["out"][1:3] = by_path["day2/10.json"]["out"][1:3]  # another input's whole lines
     index.write_bytes(b"".join(orjson.dumps(entry) + b"\n" for entry in entries))
     _write(raw / "day1", "00.json", 0, text=_text(40))  # shards 0 and 2 are rewritten
     _write(raw / "day2", "09.json", 9, text=_text(49))

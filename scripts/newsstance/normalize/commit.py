@@ -488,10 +488,11 @@ class _Shards:
             self._usable[number] = self.out / name if usable else None
         return self._usable[number]
 
-    def _copied(self, old: Any, marks: str | None) -> memoryview | None:
-        """An input's marked lines from the old shard its entry points at (`old`), when
-        the marks are the same and that shard is intact; None to mark them afresh. A range that
-        does not start and end at a line's end (an index edited by hand) is not trusted either."""
+    def _copied(self, old: Any, marks: str | None, first: int) -> memoryview | None:
+        """An input's marked lines (records `first`...) from the old shard its entry points at
+        (`old`), when the marks are the same and that shard is intact; None to mark them afresh.
+        A range that does not start and end at a line's end, or whose first line is not record
+        `first` (an index edited by hand), is not trusted either."""
         if not (self.copy_old and isinstance(old, list) and len(old) == 4 and old[3] == marks):
             return None
         number, offset, length = old[:3]
@@ -505,7 +506,8 @@ class _Shards:
             lines = self.old_shards.read(path, offset - before, length + before)
         except OSError:
             return None
-        if lines[-1] != 10 or (before and lines[0] != 10):
+        head = b'{"id":"' + storage.record_id(int(self.marks.ids[first])).encode() + b'"'
+        if lines[-1] != 10 or (before and lines[0] != 10) or lines[before : before + len(head)] != head:
             return None
         return lines[before:]
 
@@ -518,7 +520,7 @@ class _Shards:
                 old, at = entry.pop("out", None), writer.bytes
                 low = first + start
                 marks = self.marks.digest(low, low + count) if whole else None
-                copied = self._copied(old, marks) if whole else None
+                copied = self._copied(old, marks, low) if whole else None
                 if copied is not None:
                     writer.write_block(copied, count)
                 else:
