@@ -4,6 +4,9 @@ normalises them and reads the outputs back (tests cannot import this module unde
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -182,3 +185,22 @@ def file_tasks():
         return [FileTask(str(root / rel), rel, len(text.encode()), context) for rel, text in pages.items()]
 
     return make
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _true_jaccard(a: str, b: str) -> float:
+    """Jaccard of two texts' word 5-gram sets, with plain Python sets (what MinHash estimates)."""
+
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+        return {tuple(words[i : i + 5]) for i in range(max(1, len(words) - 4))}
+
+    left, right = grams(a), grams(b)
+    return len(left & right) / len(left | right)
+
+
+@pytest.fixture(scope="session")
+def true_jaccard() -> Callable[[str, str], float]:
+    return _true_jaccard

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import pickle
 import random
-import re
 import unicodedata
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -25,16 +25,7 @@ from newsstance.normalize.dedup import (
     signature,
 )
 
-_WORD = re.compile(r"[^\W_]+")
-
-
-def true_jaccard(a: str, b: str) -> float:
-    def grams(text: str) -> set[tuple[str, ...]]:
-        words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-        return {tuple(words[i : i + 5]) for i in range(max(1, len(words) - 4))}
-
-    sa, sb = grams(a), grams(b)
-    return len(sa & sb) / len(sa | sb)
+Jaccard = Callable[[str, str], float]  # the `true_jaccard` fixture (conftest.py): plain Python sets
 
 
 def fictional_words(rng: random.Random, count: int) -> list[str]:
@@ -111,7 +102,7 @@ def test_short_texts_use_what_they_have() -> None:
     assert not np.array_equal(signature("..."), signature("!!!"))
 
 
-def test_estimate_tracks_true_jaccard(vocabulary: list[str]) -> None:
+def test_estimate_tracks_true_jaccard(vocabulary: list[str], true_jaccard: Jaccard) -> None:
     rng = random.Random(3)
     errors = []
     for _ in range(60):
@@ -178,7 +169,7 @@ def test_all_truncated_longest_wins_then_smallest_id(vocabulary: list[str]) -> N
 # -- near duplicates -------------------------------------------------------------------------------------------------
 
 
-def test_few_word_edits_are_near_duplicates(vocabulary: list[str]) -> None:
+def test_few_word_edits_are_near_duplicates(vocabulary: list[str], true_jaccard: Jaccard) -> None:
     rng = random.Random(11)
     words = rng.sample(vocabulary, 250)
     original = " ".join(words)
@@ -193,7 +184,7 @@ def test_few_word_edits_are_near_duplicates(vocabulary: list[str]) -> None:
     assert results.stats.near == 1
 
 
-def test_same_topic_and_shared_boilerplate_do_not_merge(vocabulary: list[str]) -> None:
+def test_same_topic_and_shared_boilerplate_do_not_merge(vocabulary: list[str], true_jaccard: Jaccard) -> None:
     rng = random.Random(5)
     topic = vocabulary[:40]
     boilerplate = " ".join(rng.sample(vocabulary[1000:], 35)) + "."
@@ -203,7 +194,7 @@ def test_same_topic_and_shared_boilerplate_do_not_merge(vocabulary: list[str]) -
     assert all(r.duplicate_of is None for r in results.values())
 
 
-def test_near_duplicates_do_not_chain(vocabulary: list[str]) -> None:
+def test_near_duplicates_do_not_chain(vocabulary: list[str], true_jaccard: Jaccard) -> None:
     """A chain of successive edits: each step is a near-duplicate of the previous one,
     the ends are unrelated. Members must be near their canonical, not just near a neighbour."""
     rng = random.Random(2)
@@ -224,7 +215,7 @@ def test_near_duplicates_do_not_chain(vocabulary: list[str]) -> None:
             assert true_jaccard(text_of[ident], text_of[result.duplicate_of]) > 0.55
 
 
-def test_planted_pairs_recall_and_no_false_merges(vocabulary: list[str]) -> None:
+def test_planted_pairs_recall_and_no_false_merges(vocabulary: list[str], true_jaccard: Jaccard) -> None:
     rng = random.Random(42)
     items, positives, negatives = [], [], []
     topics = [vocabulary[i * 40 : (i + 1) * 40] for i in range(8)]

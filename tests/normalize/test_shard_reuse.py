@@ -114,14 +114,18 @@ def test_a_new_canonical_rewrites_the_shard_of_the_record_it_marks(tmp_path):
     _same_as_a_clean_run(raw, out, tmp_path / "clean")
 
 
+def _damage(shard: Path) -> None:
+    """Other bytes, same size (a stat-only check would miss it if the times were set back)."""
+    data = bytearray(shard.read_bytes())
+    data[10:13] = b"XYZ"
+    shard.write_bytes(bytes(data))
+
+
 def test_a_damaged_shard_is_written_again(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     _first_days(raw)
     run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
-    shard = out / "articles-00001.jsonl"
-    data = bytearray(shard.read_bytes())
-    data[10:13] = b"XYZ"  # same size, other bytes
-    shard.write_bytes(bytes(data))
+    _damage(out / "articles-00001.jsonl")
     _write(raw / "day3", "12.json", 12)
     run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
     _same_as_a_clean_run(raw, out, tmp_path / "clean")
@@ -184,10 +188,7 @@ def test_lines_are_not_copied_from_a_damaged_old_shard(tmp_path, monkeypatch):
     raw, out = tmp_path / "raw", tmp_path / "out"
     _with_a_duplicate(raw)
     run_normalize([raw], out, crawl_time=CRAWL, shard_size=4)
-    shard = out / "articles-00001.jsonl"
-    data = bytearray(shard.read_bytes())
-    data[10:13] = b"XYZ"  # same size, other bytes
-    shard.write_bytes(bytes(data))
+    _damage(out / "articles-00001.jsonl")
     for number in (0, 5, 9):
         _write(raw / f"day{1 + number // 6}", f"{number:02d}.json", number, text=_text(number + 40))
     read = _read_from_parts(monkeypatch)
