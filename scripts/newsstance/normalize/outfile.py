@@ -90,9 +90,12 @@ class HashingWriter:
         self._filled = 0
 
     def _release(self) -> None:
-        self._view.release()
-        self._block.close()
         self.handle.close()
+        # a failed write's traceback may still hold a view of the block: the block is then freed
+        # with it, and the write's own error (a full disk) is what the caller sees
+        with contextlib.suppress(BufferError):
+            self._view.release()
+            self._block.close()
 
     def abort(self) -> None:
         """Close without writing what is pending (the staged file is being discarded)."""
