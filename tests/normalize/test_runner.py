@@ -130,9 +130,10 @@ def test_a_crash_during_the_swap_is_rolled_forward(tmp_path, pages, monkeypatch,
     calls = {"n": 0}
 
     def fail_second_move(src, dst):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError("simulated power cut")
+        if storage.STAGING_PREFIX in str(src):  # the swap's moves (other files are renamed into place too)
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError("simulated power cut")
         real_replace(src, dst)
 
     monkeypatch.setattr(storage.os, "replace", fail_second_move)

@@ -80,11 +80,13 @@ def commit(work: Path) -> None:
     parts: list[str] = orjson.loads((work / "parts.json").read_bytes())
     arrays = storage.PartArrays(parts_dir)
     records = engine.record_columns(meta)
-    clusters = dedup.finish(records, node, groups, _pairs(work), engine.signature_rows(arrays, parts, nodes))
+    known = engine.known_pair_values(run, engine.JACCARD_VALUES)
+    clusters = dedup.finish(records, node, groups, _pairs(work), engine.signature_rows(arrays, parts, nodes), known)
+    engine.save_pair_values(work, run, f"{engine.JACCARD_VALUES}-commit", known)
     canonical, jaccard = clusters.canonical, clusters.jaccard
     # duplicates among the first i records: an entry without any is written as it was read
     dup_prefix = np.concatenate(([0], np.cumsum(canonical != np.arange(len(canonical)))))
-    del node, nodes, groups, records, clusters
+    del node, nodes, groups, records, clusters, known
     counts = engine.count_roles(meta)
     counts["duplicates"] = int(dup_prefix[-1])
     article_validator = validator("article.schema.json")
@@ -170,6 +172,7 @@ def commit(work: Path) -> None:
     except BaseException:
         staging.discard()
         raise
+    engine.install_pair_values(work, run)
     # this run's work folder stays until the runner has read its stage counters (then removes it)
     storage.remove_stale(out, live_parts, keep_run=work.name)
 

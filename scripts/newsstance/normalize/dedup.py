@@ -37,12 +37,16 @@ candidates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import unicodedata
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -417,13 +421,15 @@ def identity_edges(
     node: np.ndarray,
     rows: SignatureRows,
     containment_threshold: float = CONTAINMENT_THRESHOLD,
+    known: PairValues | None = None,
 ) -> np.ndarray:
     """Edges (distinct-text pairs) of records that are one story by identity.
 
     A canonical URL is an identity: every record with it joins. Outlet + title alone is not (a
     generic title such as "Live updates", or one equal to the outlet name, is shared by different
     stories): a record joins its title group's best record only when text confirms it, i.e. the
-    smaller text is mostly contained in the other (a truncated copy is, a different story is not)."""
+    smaller text is mostly contained in the other (a truncated copy is, a different story is not).
+    `known`: containment shares of text pairs from earlier runs (the new ones are added to it)."""
     edges = []
     url = np.flatnonzero(records.url_identity)
     if len(url) > 1:
@@ -435,13 +441,19 @@ def identity_edges(
         leader = _first_of_key(records.identity_key[titled], titled)
         candidate = (node[leader] != node[titled]) & records.signed[leader] & records.signed[titled]
         a, b = leader[candidate], titled[candidate]
-        confirmed = np.zeros(len(a), dtype=bool)
-        for start in range(0, len(a), _PAIR_CHUNK):
-            part = slice(start, start + _PAIR_CHUNK)
-            share = containment(
-                rows(node[a[part]]), rows(node[b[part]]), records.shingles[a[part]], records.shingles[b[part]]
-            )
-            confirmed[part] = share >= containment_threshold
+
+        def shares(at: np.ndarray) -> np.ndarray:
+            out = np.empty(len(at), dtype=np.float64)
+            for start in range(0, len(at), _PAIR_CHUNK):
+                left, right = a[at[start : start + _PAIR_CHUNK]], b[at[start : start + _PAIR_CHUNK]]
+                both = rows(np.concatenate((node[left], node[right])))  # one pass over the parts
+                out[start : start + len(left)] = containment(
+                    both[: len(left)], both[len(left) :], records.shingles[left], records.shingles[right]
+                )
+            return out
+
+        share = shares(np.arange(len(a))) if known is None else known.values(records.text_key, a, b, shares)
+        confirmed = share >= containment_threshold
         edges.append(np.stack((node[a[confirmed]], node[b[confirmed]]), axis=1))
     edges = [e for e in edges if len(e)]
     return np.concatenate(edges).astype(np.int64) if edges else np.empty((0, 2), dtype=np.int64)
@@ -518,17 +530,23 @@ def band_pairs(keys: np.ndarray, group_of_node: np.ndarray | None = None) -> np.
     return np.unique(np.minimum(left, right).astype(np.int64) * count + np.maximum(left, right))
 
 
-def confirm_pairs(codes: np.ndarray, count: int, rows: SignatureRows, threshold: float) -> np.ndarray:
-    """The (i, j) pairs among `codes` whose estimated Jaccard reaches the threshold, in chunks."""
-    kept = []
-    for start in range(0, len(codes), _PAIR_CHUNK):
-        chunk = codes[start : start + _PAIR_CHUNK]
-        left, right = chunk // count, chunk % count
-        both = rows(np.concatenate((left, right)))  # one pass over the parts for both sides
-        a, b = both[: len(left)], both[len(left) :]
-        kept.append(chunk[np.count_nonzero(a == b, axis=1) / a.shape[1] >= threshold])
-    codes = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
-    return np.stack((codes // count, codes % count), axis=1) if len(codes) else np.empty((0, 2), dtype=np.int64)
+def confirm_pairs(
+    codes: np.ndarray,
+    count: int,
+    rows: SignatureRows,
+    threshold: float,
+    known: PairValues | None = None,
+    node_text: np.ndarray | None = None,
+) -> np.ndarray:
+    """The (i, j) pairs among `codes` whose estimated Jaccard reaches the threshold, in chunks.
+    `known`: Jaccard estimates of text pairs from earlier runs, by the texts' keys `node_text`."""
+    left, right = codes // count, codes % count
+    if known is None or node_text is None:
+        jaccard = _rows_jaccard(rows, left, right)
+    else:
+        jaccard = known.values(node_text, left, right, lambda at: _rows_jaccard(rows, left[at], right[at]))
+    keep = jaccard >= threshold
+    return np.stack((left[keep], right[keep]), axis=1)
 
 
 def candidate_pairs(
@@ -604,8 +622,10 @@ def finish(
     group_of_node: np.ndarray,
     near_edges: np.ndarray,
     rows: SignatureRows,
+    known: PairValues | None = None,
 ) -> Clusters:
-    """Star-merge groups along confirmed near-duplicate edges (no chains) and pick canonicals."""
+    """Star-merge groups along confirmed near-duplicate edges (no chains) and pick canonicals.
+    `known`: Jaccard estimates of text pairs from earlier runs."""
     stats = DedupStats(records=len(records), confirmed_pairs=len(near_edges))
     group = group_of_node[node]
     order = records.best_first()
@@ -630,13 +650,127 @@ def finish(
     is_duplicate = canonical != np.arange(len(node))
     jaccard = np.ones(len(node))
     differs = is_duplicate & (node != canonical_text)
-    jaccard[differs] = _rows_jaccard(rows, node[differs], canonical_text[differs])
+    left, right = node[differs], canonical_text[differs]
+    if known is None:
+        jaccard[differs] = _rows_jaccard(rows, left, right)
+    else:
+        text_of_node = np.empty(len(group_of_node), dtype=records.text_key.dtype)
+        text_of_node[node] = records.text_key
+        jaccard[differs] = known.values(text_of_node, left, right, lambda at: _rows_jaccard(rows, left[at], right[at]))
     same_group = root == group
     stats.exact = int(np.count_nonzero(is_duplicate & ~differs))
     stats.identity = int(np.count_nonzero(differs & same_group))
     stats.near = int(np.count_nonzero(differs & ~same_group))
     stats.clusters = len(node) - int(np.count_nonzero(is_duplicate))
     return Clusters(canonical, jaccard, stats)
+
+
+# ---------------------------------------------------------------- pair values kept between runs
+
+
+class PairValues:
+    """A value computed from two texts' signatures (estimated Jaccard, containment share), by pair
+    of text keys: those known from earlier runs are looked up, only the others are computed.
+
+    The value depends on the two texts alone (and the signature settings, which the file names),
+    so after a re-run that changed 1% of the inputs ~99% of the pairs are looked up instead of
+    reading their signatures from every part again. A pair is found by a 64-bit digest of its
+    two 16-byte text keys and confirmed by a second, independent one: a wrong value needs both
+    to collide. Every pair asked for in this run is kept for the next (`save`), and no other, so
+    the file follows the corpus instead of growing with every run."""
+
+    def __init__(
+        self, keys: np.ndarray | None = None, checks: np.ndarray | None = None, values: np.ndarray | None = None
+    ):
+        self._keys = keys if keys is not None else np.empty(0, dtype=_U64)  # sorted, unique
+        self._checks = checks if checks is not None else np.empty(0, dtype=_U64)
+        self._values = values if values is not None else np.empty(0, dtype=np.float64)
+        self._asked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.looked_up = 0
+        self.computed = 0
+
+    @staticmethod
+    def digests(text_key: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lookup digest, check digest) of the unordered pairs (text_key[left], text_key[right])."""
+        words = np.ascontiguousarray(text_key, dtype="S16").view("<u8").reshape(-1, 2)
+        a, b = words[left], words[right]
+        swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+        low, high = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
+        key = _mix64(low[:, 0] ^ _mix64(high[:, 0] + _U64(0x9E3779B97F4A7C15)))
+        check = _mix64(low[:, 1] ^ _mix64(high[:, 1] + _U64(0xD1B54A32D192ED03)))
+        return key, check
+
+    def values(
+        self, text_key: np.ndarray, left: np.ndarray, right: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]
+    ) -> np.ndarray:
+        """The value of every pair (text_key[left[i]], text_key[right[i]]): looked up when known,
+        else `compute(positions)` for the positions i of the unknown ones."""
+        key, check = self.digests(text_key, left, right)
+        out = np.empty(len(key), dtype=np.float64)
+        known = np.zeros(len(key), dtype=bool)
+        if len(self._keys) and len(key):
+            at = np.minimum(np.searchsorted(self._keys, key), len(self._keys) - 1)
+            known = (self._keys[at] == key) & (self._checks[at] == check)
+            out[known] = self._values[at[known]]
+        todo = np.flatnonzero(~known)
+        if len(todo):
+            out[todo] = compute(todo)
+        self.looked_up += len(key) - len(todo)
+        self.computed += len(todo)
+        self._asked.append((key, check, out))
+        return out
+
+    def asked(self) -> PairValues:
+        """The pairs asked for so far, as a lookup table (a pair whose lookup digest another pair
+        shares is left out: it is computed again next time)."""
+        if not any(len(k) for k, _, _ in self._asked):
+            return PairValues()
+        key = np.concatenate([k for k, _, _ in self._asked])
+        check = np.concatenate([c for _, c, _ in self._asked])
+        value = np.concatenate([v for _, _, v in self._asked])
+        order = np.lexsort((check, key))
+        key, check, value = key[order], check[order], value[order]
+        fresh = np.concatenate(([True], (key[1:] != key[:-1]) | (check[1:] != check[:-1])))
+        key, check, value = key[fresh], check[fresh], value[fresh]
+        shared = np.zeros(len(key), dtype=bool)
+        same = key[1:] == key[:-1]
+        shared[1:] |= same
+        shared[:-1] |= same
+        return PairValues(key[~shared], check[~shared], value[~shared])
+
+    def save(self, path: Path, settings: str) -> None:
+        """Write the pairs asked for (temporary file, then rename: a reader never sees half a file)."""
+        table = self.asked()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        with temporary.open("wb") as handle:
+            np.savez(handle, settings=np.array(settings), keys=table._keys, checks=table._checks, values=table._values)
+        os.replace(temporary, path)
+
+    @classmethod
+    def load(cls, paths: Iterable[Path], settings: str) -> PairValues:
+        """The pairs of the files written with the same `settings` (any other file, or one that
+        cannot be read, is ignored: its pairs are computed again)."""
+        tables = []
+        for path in paths:
+            with contextlib.suppress(OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+                with np.load(path, allow_pickle=False) as data:
+                    if str(data["settings"]) != settings:
+                        continue
+                    keys, checks, values = data["keys"], data["checks"], data["values"]
+                same_kind = keys.dtype == checks.dtype == _U64 and values.dtype == np.float64
+                if (
+                    same_kind
+                    and keys.ndim == checks.ndim == values.ndim == 1
+                    and len(keys) == len(checks) == len(values)
+                ):
+                    tables.append((keys, checks, values))
+        if not tables:
+            return cls()
+        merged = cls()
+        merged._asked = tables
+        table = merged.asked()
+        return cls(table._keys, table._checks, table._values)
 
 
 def _unmatchable_signature(key: str, num_perm: int) -> np.ndarray:

@@ -13,6 +13,10 @@
     commit   (1 task)        star-merge clusters (no chains), mark `duplicate_of` while writing
                              article shards and quarantine into staging, swap in with the journal
 
+The values read from signatures (containment shares in collect, Jaccard estimates in bands and
+commit) are kept per pair of texts in `.cache/pair-values/`: a re-run computes only the pairs
+with a changed text and looks the others up.
+
 Every stage reads and writes files in the run's work folder (`.cache/runs/<run>/`), so each runs
 under any executor: `local` (processes on this machine, the default), `slurm` (one job array per
 stage, chained by dependencies) or `ray`. No stage holds all signatures in one process.
@@ -62,6 +66,39 @@ RUN_FILE, INDEX_FILE, META_FILE, NODES_FILE, GROUPS_FILE, LIVE_FILE = (
     "groups.npy",
     "live.json",  # bytes of live record lines per part (the commit decides on compaction from it)
 )
+NODE_TEXT_FILE = "node_text.npy"  # text key of every distinct text
+# Values of text pairs (containment shares, Jaccard estimates) each stage asked for, saved into the
+# work folder's `PAIR_VALUES_DIR`; the commit installs them as `.cache/<PAIR_VALUES_DIR>` for the
+# next run (`dedup.PairValues`).
+PAIR_VALUES_DIR = "pair-values"
+CONTAINMENT_VALUES, JACCARD_VALUES = "containment", "jaccard"
+
+
+def known_pair_values(run: dict[str, Any], kind: str) -> dedup.PairValues:
+    """The pair values of `kind` the last committed run saved (none after a settings change)."""
+    folder = Path(run["parts_dir"]).parent / PAIR_VALUES_DIR
+    return dedup.PairValues.load(sorted(folder.glob(f"{kind}*.npz")), run["settings"]["cache_key"])
+
+
+def save_pair_values(work: Path, run: dict[str, Any], name: str, values: dedup.PairValues) -> None:
+    values.save(work / PAIR_VALUES_DIR / f"{name}.npz", run["settings"]["cache_key"])
+
+
+def install_pair_values(work: Path, run: dict[str, Any]) -> None:
+    """After the commit: this run's pair values replace the last run's (they are facts about
+    texts, so a run that dies before this leaves correct, if fewer, values in place)."""
+    new = work / PAIR_VALUES_DIR
+    if not new.is_dir():
+        return
+    target = Path(run["parts_dir"]).parent / PAIR_VALUES_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    names = {path.name for path in new.glob("*.npz")}
+    for name in names:
+        os.replace(new / name, target / name)
+    for path in target.iterdir():  # a band task of an earlier run with more tasks, a temporary file
+        if path.name not in names:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 @dataclass
@@ -344,14 +381,20 @@ class Collect(DatatroveStep):
         node, representative = dedup.number_texts(records.text_key)
         nodes = location[representative] if len(representative) else np.empty((0, 2), dtype=np.int64)
         rows = signature_rows(arrays, parts, nodes)
-        groups = dedup.groups_of(len(representative), dedup.identity_edges(records, node, rows))
+        known = known_pair_values(run, CONTAINMENT_VALUES)
+        edges = dedup.identity_edges(records, node, rows, known=known)
+        save_pair_values(work, run, CONTAINMENT_VALUES, known)
+        groups = dedup.groups_of(len(representative), edges)
         (work / "parts.json").write_bytes(orjson.dumps(parts))
         _save(work / META_FILE, meta)
+        _save(work / NODE_TEXT_FILE, np.ascontiguousarray(meta["text"][representative]))
         _save(work / "node.npy", node)
         _save(work / NODES_FILE, nodes)
         _save(work / GROUPS_FILE, groups)
         self.stat_update("records", value=len(meta))
         self.stat_update("texts", value=len(representative))
+        self.stat_update("containment looked up", value=known.looked_up)
+        self.stat_update("containment computed", value=known.computed)
         return iter(())
 
 
@@ -384,9 +427,12 @@ class BandPairs(DatatroveStep):
     def run(self, data: Any = None, rank: int = 0, world_size: int = 1) -> Iterator[Any]:
         bands, _ = dedup.lsh_bands(self.threshold, dedup.NUM_PERM)
         work = Path(self.work)
-        arrays = storage.PartArrays(Path(load_run(work)["parts_dir"]))  # one set of memory maps for all bands
+        run = load_run(work)
+        arrays = storage.PartArrays(Path(run["parts_dir"]))  # one set of memory maps for all bands
         parts: list[str] = orjson.loads((work / "parts.json").read_bytes())
         nodes = _load(work / NODES_FILE)
+        node_text = _load(work / NODE_TEXT_FILE)
+        known = known_pair_values(run, JACCARD_VALUES)
         groups = _load(work / GROUPS_FILE)
         by_part_nodes = list(by_part(nodes[:, 0]))
         rows = signature_rows(arrays, parts, nodes)
@@ -400,11 +446,14 @@ class BandPairs(DatatroveStep):
                 keys[at] = arrays.take(parts[part], "bands", (band, nodes[at, 1]))
             codes = dedup.band_pairs(keys, groups) if len(keys) > 1 else np.empty(0, dtype=np.int64)
             fresh = codes[~dedup.sorted_contains(seen, codes)]  # a close pair collides in most bands
-            confirmed = dedup.confirm_pairs(fresh, len(nodes), rows, self.threshold)
+            confirmed = dedup.confirm_pairs(fresh, len(nodes), rows, self.threshold, known, node_text)
             seen = np.union1d(seen, fresh)
             _save(work / PAIRS_DIR / f"{band:02d}.npy", confirmed)
             self.stat_update("candidates", value=len(codes))
             self.stat_update("confirmed", value=len(confirmed))
+        save_pair_values(work, run, f"{JACCARD_VALUES}-bands-{rank:05d}", known)
+        self.stat_update("jaccard looked up", value=known.looked_up)
+        self.stat_update("jaccard computed", value=known.computed)
         return iter(())
 
 
