@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from newsstance.normalize.runner import run_normalize
@@ -63,3 +64,21 @@ def test_near_duplicates_are_found_whatever_the_number_of_band_tasks(tmp_path, t
                 assert true_jaccard(text, other_text) >= (0.85 if planted else 0.0)
     near = [r for r in records if r["duplicate_of"] and r["provenance"]["near_duplicate_jaccard"] < 1]
     assert len(near) >= 8 and all(by_id[r["duplicate_of"]]["duplicate_of"] is None for r in near)
+
+
+def test_band_key_rows_are_read_alone_and_a_cut_file_is_an_error(tmp_path) -> None:
+    import pytest
+
+    from newsstance.normalize import engine
+
+    keys = np.random.default_rng(3).integers(0, 2**64 - 1, size=(21, 1000), dtype=np.uint64)
+    path = tmp_path / engine.NODE_BANDS_FILE
+    engine._save(path, keys)
+    for band in (0, 7, 20):
+        assert np.array_equal(engine._npy_row(path, band), keys[band])
+    with pytest.raises(ValueError):
+        engine._npy_row(path, 21)
+    path.write_bytes(path.read_bytes()[:-8])
+    assert np.array_equal(engine._npy_row(path, 19), keys[19])
+    with pytest.raises(ValueError):
+        engine._npy_row(path, 20)
