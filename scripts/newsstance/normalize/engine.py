@@ -33,6 +33,7 @@ import os
 import pickle
 import signal
 import sys
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from copy import deepcopy
@@ -290,27 +291,80 @@ def extract_pipeline(work: Path, parts_dir: Path, run_id: str, cache_key: str, c
 # ---------------------------------------------------------------- collect stage
 
 
-def _live_meta(index: Iterable[dict[str, Any]], arrays: storage.PartArrays) -> tuple[np.ndarray, list[str], np.ndarray]:
+class KeptColumns:
+    """The numbers the collect stage needs of each kept index entry (records, part, first row,
+    record bytes), written by the plan as it copies the entries, and where in path order each
+    changed input's entry goes: the collect stage then reads the small entry files of this run's
+    tasks, not a million JSON lines again (at 1M pages, most of its time)."""
+
+    FILE, PARTS, INSERT = "kept-columns.npy", "kept-parts.json", "kept-insert.npy"
+
+    def __init__(self) -> None:
+        self.values = array("q")  # records, part number (-1: none), first row, record bytes
+        self.parts: dict[str, int] = {}
+        self.insert_at = array("q")  # per changed input: kept entries before it
+
+    def add(self, entry: dict[str, Any]) -> None:
+        self.values.extend(entry_columns(entry, self.parts))
+
+    def insert_here(self, kept_before: int) -> None:
+        self.insert_at.append(kept_before)
+
+    def save(self, work: Path) -> None:
+        _save(work / self.FILE, np.frombuffer(self.values, dtype=np.int64).reshape(-1, 4))
+        (work / self.PARTS).write_bytes(orjson.dumps(list(self.parts)))
+        _save(work / self.INSERT, np.frombuffer(self.insert_at, dtype=np.int64))
+
+    @classmethod
+    def merged(cls, work: Path) -> tuple[np.ndarray, list[str]] | None:
+        """Every input's columns in path order (kept ones and this run's), with the part names;
+        None when the plan left no columns or the tasks' entries do not match them."""
+        try:
+            kept = _load(work / cls.FILE)
+            names: dict[str, int] = {name: n for n, name in enumerate(orjson.loads((work / cls.PARTS).read_bytes()))}
+            insert_at = _load(work / cls.INSERT)
+        except (OSError, ValueError):
+            return None
+        folder = work / ENTRIES_DIR
+        paths = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+        new = array("q")
+        for path in paths:
+            for entry in _entries(path):
+                new.extend(entry_columns(entry, names))
+        added = np.frombuffer(new, dtype=np.int64).reshape(-1, 4)
+        if len(added) != len(insert_at) or kept.ndim != 2 or kept.shape[1] != 4:
+            return None
+        return np.insert(kept, insert_at, added, axis=0), list(names)
+
+
+def entry_columns(entry: dict[str, Any], parts: dict[str, int]) -> tuple[int, int, int, int]:
+    part = entry.get("part")
+    rows, rec = entry.get("rows") or (0, 0), entry.get("rec") or (0, 0)
+    number = parts.setdefault(part, len(parts)) if part else -1
+    return int(entry["records"]), number, int(rows[0]), int(rec[1]) if part else 0
+
+
+def _live_meta(
+    columns: np.ndarray, names: list[str], arrays: storage.PartArrays
+) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Per-record columns of every live record in output order, with each record's part number and
-    row. The index is streamed (only three numbers per entry are kept) and each part's rows are
-    gathered in one vectorised read."""
-    names: dict[str, int] = {}
-    part_of, starts, counts = [], [], []
-    for entry in index:
-        if not entry["records"]:
-            continue
-        start, count = entry["rows"]
-        part_of.append(names.setdefault(entry["part"], len(names)))
-        starts.append(start)
-        counts.append(count)
-    if not part_of:
+    row, from the inputs' `KeptColumns` in path order; each part's rows are gathered in one
+    vectorised read. Parts are renumbered in order of first use."""
+    with_records = columns[columns[:, 0] > 0]
+    if np.any(with_records[:, 1] < 0):
+        raise ValueError("an index entry has records but no part")
+    if not len(with_records):
         return np.empty(0, dtype=storage.META_DTYPE), [], np.empty((0, 2), dtype=np.int64)
-    count_array = np.asarray(counts, dtype=np.int64)
+    used, first = np.unique(with_records[:, 1], return_index=True)
+    used = used[np.argsort(first, kind="stable")]  # part numbers in order of first use
+    renumber = np.full(len(names), -1, dtype=np.int64)
+    renumber[used] = np.arange(len(used))
+    count_array = with_records[:, 0]
     ends = np.cumsum(count_array)
     # row of record i = start of its entry + its position within the entry
-    rows = np.repeat(np.asarray(starts, dtype=np.int64) - (ends - count_array), count_array) + np.arange(ends[-1])
-    parts = np.repeat(np.asarray(part_of, dtype=np.int64), count_array)
-    part_names = list(names)
+    rows = np.repeat(with_records[:, 2] - (ends - count_array), count_array) + np.arange(ends[-1])
+    parts = np.repeat(renumber[with_records[:, 1]], count_array)
+    part_names = [names[n] for n in used.tolist()]
     meta = np.empty(len(rows), dtype=storage.META_DTYPE)
     for number, at in by_part(parts):
         meta[at] = arrays.take(part_names[number], "meta", rows[at])
@@ -381,16 +435,18 @@ class Collect(DatatroveStep):
         work = Path(self.work)
         run = load_run(work)
         arrays = storage.PartArrays(Path(run["parts_dir"]))
-        live: Counter[str] = Counter()
-
-        def counted(entries: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-            for entry in entries:
-                if entry.get("part"):
-                    live[entry["part"]] += entry["rec"][1]
-                yield entry
-
-        meta, parts, location = _live_meta(counted(merged_index(work)), arrays)
-        (work / LIVE_FILE).write_bytes(orjson.dumps(live))
+        merged = KeptColumns.merged(work)
+        if merged is None:  # read every index entry
+            names: dict[str, int] = {}
+            columns = np.array([entry_columns(e, names) for e in merged_index(work)], dtype=np.int64).reshape(-1, 4)
+            merged = columns, list(names)
+        columns, names_list = merged
+        meta, parts, location = _live_meta(columns, names_list, arrays)
+        has_part = columns[:, 1] >= 0
+        live = np.zeros(len(names_list), dtype=np.int64)
+        np.add.at(live, columns[has_part, 1], columns[has_part, 3])
+        present = np.unique(columns[has_part, 1]).tolist()
+        (work / LIVE_FILE).write_bytes(orjson.dumps({names_list[n]: int(live[n]) for n in present}))
         records = record_columns(meta)
         node, representative = dedup.number_texts(records.text_key)
         nodes = location[representative] if len(representative) else np.empty((0, 2), dtype=np.int64)

@@ -451,6 +451,7 @@ def _plan(source: TaskSource, out: Path, cache_key: str, work: Path) -> _Plan:
         (work / engine.INDEX_FILE).write_bytes(b"")
         return _Plan(0, array("L", source.order), source, 0)
     changed = array("L")
+    columns = engine.KeptColumns()
     kept = previous_count = new = deleted = 0
     with (work / engine.INDEX_FILE).open("wb") as handle, (work / PREVIOUS_FILE).open("wb") as before:
         for number in source.order:
@@ -461,6 +462,7 @@ def _plan(source: TaskSource, out: Path, cache_key: str, work: Path) -> _Plan:
                 current = next(previous, None)
             if current is None or current[1]["path"] != rel:
                 changed.append(number)
+                columns.insert_here(kept)
                 new += 1
                 continue
             line, entry, usable = current
@@ -468,20 +470,24 @@ def _plan(source: TaskSource, out: Path, cache_key: str, work: Path) -> _Plan:
             current = next(previous, None)
             if usable and source.holds(number, entry, cache_key):  # same stat, same key: as it was
                 handle.write(line)
+                columns.add(entry)
                 kept += 1
                 continue
             task = source.task(number) if usable else None
             if task is None or not unchanged_entry(task, entry, cache_key):
                 changed.append(number)
+                columns.insert_here(kept)
                 before.write(orjson.dumps([rel, entry.get("sha256")]) + b"\n")
                 continue
             stat = list(task.stat) if task.stat else None
             handle.write(line if entry.get("stat") == stat else orjson.dumps({**entry, "stat": stat}) + b"\n")
+            columns.add(entry)
             kept += 1
         while current is not None:
             previous_count += current[2]
             deleted += 1
             current = next(previous, None)
+    columns.save(work)
     return _Plan(kept, changed, source, previous_count, new=new, deleted=deleted)
 
 
