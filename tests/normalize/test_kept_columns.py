@@ -48,15 +48,20 @@ def test_plan_columns_and_task_entries_merge_in_path_order(tmp_path) -> None:
             b"".join(orjson.dumps(e) + b"\n" for e in entries)
         )
 
+    everything = [orjson.loads(line) for line in (work / engine.INDEX_FILE).read_bytes().splitlines()]
+    everything += [entry for entries in tasks for entry in entries]
+    in_order = sorted(everything, key=lambda entry: entry["path"])
+    assert [e["path"] for e in engine.merged_index(work)] == paths == [e["path"] for e in in_order]
     columns, names = engine.KeptColumns.merged(work)
     read_names: dict[str, int] = {}
-    read = [engine.entry_columns(e, read_names) for e in engine.merged_index(work)]
-    assert len(read) == len(paths)
-    assert _named(columns, names) == [
-        (r, list(read_names)[p] if p >= 0 else None, row, size) for r, p, row, size in read
-    ]
+    read = [engine.entry_columns(e, read_names) for e in in_order]
+    expected = [(r, list(read_names)[p] if p >= 0 else None, row, size) for r, p, row, size in read]
+    assert _named(columns, names) == expected
 
-    # a task entry missing (a task that wrote less than it was given): no columns, the caller reads the index
+    # a task entry missing (a task that wrote less than it was given): no columns (the caller reads
+    # the index), and the index is merged by path
     last = work / engine.ENTRIES_DIR / "00002.jsonl"
     last.write_bytes(b"".join(last.read_bytes().splitlines(keepends=True)[:-1]))
     assert engine.KeptColumns.merged(work) is None
+    missing = tasks[2][-1]["path"]
+    assert [e["path"] for e in engine.merged_index(work)] == [p for p in paths if p != missing]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import heapq
+import itertools
 import math
 import multiprocessing
 import os
@@ -552,12 +553,33 @@ def load_run(work: Path) -> dict[str, Any]:
 def merged_index(work: Path) -> Iterator[dict[str, Any]]:
     """Index entries of every input in path order, streamed: the kept ones (`index.jsonl`, in path
     order) merged with those of this run's tasks (each task's file is in path order). Only one
-    entry per source is in memory at a time, so a million inputs cost no more than ten."""
-    sources = [work / INDEX_FILE]
+    entry per source is in memory at a time, so a million inputs cost no more than ten. Where the
+    plan noted where each changed input goes (`KeptColumns`), its entry is put there without
+    comparing paths."""
     folder = work / ENTRIES_DIR
-    if folder.is_dir():
-        sources.extend(sorted(folder.glob("*.jsonl")))
+    tasks = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    try:
+        insert_at = _load(work / KeptColumns.INSERT)
+    except (OSError, ValueError):
+        insert_at = None
+    if insert_at is not None and sum(path.read_bytes().count(b"\n") for path in tasks) == len(insert_at):
+        return _placed(_entries(work / INDEX_FILE), itertools.chain.from_iterable(map(_entries, tasks)), insert_at)
+    sources = [work / INDEX_FILE, *tasks]
     return heapq.merge(*(_entries(path) for path in sources), key=lambda entry: str(entry["path"]))
+
+
+def _placed(
+    kept: Iterator[dict[str, Any]], changed: Iterator[dict[str, Any]], insert_at: np.ndarray
+) -> Iterator[dict[str, Any]]:
+    """The kept entries with changed entry i placed before kept entry `insert_at[i]`."""
+    positions = insert_at.tolist()
+    at = 0
+    for number, entry in enumerate(kept):
+        while at < len(positions) and positions[at] <= number:
+            yield next(changed)
+            at += 1
+        yield entry
+    yield from changed
 
 
 def _entries(path: Path) -> Iterator[dict[str, Any]]:
