@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import heapq
 import itertools
 import math
@@ -601,6 +602,16 @@ def _die_with_parent(parent: int) -> None:
     if os.getppid() != parent:
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def release_freed_memory() -> None:
+    """Give the heap's freed pages back to the system (glibc keeps them otherwise). The stages that
+    run in the submitting process (plan, collect) free hundreds of MB at a million pages; kept,
+    every task forked afterwards would map them too, and summed over the process tree they counted
+    once per task (at 1M pages, a peak of 2.2 GB during the bands stage)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def quiet_datatrove() -> None:

@@ -751,6 +751,7 @@ def _run_stages(work: Path, request: _Request, tasks: int, plan: _Plan, run_id: 
     bands, _ = dedup.lsh_bands(dedup.THRESHOLD, dedup.NUM_PERM)
     bar = _LazyBar(plan.changed_count, progress, plan.files_per_rank)
     options.progress = bar.update
+    engine.release_freed_memory()  # before the extract workers are forked
     try:
         if tasks:
             extract_options = replace(options, workers=engine.extract_workers(plan.changed_count, options))
@@ -762,6 +763,7 @@ def _run_stages(work: Path, request: _Request, tasks: int, plan: _Plan, run_id: 
     clock.lap("extract")
     options.progress = None
     engine.Collect(str(work)).run()
+    engine.release_freed_memory()  # before the band tasks are forked
     clock.lap("collect")
     band_tasks = engine.band_tasks(bands, options.workers, options.executor)
     engine.make_executor(options, bands_stage, band_tasks, work / engine.LOGS_DIR / "bands", "bands").run()
