@@ -4,6 +4,7 @@ clean run."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -82,11 +83,12 @@ def test_files_of_other_settings_or_damaged_ones_are_ignored(tmp_path) -> None:
     values.values(keys, np.arange(5), np.arange(5, 10), lambda at: np.ones(len(at)))
     values.save(tmp_path / "good.npz", "code-1")
     (tmp_path / "garbage.npz").write_bytes(b"not a zip file at all")
+    os.mkfifo(tmp_path / "fifo.npz")  # would block a read
     data = (tmp_path / "good.npz").read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
     for paths, settings in (
         ([tmp_path / "good.npz"], "code-2"),
-        ([tmp_path / "garbage.npz", tmp_path / "cut.npz", tmp_path / "missing.npz"], "code-1"),
+        ([tmp_path / "garbage.npz", tmp_path / "cut.npz", tmp_path / "missing.npz", tmp_path / "fifo.npz"], "code-1"),
     ):
         loaded = dedup.PairValues.load(paths, settings)
         computed = _Computed(np.zeros(5))

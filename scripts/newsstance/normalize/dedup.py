@@ -753,6 +753,8 @@ class PairValues:
         cannot be read, is ignored: its pairs are computed again)."""
         tables = []
         for path in paths:
+            if not path.is_file() or path.is_symlink():  # a FIFO would block the read
+                continue
             with contextlib.suppress(OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
                 with np.load(path, allow_pickle=False) as data:
                     if str(data["settings"]) != settings:
